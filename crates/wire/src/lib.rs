@@ -1,0 +1,25 @@
+//! The messenger control protocol, spoken over TCP between clients and the server.
+//!
+//! Everything here is sans-IO: [`FrameCodec`] splits a byte stream into length-prefixed frames
+//! (and plugs into `tokio_util::codec`), and [`ClientMsg`] / [`ServerMsg`] turn a frame's payload
+//! into a typed message and back. Nothing in this crate panics on any input; malformed bytes are
+//! reported as errors a caller can act on. `docs/PROTOCOL.md` describes the same format for
+//! people writing their own client.
+#![forbid(unsafe_code)]
+
+mod code;
+mod frame;
+mod message;
+mod name;
+
+pub use code::ErrorCode;
+pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, encode_frame};
+pub use message::{ClientMsg, DecodeError, FileEntry, ServerMsg};
+pub use name::{MAX_NAME_LEN, NameError, name_key, validate_name};
+
+/// The protocol version this crate speaks. A client announces it in its hello; the server
+/// answers with the version both will use, or `unsupported_version`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest chat text, in bytes of UTF-8, that the server relays. Longer texts get `too_long`.
+pub const MAX_TEXT_LEN: usize = 4096;

@@ -1,0 +1,228 @@
+//! The messages, as JSON objects tagged by `"type"`. Unknown fields are ignored, so either side
+//! may add fields without breaking the other.
+
+use crate::{ErrorCode, encode_frame};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A frame payload that is not a valid message. The connection survives it: the frame
+/// boundaries are intact, so the server answers `bad_request` and reads on.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed message: {0}")]
+pub struct DecodeError(#[from] serde_json::Error);
+
+/// What a client sends to the server.
+///
+/// `req` is an optional number the client picks; the server copies it into the reply or the
+/// error a request causes, so a client can match answers to questions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// The first frame of every connection: the protocol version and the wanted name.
+    Hello {
+        /// Highest protocol version the client speaks.
+        version: u32,
+        /// Wanted user name.
+        name: String,
+    },
+    /// A message to every other user online.
+    SendAll {
+        /// The text, at most [`crate::MAX_TEXT_LEN`] bytes.
+        text: String,
+        /// Echoed in an error this request causes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// A message to one user.
+    SendPrivate {
+        /// The recipient's name (any case).
+        to: String,
+        /// The text, at most [`crate::MAX_TEXT_LEN`] bytes.
+        text: String,
+        /// Echoed in an error this request causes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Asks for the names of the users online.
+    ListUsers {
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Asks for the files the server shares.
+    ListFiles {
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Keepalive; the server answers [`ServerMsg::Pong`].
+    Ping,
+    /// The client is leaving; the server tells the others and closes the connection.
+    Quit,
+}
+
+/// A file the server shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// File name inside the shared folder.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What the server sends to a client.
+///
+/// Times are milliseconds since the Unix epoch, UTC, stamped by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The hello was accepted: the client is online under `name`.
+    Welcome {
+        /// The protocol version both sides now speak.
+        version: u32,
+        /// The name the client joined with.
+        name: String,
+        /// Everyone online, the client included, sorted.
+        users: Vec<String>,
+        /// Server software and version, for humans.
+        server: String,
+    },
+    /// Another user came online.
+    Joined {
+        /// Their name.
+        name: String,
+        /// When.
+        time: u64,
+    },
+    /// Another user went offline.
+    Left {
+        /// Their name.
+        name: String,
+        /// When.
+        time: u64,
+        /// Why: `quit`, `disconnected`, `timeout`, `slow_consumer`, `protocol_error`.
+        reason: String,
+    },
+    /// A chat message.
+    Message {
+        /// The sender's name.
+        from: String,
+        /// The text.
+        text: String,
+        /// True when only this client received it.
+        private: bool,
+        /// When the server received it.
+        time: u64,
+    },
+    /// Reply to [`ClientMsg::ListUsers`].
+    Users {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// Names of the users online, sorted.
+        names: Vec<String>,
+    },
+    /// Reply to [`ClientMsg::ListFiles`].
+    Files {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The shared files, sorted by name.
+        files: Vec<FileEntry>,
+    },
+    /// A request failed, or the hello was refused.
+    Error {
+        /// The request number of the failed request, if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+    /// Answer to [`ClientMsg::Ping`].
+    Pong,
+    /// The server is closing this connection; the last frame it sends.
+    Bye {
+        /// Why: `server_shutdown`, `slow_consumer`, `timeout`, `protocol_error`, `quit`.
+        reason: String,
+        /// Why, for people.
+        message: String,
+    },
+}
+
+impl ClientMsg {
+    /// Parses a frame payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_slice(payload)?)
+    }
+
+    /// The message as a complete frame, length prefix included.
+    pub fn to_frame(&self) -> Bytes {
+        encode_frame(&to_json(self))
+    }
+}
+
+impl ServerMsg {
+    /// Parses a frame payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_slice(payload)?)
+    }
+
+    /// The message as a complete frame, length prefix included.
+    pub fn to_frame(&self) -> Bytes {
+        encode_frame(&to_json(self))
+    }
+
+    /// An error reply.
+    pub fn error(req: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            req,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn to_json<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Our messages hold only strings, integers, booleans and lists of them: serde_json cannot
+    // fail on those (it fails only on non-string map keys or a failing writer).
+    serde_json::to_vec(msg).expect("protocol messages always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_look_as_documented() {
+        let msg = ClientMsg::SendPrivate {
+            to: "bob".into(),
+            text: "hi".into(),
+            req: Some(7),
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"send_private","to":"bob","text":"hi","req":7}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ClientMsg::Ping).unwrap(),
+            r#"{"type":"ping"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let msg = ClientMsg::decode(br#"{"type":"list_users","future":true}"#).unwrap();
+        assert_eq!(msg, ClientMsg::ListUsers { req: None });
+    }
+
+    #[test]
+    fn unknown_types_and_bad_json_are_errors() {
+        assert!(ClientMsg::decode(br#"{"type":"launch_missiles"}"#).is_err());
+        assert!(ClientMsg::decode(b"\xff\xfe").is_err());
+        assert!(ClientMsg::decode(br#"{"type":"hello","version":1}"#).is_err());
+    }
+}
