@@ -1,0 +1,342 @@
+//! The connection to the server: a reader task turning frames into [`Event`]s and answers, and
+//! a writer task sending requests and keepalives.
+
+use crate::event::time_from_millis;
+use crate::{ClientError, Event};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+use tokio_util::codec::FramedRead;
+use wire::{ClientMsg, FileEntry, FrameCodec, PROTOCOL_VERSION, ServerMsg};
+
+/// How long connecting and each request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often we ping an otherwise quiet server (well within its idle timeout).
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Events buffered for a front end that is busy; past this the reader waits, and the server
+/// eventually disconnects us as a slow consumer rather than us buffering without bound.
+const EVENT_QUEUE: usize = 1024;
+/// Requests buffered for the writer.
+const OUTBOX: usize = 256;
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<ServerMsg>>>>;
+
+/// A handle on a connection to the server. Cheap to clone; every clone drives the same
+/// connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    outbox: mpsc::Sender<ClientMsg>,
+    pending: Pending,
+    next_req: AtomicU64,
+    name: String,
+    server: SocketAddr,
+    users_at_join: Vec<String>,
+}
+
+/// The stream of [`Event`]s of one connection; ends after [`Event::Disconnected`].
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event, or `None` once the connection is gone and every event was read.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is ready now (for UIs polling once per frame).
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`) and joins as `name`.
+    ///
+    /// Fails with [`ClientError::Server`] when the server refuses the name (`name_taken`,
+    /// `invalid_name`) or is full (`server_full`).
+    pub async fn connect(addr: &str, name: &str) -> Result<(Client, Events), ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            addr: addr.to_owned(),
+            source,
+        };
+        let stream = timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(unreachable)?;
+        let server = stream.peer_addr().map_err(unreachable)?;
+        let _ = stream.set_nodelay(true);
+        let (rd, mut wr) = stream.into_split();
+        let mut frames = FramedRead::new(rd, FrameCodec::default());
+
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.to_owned(),
+        };
+        wr.write_all(&hello.to_frame())
+            .await
+            .map_err(|_| ClientError::Disconnected)?;
+        let welcome = timeout(REQUEST_TIMEOUT, next_msg(&mut frames))
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        let (name, users_at_join) = match welcome {
+            ServerMsg::Welcome { name, users, .. } => (name, users),
+            ServerMsg::Error { code, message, .. } => {
+                return Err(ClientError::Server { code, message });
+            }
+            ServerMsg::Bye { message, .. } => return Err(ClientError::Protocol(message)),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected a welcome, got {other:?}"
+                )));
+            }
+        };
+
+        let (out_tx, out_rx) = mpsc::channel(OUTBOX);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let pending = Pending::default();
+        tokio::spawn(write_loop(wr, out_rx));
+        tokio::spawn(read_loop(frames, ev_tx, Arc::clone(&pending)));
+        let inner = Inner {
+            outbox: out_tx,
+            pending,
+            next_req: AtomicU64::new(1),
+            name,
+            server,
+            users_at_join,
+        };
+        Ok((
+            Client {
+                inner: Arc::new(inner),
+            },
+            Events { rx: ev_rx },
+        ))
+    }
+
+    /// The name we joined with, as the server spelled it.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> SocketAddr {
+        self.inner.server
+    }
+
+    /// Who was online when we joined (ourselves included).
+    pub fn users_at_join(&self) -> &[String] {
+        &self.inner.users_at_join
+    }
+
+    /// Sends `text` to every other user. Errors the server reports (e.g. `too_long`) arrive as
+    /// [`Event::Error`].
+    pub async fn send_all(&self, text: impl Into<String>) -> Result<(), ClientError> {
+        let req = Some(self.next_req());
+        self.send(ClientMsg::SendAll {
+            text: text.into(),
+            req,
+        })
+        .await
+    }
+
+    /// Sends `text` to the user called `to`. Errors (`no_such_user`, `too_long`) arrive as
+    /// [`Event::Error`].
+    pub async fn send_private(
+        &self,
+        to: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Result<(), ClientError> {
+        let req = Some(self.next_req());
+        self.send(ClientMsg::SendPrivate {
+            to: to.into(),
+            text: text.into(),
+            req,
+        })
+        .await
+    }
+
+    /// The users online now, sorted.
+    pub async fn users(&self) -> Result<Vec<String>, ClientError> {
+        let req = self.next_req();
+        match self
+            .request(req, ClientMsg::ListUsers { req: Some(req) })
+            .await?
+        {
+            ServerMsg::Users { names, .. } => Ok(names),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The files the server shares, sorted by name.
+    pub async fn files(&self) -> Result<Vec<FileEntry>, ClientError> {
+        let req = self.next_req();
+        match self
+            .request(req, ClientMsg::ListFiles { req: Some(req) })
+            .await?
+        {
+            ServerMsg::Files { files, .. } => Ok(files),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Leaves the chat. The server confirms with a `bye`, which arrives as
+    /// [`Event::Disconnected`] with reason `quit`.
+    pub async fn quit(&self) -> Result<(), ClientError> {
+        self.send(ClientMsg::Quit).await
+    }
+
+    fn next_req(&self) -> u64 {
+        self.inner.next_req.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn send(&self, msg: ClientMsg) -> Result<(), ClientError> {
+        self.inner
+            .outbox
+            .send(msg)
+            .await
+            .map_err(|_| ClientError::Disconnected)
+    }
+
+    /// Sends a request and waits for the answer carrying the same `req`.
+    async fn request(&self, req: u64, msg: ClientMsg) -> Result<ServerMsg, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.pending).insert(req, tx);
+        let answer = async {
+            self.send(msg).await?;
+            timeout(REQUEST_TIMEOUT, rx)
+                .await
+                .map_err(|_| ClientError::Timeout)?
+                .map_err(|_| ClientError::Disconnected)
+        }
+        .await;
+        lock(&self.inner.pending).remove(&req);
+        match answer? {
+            ServerMsg::Error { code, message, .. } => Err(ClientError::Server { code, message }),
+            msg => Ok(msg),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The map is only ever inserted into or removed from; a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unexpected(msg: ServerMsg) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {msg:?}"))
+}
+
+async fn next_msg(
+    frames: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+) -> Result<ServerMsg, ClientError> {
+    match frames.next().await {
+        Some(Ok(payload)) => {
+            ServerMsg::decode(&payload).map_err(|e| ClientError::Protocol(e.to_string()))
+        }
+        Some(Err(err)) => Err(ClientError::Protocol(err.to_string())),
+        None => Err(ClientError::Disconnected),
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<ClientMsg>) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = ping.tick() => Some(ClientMsg::Ping),
+        };
+        // Every clone of the client dropped: leave politely.
+        let msg = msg.unwrap_or(ClientMsg::Quit);
+        let quit = msg == ClientMsg::Quit;
+        if wr.write_all(&msg.to_frame()).await.is_err() || quit {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop(
+    mut frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    events: mpsc::Sender<Event>,
+    pending: Pending,
+) {
+    let last = loop {
+        let msg = match next_msg(&mut frames).await {
+            Ok(msg) => msg,
+            Err(ClientError::Disconnected) => {
+                break Event::Disconnected {
+                    reason: "connection_lost".into(),
+                    message: "the server closed the connection".into(),
+                };
+            }
+            Err(err) => {
+                break Event::Disconnected {
+                    reason: "protocol_error".into(),
+                    message: err.to_string(),
+                };
+            }
+        };
+        let req = match &msg {
+            ServerMsg::Users { req, .. }
+            | ServerMsg::Files { req, .. }
+            | ServerMsg::Error { req, .. } => *req,
+            _ => None,
+        };
+        let waiter = req.and_then(|req| lock(&pending).remove(&req));
+        let msg = match waiter {
+            Some(waiter) => match waiter.send(msg) {
+                Ok(()) => continue,
+                Err(msg) => msg, // the caller gave up waiting; show it as an event instead
+            },
+            None => msg,
+        };
+        let event = match msg {
+            ServerMsg::Joined { name, time } => Event::Joined {
+                name,
+                time: time_from_millis(time),
+            },
+            ServerMsg::Left { name, time, reason } => Event::Left {
+                name,
+                reason,
+                time: time_from_millis(time),
+            },
+            ServerMsg::Message {
+                from,
+                text,
+                private,
+                time,
+            } => Event::Message {
+                from,
+                text,
+                private,
+                time: time_from_millis(time),
+            },
+            ServerMsg::Users { names, .. } => Event::Users(names),
+            ServerMsg::Files { files, .. } => Event::Files(files),
+            ServerMsg::Error { code, message, .. } => Event::Error { code, message },
+            ServerMsg::Bye { reason, message } => break Event::Disconnected { reason, message },
+            ServerMsg::Pong | ServerMsg::Welcome { .. } => continue,
+        };
+        if events.send(event).await.is_err() {
+            return; // nobody listens any more
+        }
+    };
+    // Fail every waiting request now rather than at its timeout.
+    lock(&pending).clear();
+    let _ = events.send(last).await;
+}

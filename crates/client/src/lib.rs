@@ -1,0 +1,22 @@
+//! The messenger client library: every front end (terminal, GUI, benchmarks) talks to the server
+//! through [`Client`] and reads what happens from [`Events`]; none touches the socket itself.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), client::ClientError> {
+//! let (client, mut events) = client::Client::connect("127.0.0.1:50000", "alice").await?;
+//! client.send_all("hello everyone").await?;
+//! while let Some(event) = events.recv().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod connection;
+mod error;
+mod event;
+
+pub use connection::{Client, Events};
+pub use error::ClientError;
+pub use event::Event;
+pub use wire::{ErrorCode, FileEntry};

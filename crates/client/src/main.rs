@@ -1,0 +1,176 @@
+//! `messenger`: the terminal chat client.
+
+mod term;
+
+use clap::Parser;
+use client::{Client, ClientError, Event};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use term::command::{self, Command, CommandError};
+use term::output::Output;
+
+/// Chat from the terminal. Lines you type go to everyone; /help lists the commands.
+///
+/// With --json, every event is one JSON object per line on stdout (for scripts).
+/// Exit status: 0 after /quit or end of input, 1 when the connection fails or is lost.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Server address, as HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:50000")]
+    server: String,
+    /// Your name: 1 to 32 letters, digits, '_', '-' or '.'.
+    #[arg(long)]
+    name: String,
+    /// Print one JSON object per line for every event instead of text for people.
+    #[arg(long)]
+    json: bool,
+    /// Where downloads are saved.
+    #[arg(long, default_value = ".")]
+    download_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = Args::parse();
+    let terminal = TerminalGuard::save();
+    let code = run(args).await;
+    drop(terminal);
+    code
+}
+
+async fn run(args: Args) -> ExitCode {
+    let (client, mut events) = match Client::connect(&args.server, &args.name).await {
+        Ok(connected) => connected,
+        Err(err) => {
+            if args.json
+                && let Some(code) = err.code()
+            {
+                let line = serde_json::json!({"event": "error", "code": code.as_str(), "message": err.to_string()});
+                println!("{line}");
+            }
+            eprintln!("messenger: {}", sentence(&err, &args));
+            return ExitCode::FAILURE;
+        }
+    };
+    let color =
+        !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (mut lines, printer) = term::input::start(!args.json);
+    let mut out = Output::new(args.json, color, printer);
+    out.connected(client.name(), &args.server, client.users_at_join());
+
+    // Once we said goodbye, the server's bye should follow at once; do not wait forever for it.
+    let mut quit_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let quitting = quit_deadline.is_some();
+        let give_up =
+            tokio::time::sleep_until(quit_deadline.unwrap_or_else(tokio::time::Instant::now));
+        tokio::select! {
+            () = give_up, if quitting => {
+                out.disconnected("quit", "goodbye (the server did not confirm)");
+                return ExitCode::SUCCESS;
+            }
+            event = events.recv() => match event {
+                Some(Event::Disconnected { reason, message }) => {
+                    out.disconnected(&reason, &message);
+                    return if reason == "quit" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+                }
+                Some(event) => out.event(&event),
+                None => return ExitCode::FAILURE,
+            },
+            line = lines.recv(), if !quitting => {
+                let command = match line {
+                    Some(line) => command::parse(&line),
+                    None => Ok(Command::Quit),
+                };
+                match command {
+                    Ok(Command::Quit) => {
+                        if client.quit().await.is_err() {
+                            out.disconnected("quit", "goodbye");
+                            return ExitCode::SUCCESS;
+                        }
+                        quit_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+                    }
+                    Ok(command) => execute(&client, command, &mut out).await,
+                    Err(CommandError::Unknown(word)) => out.error(
+                        "unknown_command",
+                        &format!("unknown command {word}; /help lists the commands"),
+                    ),
+                    Err(CommandError::Usage(usage)) => {
+                        out.error("bad_arguments", &format!("usage: {usage}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn execute(client: &Client, command: Command, out: &mut Output) {
+    let result = match command {
+        Command::All(text) => client.send_all(text).await,
+        Command::Msg { to, text } => client.send_private(to, text).await,
+        Command::Users => client.users().await.map(|names| out.users(&names)),
+        Command::Files => client.files().await.map(|files| out.files(&files)),
+        Command::Help => {
+            out.info(command::HELP);
+            Ok(())
+        }
+        Command::Quit | Command::Nothing => Ok(()),
+    };
+    if let Err(err) = result {
+        let code = err.code().map_or("disconnected", |c| c.as_str());
+        out.error(code, &err.to_string());
+    }
+}
+
+/// One clear sentence for a failed connection.
+fn sentence(err: &ClientError, args: &Args) -> String {
+    match err {
+        ClientError::Unreachable { source, .. } => format!(
+            "cannot connect to {} ({source}); is the server running, and is the address HOST:PORT?",
+            args.server
+        ),
+        ClientError::Server { message, code } => {
+            format!("the server refused to let you in: {message} ({code})")
+        }
+        other => format!("could not join {}: {other}", args.server),
+    }
+}
+
+/// Restores the terminal's settings on exit: the line editor may still be inside `readline`
+/// (in raw mode) when we leave.
+struct TerminalGuard(Option<nix::sys::termios::Termios>);
+
+impl TerminalGuard {
+    fn save() -> Self {
+        let stdin = std::io::stdin();
+        Self(
+            stdin
+                .is_terminal()
+                .then(|| nix::sys::termios::tcgetattr(&stdin).ok())
+                .flatten(),
+        )
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The terminal front end: command parsing, input, and output for people or scripts.
+
+pub mod command;
+pub mod input;
+pub mod output;

@@ -1,0 +1,116 @@
+//! The messenger server: accepts TCP connections, runs one session per client, keeps the
+//! registry of who is online and shares a folder of files.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = server::Server::bind(server::Config::default()).await?;
+//! let stop = tokio_util::sync::CancellationToken::new();
+//! server.run(stop).await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod config;
+mod registry;
+mod session;
+
+pub use catalog::FileCatalog;
+pub use config::Config;
+pub use registry::{CloseReason, Registry};
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for connections to say goodbye before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// State every session shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) catalog: FileCatalog,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds the listening socket and opens the shared folder (creating it if missing).
+    pub async fn bind(config: Config) -> io::Result<Self> {
+        let catalog = FileCatalog::open(&config.files_dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot use {} as the files folder: {e}",
+                    config.files_dir.display()
+                ),
+            )
+        })?;
+        let listener = TcpListener::bind(config.bind).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.bind))
+        })?;
+        let shared = Arc::new(Shared {
+            registry: Registry::new(config.max_clients),
+            catalog,
+            config,
+            shutdown: CancellationToken::new(),
+        });
+        Ok(Self { listener, shared })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The folder the server shares, as a real path.
+    pub fn files_dir(&self) -> &std::path::Path {
+        self.shared.catalog.root()
+    }
+
+    /// Serves until `stop` is cancelled, then tells every client the server is shutting down
+    /// and waits (a few seconds at most) for the connections to close.
+    pub async fn run(self, stop: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let mut next_session: u64 = 1;
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = stop.cancelled() => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    next_session += 1;
+                    let shared = Arc::clone(&self.shared);
+                    tracker.spawn(session::run(stream, peer, shared, next_session));
+                }
+                Err(err) => {
+                    // Usually EMFILE: back off instead of spinning, keep serving the others.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        tracing::info!(online = self.shared.registry.len(), "shutting down");
+        drop(self.listener);
+        self.shared.registry.close_all(CloseReason::ServerShutdown);
+        self.shared.shutdown.cancel();
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `messenger-server`: the chat and file server.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Chat server with fast, reliable file downloads.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TCP address to listen on.
+    #[arg(long, default_value = "0.0.0.0:50000")]
+    bind: SocketAddr,
+    /// Folder whose files are shared (created if missing).
+    #[arg(long, default_value = "./files")]
+    files: PathBuf,
+    /// UDP ports for file transfers, as LO-HI.
+    #[arg(long, default_value = "55000-55015", value_parser = parse_port_range)]
+    udp_ports: RangeInclusive<u16>,
+    /// Most users online at once.
+    #[arg(long, default_value_t = 1024)]
+    max_clients: usize,
+    /// Most messages queued for one client before it is disconnected as too slow.
+    #[arg(long, default_value_t = 100)]
+    queue_limit: usize,
+    /// Seconds a new connection has to send its hello.
+    #[arg(long, default_value_t = 10)]
+    hello_timeout: u64,
+    /// Seconds a client may stay silent before it is disconnected (clients ping every 15 s).
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
+}
+
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let (lo, hi) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected LO-HI, like 55000-55015, not {text:?}"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad port {lo:?}: {e}"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad port {hi:?}: {e}"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!(
+            "{text:?} is not a range of ports from 1 to 65535 with LO <= HI"
+        ));
+    }
+    Ok(lo..=hi)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    if args.max_clients == 0 || args.queue_limit == 0 {
+        bail!("--max-clients and --queue-limit must be at least 1");
+    }
+    let config = server::Config {
+        bind: args.bind,
+        files_dir: args.files,
+        udp_ports: args.udp_ports,
+        max_clients: args.max_clients,
+        queue_limit: args.queue_limit,
+        hello_timeout: Duration::from_secs(args.hello_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    };
+    let server = server::Server::bind(config).await?;
+    tracing::info!(
+        addr = %server.local_addr().context("no local address")?,
+        files = %server.files_dir().display(),
+        "listening"
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    server.run(stop).await;
+    Ok(())
+}
+
+async fn stop_on_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    stop.cancel();
+}

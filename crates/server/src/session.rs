@@ -1,0 +1,308 @@
+//! One client connection: the hello, then a loop reading requests, with a writer task draining
+//! the client's bounded outbox onto the socket.
+
+use crate::Shared;
+use crate::registry::{CloseReason, Outbox, now_millis};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::codec::FramedRead;
+use wire::{
+    ClientMsg, ErrorCode, FrameCodec, FrameError, MAX_TEXT_LEN, PROTOCOL_VERSION, ServerMsg,
+};
+
+/// Most bytes the writer gathers from the outbox into one socket write.
+const WRITE_BATCH: usize = 64 * 1024;
+/// How long a closing connection may take to flush its last frames.
+const LINGER: Duration = Duration::from_secs(2);
+
+type Frames = FramedRead<OwnedReadHalf, FrameCodec>;
+
+/// Serves one connection until it ends.
+pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, session: u64) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+
+    let (rd, mut wr) = stream.into_split();
+    let mut frames = FramedRead::new(rd, FrameCodec::default());
+    let (outbox, rx) = Outbox::new(shared.config.queue_limit);
+
+    let Some(name) = hello(&mut frames, &mut wr, &shared, &outbox, session).await else {
+        let _ = timeout(LINGER, wr.shutdown()).await;
+        return;
+    };
+    tracing::info!(%peer, user = %name, "joined");
+    let writer = tokio::spawn(write_loop(wr, rx, outbox.clone()));
+    let reason = read_loop(&mut frames, &shared, &outbox, &name, session).await;
+    tracing::info!(%peer, user = %name, reason = reason.as_str(), "left");
+    shared.registry.leave(&name, session, reason);
+    outbox.close(reason);
+    let _ = writer.await;
+}
+
+/// Waits for a valid hello and registers the user. A refused name may be retried on the same
+/// connection until the hello deadline.
+async fn hello(
+    frames: &mut Frames,
+    wr: &mut OwnedWriteHalf,
+    shared: &Shared,
+    outbox: &Outbox,
+    session: u64,
+) -> Option<String> {
+    let deadline = Instant::now() + shared.config.hello_timeout;
+    let mut shutdown = std::pin::pin!(shared.shutdown.cancelled());
+    loop {
+        let next = tokio::select! {
+            next = timeout_at(deadline, frames.next()) => next,
+            () = &mut shutdown => {
+                send_now(wr, &CloseReason::ServerShutdown.bye()).await;
+                return None;
+            }
+        };
+        let payload = match next {
+            Err(_elapsed) => {
+                send_now(wr, &CloseReason::Timeout.bye()).await;
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Err(err))) => {
+                refuse(wr, ErrorCode::BadRequest, &err.to_string()).await;
+                return None;
+            }
+            Ok(Some(Ok(payload))) => payload,
+        };
+        let (version, name) = match ClientMsg::decode(&payload) {
+            Ok(ClientMsg::Hello { version, name }) => (version, name),
+            Ok(_) => {
+                refuse(
+                    wr,
+                    ErrorCode::BadRequest,
+                    "the first message must be a hello",
+                )
+                .await;
+                continue;
+            }
+            Err(err) => {
+                refuse(wr, ErrorCode::BadRequest, &err.to_string()).await;
+                continue;
+            }
+        };
+        if version < 1 {
+            let text = format!("this server speaks protocol version {PROTOCOL_VERSION}");
+            refuse(wr, ErrorCode::UnsupportedVersion, &text).await;
+            return None;
+        }
+        if let Err(err) = wire::validate_name(&name) {
+            refuse(wr, ErrorCode::InvalidName, &err.to_string()).await;
+            continue;
+        }
+        let welcome = |users| ServerMsg::Welcome {
+            version: version.min(PROTOCOL_VERSION),
+            name: name.clone(),
+            users,
+            server: concat!("messenger-server ", env!("CARGO_PKG_VERSION")).into(),
+        };
+        match shared
+            .registry
+            .join(&name, session, outbox.clone(), welcome)
+        {
+            Ok(()) => return Some(name),
+            Err(ErrorCode::ServerFull) => {
+                let text = format!("the server is full ({} users)", shared.config.max_clients);
+                refuse(wr, ErrorCode::ServerFull, &text).await;
+                return None;
+            }
+            Err(code) => {
+                let text = format!("the name {name:?} is already taken");
+                refuse(wr, code, &text).await;
+            }
+        }
+    }
+}
+
+/// Reads requests until the connection ends; returns why it ended.
+async fn read_loop(
+    frames: &mut Frames,
+    shared: &Shared,
+    outbox: &Outbox,
+    name: &str,
+    session: u64,
+) -> CloseReason {
+    let idle = shared.config.idle_timeout;
+    loop {
+        let next = tokio::select! {
+            next = timeout(idle, frames.next()) => next,
+            () = outbox.closed() => return outbox.reason().unwrap_or(CloseReason::Disconnected),
+            () = shared.shutdown.cancelled() => return CloseReason::ServerShutdown,
+        };
+        let payload = match next {
+            Err(_elapsed) => return CloseReason::Timeout,
+            Ok(None) => return CloseReason::Disconnected,
+            Ok(Some(Err(FrameError::Io(_)))) => return CloseReason::Disconnected,
+            Ok(Some(Err(err @ FrameError::BadLength { .. }))) => {
+                let msg = ServerMsg::error(None, ErrorCode::BadRequest, err.to_string());
+                shared.registry.reply(outbox, name, session, &msg);
+                return CloseReason::ProtocolError;
+            }
+            Ok(Some(Ok(payload))) => payload,
+        };
+        let reply = match ClientMsg::decode(&payload) {
+            Ok(msg) => handle(msg, shared, name, session).await,
+            Err(err) => Some(ServerMsg::error(None, ErrorCode::BadRequest, err.to_string()).into()),
+        };
+        match reply {
+            Some(Reply::Quit) => return CloseReason::Quit,
+            Some(Reply::Send(msg)) => shared.registry.reply(outbox, name, session, &msg),
+            None => {}
+        }
+    }
+}
+
+enum Reply {
+    Send(ServerMsg),
+    Quit,
+}
+
+impl From<ServerMsg> for Reply {
+    fn from(msg: ServerMsg) -> Self {
+        Self::Send(msg)
+    }
+}
+
+/// Carries out one request; returns what to answer, if anything.
+async fn handle(msg: ClientMsg, shared: &Shared, name: &str, session: u64) -> Option<Reply> {
+    match msg {
+        ClientMsg::SendAll { text, req } => {
+            if let Some(err) = check_text(&text, req) {
+                return Some(err.into());
+            }
+            let frame = message_frame(name, text, false);
+            shared.registry.broadcast(session, &frame);
+            None
+        }
+        ClientMsg::SendPrivate { to, text, req } => {
+            if let Some(err) = check_text(&text, req) {
+                return Some(err.into());
+            }
+            let frame = message_frame(name, text, true);
+            match shared.registry.send_to(&to, frame) {
+                Ok(()) => None,
+                Err(code) => {
+                    Some(ServerMsg::error(req, code, format!("{to:?} is not online")).into())
+                }
+            }
+        }
+        ClientMsg::ListUsers { req } => Some(
+            ServerMsg::Users {
+                req,
+                names: shared.registry.names(),
+            }
+            .into(),
+        ),
+        ClientMsg::ListFiles { req } => Some(
+            match shared.catalog.list().await {
+                Ok(files) => ServerMsg::Files { req, files },
+                Err(err) => {
+                    tracing::warn!(%err, "cannot list the shared folder");
+                    ServerMsg::error(req, ErrorCode::Internal, "the shared folder cannot be read")
+                }
+            }
+            .into(),
+        ),
+        ClientMsg::Ping => Some(ServerMsg::Pong.into()),
+        ClientMsg::Quit => Some(Reply::Quit),
+        ClientMsg::Hello { .. } => Some(
+            ServerMsg::error(
+                None,
+                ErrorCode::BadRequest,
+                "already joined; hello comes once",
+            )
+            .into(),
+        ),
+    }
+}
+
+fn check_text(text: &str, req: Option<u64>) -> Option<ServerMsg> {
+    (text.len() > MAX_TEXT_LEN).then(|| {
+        let detail = format!(
+            "messages are at most {MAX_TEXT_LEN} bytes, this one has {}",
+            text.len()
+        );
+        ServerMsg::error(req, ErrorCode::TooLong, detail)
+    })
+}
+
+fn message_frame(from: &str, text: String, private: bool) -> Bytes {
+    ServerMsg::Message {
+        from: from.to_owned(),
+        text,
+        private,
+        time: now_millis(),
+    }
+    .to_frame()
+}
+
+/// Drains the outbox onto the socket, many frames per write. When the connection is closed it
+/// flushes what is queued, sends the `bye` frame and shuts the socket.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbox: Outbox) {
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            frame = rx.recv() => frame,
+            () = outbox.closed() => None,
+        };
+        let Some(first) = first else { break };
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        let write = wr.write_all_buf(&mut batch);
+        let written = tokio::select! {
+            res = write => res.is_ok(),
+            // A client that does not read is evicted once its queue fills; stop waiting then.
+            () = outbox.closed() => false,
+        };
+        if !written {
+            break;
+        }
+    }
+    let reason = outbox.reason().unwrap_or(CloseReason::Disconnected);
+    let _ = timeout(LINGER, async {
+        if reason != CloseReason::SlowConsumer {
+            // Whatever was queued before the close still goes out (e.g. a reply to the request
+            // that preceded a quit). A slow consumer gets only the bye.
+            while let Ok(frame) = rx.try_recv() {
+                batch.extend_from_slice(&frame);
+            }
+        }
+        if reason != CloseReason::Disconnected {
+            batch.extend_from_slice(&reason.bye().to_frame());
+        }
+        let _ = wr.write_all_buf(&mut batch).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
+}
+
+/// Writes one frame straight to the socket, before the writer task exists.
+async fn send_now(wr: &mut OwnedWriteHalf, msg: &ServerMsg) {
+    let _ = timeout(LINGER, wr.write_all(&msg.to_frame())).await;
+}
+
+async fn refuse(wr: &mut OwnedWriteHalf, code: ErrorCode, message: &str) {
+    send_now(wr, &ServerMsg::error(None, code, message)).await;
+}
