@@ -114,3 +114,34 @@ impl Server {
         }
     }
 }
+
+/// A server running on its own task, as [`Server::spawn`] starts it.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Runs the server on a new task; the handle stops it.
+    pub fn spawn(self) -> io::Result<ServerHandle> {
+        let addr = self.local_addr()?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(self.run(stop.clone()));
+        Ok(ServerHandle { addr, stop, task })
+    }
+}
+
+impl ServerHandle {
+    /// Where the server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Shuts the server down gracefully and waits until it has.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}

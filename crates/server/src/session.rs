@@ -165,6 +165,10 @@ async fn read_loop(
             Some(Reply::Send(msg)) => shared.registry.reply(outbox, name, session, &msg),
             None => {}
         }
+        // Let the writers woken by this request run before the next one: a client that pipelines
+        // many messages would otherwise fill its recipients' queues in one burst, before any of
+        // them had a chance to drain, and get healthy readers evicted as slow.
+        tokio::task::yield_now().await;
     }
 }
 

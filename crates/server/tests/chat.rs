@@ -1,0 +1,597 @@
+//! Chat behaviour, proven with a real server on 127.0.0.1 and real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::BytesMut;
+use client::{Client, ErrorCode, Event, Events};
+use server::{Config, Server, ServerHandle};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use wire::{ClientMsg, FrameCodec, ServerMsg};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct TestServer {
+    handle: ServerHandle,
+    addr: String,
+    _files: tempfile::TempDir,
+}
+
+async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let files = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        files_dir: files.path().to_path_buf(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let handle = Server::bind(config).await.unwrap().spawn().unwrap();
+    let addr = handle.addr().to_string();
+    TestServer {
+        handle,
+        addr,
+        _files: files,
+    }
+}
+
+async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+async fn join(server: &TestServer, name: &str) -> (Client, Events) {
+    Client::connect(&server.addr, name).await.unwrap()
+}
+
+/// The next event, failing the test if none comes in time.
+async fn next(events: &mut Events) -> Event {
+    tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("timed out waiting for an event")
+        .expect("event stream ended")
+}
+
+/// Skips events until one matches.
+async fn wait_for(events: &mut Events, mut pred: impl FnMut(&Event) -> bool) -> Event {
+    loop {
+        let event = next(events).await;
+        if pred(&event) {
+            return event;
+        }
+    }
+}
+
+/// Asserts nothing more arrives within a short while.
+async fn assert_quiet(events: &mut Events) {
+    let got = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+    assert!(got.is_err(), "unexpected event {got:?}");
+}
+
+/// Joins `n` clients named `{prefix}{i}` and drains the join notices among them, so each
+/// stream starts clean.
+async fn join_many(server: &TestServer, prefix: &str, n: usize) -> Vec<(Client, Events)> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        all.push(join(server, &format!("{prefix}{i}")).await);
+    }
+    for (i, (_, events)) in all.iter_mut().enumerate() {
+        for _ in i + 1..n {
+            assert!(matches!(next(events).await, Event::Joined { .. }));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn joins_and_leaves_are_seen_by_every_other_client() {
+    let server = start().await;
+    let mut crowd = join_many(&server, "user", 20).await;
+    let (newcomer, _ev) = join(&server, "newcomer").await;
+    for (_, events) in &mut crowd {
+        assert!(matches!(next(events).await, Event::Joined { name, .. } if name == "newcomer"));
+    }
+    newcomer.quit().await.unwrap();
+    for (_, events) in &mut crowd {
+        let event = next(events).await;
+        assert!(
+            matches!(&event, Event::Left { name, reason, .. } if name == "newcomer" && reason == "quit"),
+            "{event:?}"
+        );
+        assert_quiet(events).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_announced_as_left() {
+    let server = start().await;
+    let (_watcher, mut events) = join(&server, "watcher").await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.hello("ghost").await;
+    assert!(matches!(raw.recv().await, Some(ServerMsg::Welcome { .. })));
+    wait_for(
+        &mut events,
+        |e| matches!(e, Event::Joined { name, .. } if name == "ghost"),
+    )
+    .await;
+    drop(raw); // the socket closes without a quit, as when a process dies
+    let event = next(&mut events).await;
+    assert!(
+        matches!(&event, Event::Left { name, reason, .. } if name == "ghost" && reason == "disconnected"),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_other_client_once_and_in_order() {
+    let server = start().await;
+    let mut crowd = join_many(&server, "c", 24).await;
+    let senders = 4;
+    let per_sender = 50;
+    for round in 0..per_sender {
+        for (client, _) in crowd.iter().take(senders) {
+            client
+                .send_all(format!("{}:{round}", client.name()))
+                .await
+                .unwrap();
+        }
+    }
+    for (i, (client, events)) in crowd.iter_mut().enumerate() {
+        let expected = if i < senders {
+            (senders - 1) * per_sender
+        } else {
+            senders * per_sender
+        };
+        let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+        for _ in 0..expected {
+            match next(events).await {
+                Event::Message {
+                    from,
+                    text,
+                    private: false,
+                    ..
+                } => {
+                    let (who, n) = text.split_once(':').unwrap();
+                    assert_eq!(who, from, "the server stamps the true sender");
+                    seen.entry(from).or_default().push(n.parse().unwrap());
+                }
+                other => panic!("{} got {other:?}", client.name()),
+            }
+        }
+        assert_quiet(events).await;
+        assert!(
+            !seen.contains_key(client.name()),
+            "no copy of one's own message"
+        );
+        for (from, numbers) in seen {
+            assert_eq!(
+                numbers,
+                (0..per_sender).collect::<Vec<_>>(),
+                "order from {from}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn private_message_reaches_only_its_target() {
+    let server = start().await;
+    let mut crowd = join_many(&server, "p", 20).await;
+    crowd[0].0.send_private("P7", "psst").await.unwrap(); // names match ignoring case
+    for (i, (_, events)) in crowd.iter_mut().enumerate() {
+        if i == 7 {
+            let event = next(events).await;
+            assert!(
+                matches!(&event, Event::Message { from, text, private: true, .. } if from == "p0" && text == "psst"),
+                "{event:?}"
+            );
+        }
+        assert_quiet(events).await;
+    }
+}
+
+#[tokio::test]
+async fn messages_carry_the_server_time() {
+    let server = start().await;
+    let mut pair = join_many(&server, "t", 2).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    pair[0].0.send_all("tick").await.unwrap();
+    let Event::Message { time, .. } = next(&mut pair[1].1).await else {
+        panic!()
+    };
+    assert!(time >= before && time <= chrono::Utc::now() + chrono::Duration::seconds(1));
+}
+
+#[tokio::test]
+async fn taken_and_invalid_names_are_refused() {
+    let server = start().await;
+    let _alice = join(&server, "Alice").await;
+    for (name, code) in [
+        ("alice", ErrorCode::NameTaken),
+        ("ALICE", ErrorCode::NameTaken),
+        ("", ErrorCode::InvalidName),
+        ("has space", ErrorCode::InvalidName),
+        ("x".repeat(33).as_str(), ErrorCode::InvalidName),
+        ("bad/slash", ErrorCode::InvalidName),
+    ] {
+        let err = Client::connect(&server.addr, name).await.unwrap_err();
+        assert_eq!(err.code(), Some(code), "{name:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_name_can_be_retried_on_the_same_connection() {
+    let server = start().await;
+    let _bob = join(&server, "bob").await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.hello("bob").await;
+    assert!(matches!(
+        raw.recv().await,
+        Some(ServerMsg::Error {
+            code: ErrorCode::NameTaken,
+            ..
+        })
+    ));
+    raw.hello("bob2").await;
+    assert!(matches!(raw.recv().await, Some(ServerMsg::Welcome { name, .. }) if name == "bob2"));
+}
+
+#[tokio::test]
+async fn private_message_to_nobody_is_no_such_user() {
+    let server = start().await;
+    let (client, mut events) = join(&server, "lonely").await;
+    client.send_private("ghost", "hello?").await.unwrap();
+    let event = next(&mut events).await;
+    assert!(
+        matches!(
+            event,
+            Event::Error {
+                code: ErrorCode::NoSuchUser,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
+async fn texts_over_4_kib_are_too_long_and_not_delivered() {
+    let server = start().await;
+    let mut pair = join_many(&server, "l", 2).await;
+    pair[0].0.send_all("x".repeat(4097)).await.unwrap();
+    pair[0]
+        .0
+        .send_private("l1", "y".repeat(5000))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let event = next(&mut pair[0].1).await;
+        assert!(
+            matches!(
+                event,
+                Event::Error {
+                    code: ErrorCode::TooLong,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+    }
+    pair[0].0.send_all("x".repeat(4096)).await.unwrap();
+    let Event::Message { text, .. } = next(&mut pair[1].1).await else {
+        panic!()
+    };
+    assert_eq!(text.len(), 4096, "exactly 4 KiB is allowed");
+    assert_quiet(&mut pair[1].1).await;
+}
+
+#[tokio::test]
+async fn over_max_clients_a_newcomer_gets_server_full() {
+    let server = start_with(|c| c.max_clients = 3).await;
+    let _crowd = join_many(&server, "f", 3).await;
+    let err = Client::connect(&server.addr, "late").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::ServerFull));
+}
+
+#[tokio::test]
+async fn a_place_frees_when_someone_leaves() {
+    let server = start_with(|c| c.max_clients = 1).await;
+    let (first, _events) = join(&server, "first").await;
+    first.quit().await.unwrap();
+    let mut joined = None;
+    for _ in 0..50 {
+        match Client::connect(&server.addr, "second").await {
+            Ok(c) => {
+                joined = Some(c);
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::ServerFull)),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(joined.is_some());
+}
+
+#[tokio::test]
+async fn an_unknown_protocol_version_is_refused() {
+    let server = start().await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.send(&ClientMsg::Hello {
+        version: 0,
+        name: "old".into(),
+    })
+    .await;
+    let msg = raw.recv().await;
+    assert!(
+        matches!(
+            msg,
+            Some(ServerMsg::Error {
+                code: ErrorCode::UnsupportedVersion,
+                ..
+            })
+        ),
+        "{msg:?}"
+    );
+    assert_eq!(raw.recv().await, None, "and the connection closes");
+}
+
+#[tokio::test]
+async fn a_newer_client_is_answered_in_our_version() {
+    let server = start().await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.send(&ClientMsg::Hello {
+        version: 99,
+        name: "future".into(),
+    })
+    .await;
+    let msg = raw.recv().await;
+    assert!(
+        matches!(msg, Some(ServerMsg::Welcome { version: 1, .. })),
+        "{msg:?}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_gets_bad_request_and_the_connection_survives() {
+    let server = start().await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.hello("messy").await;
+    assert!(matches!(raw.recv().await, Some(ServerMsg::Welcome { .. })));
+    raw.send_payload(b"{\"type\":\"nonsense\"}").await;
+    raw.send_payload(b"\xff\xfe not json").await;
+    for _ in 0..2 {
+        let msg = raw.recv().await;
+        assert!(
+            matches!(
+                msg,
+                Some(ServerMsg::Error {
+                    code: ErrorCode::BadRequest,
+                    ..
+                })
+            ),
+            "{msg:?}"
+        );
+    }
+    raw.send(&ClientMsg::ListUsers { req: Some(9) }).await;
+    assert_eq!(
+        raw.recv().await,
+        Some(ServerMsg::Users {
+            req: Some(9),
+            names: vec!["messy".into()]
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_frame_disconnects_only_its_sender() {
+    let server = start().await;
+    let mut pair = join_many(&server, "o", 2).await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.hello("huge").await;
+    assert!(matches!(raw.recv().await, Some(ServerMsg::Welcome { .. })));
+    raw.stream
+        .write_all(&[0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    let mut saw_error = false;
+    while let Some(msg) = raw.recv().await {
+        saw_error |= matches!(
+            msg,
+            ServerMsg::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        );
+    }
+    assert!(saw_error);
+    let left = wait_for(&mut pair[0].1, |e| matches!(e, Event::Left { .. })).await;
+    assert!(
+        matches!(left, Event::Left { name, reason, .. } if name == "huge" && reason == "protocol_error")
+    );
+    pair[1].0.send_all("still here").await.unwrap();
+    let msg = wait_for(&mut pair[0].1, |e| matches!(e, Event::Message { .. })).await;
+    assert!(matches!(msg, Event::Message { text, .. } if text == "still here"));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_and_stalls_nobody() {
+    let server = start_with(|c| c.queue_limit = 20).await;
+    let mut pair = join_many(&server, "s", 2).await;
+    let mut sleeper = RawClient::connect_small_buffer(&server.addr).await;
+    sleeper.hello("sleeper").await;
+    for (_, events) in &mut pair {
+        wait_for(events, |e| matches!(e, Event::Joined { .. })).await;
+    }
+    // The sleeper never reads: its socket buffers fill, then its outbox, then it is dropped.
+    // Meanwhile a reader that keeps up gets every message, in order.
+    let text = "z".repeat(4000);
+    let mut sent = 0;
+    let mut received = 0;
+    let mut sleeper_left = false;
+    while !sleeper_left {
+        assert!(sent < 20_000, "the sleeper was never disconnected");
+        for _ in 0..10 {
+            pair[0].0.send_all(format!("{sent} {text}")).await.unwrap();
+            sent += 1;
+        }
+        while received < sent {
+            match next(&mut pair[1].1).await {
+                Event::Message { text, .. } => {
+                    assert!(text.starts_with(&format!("{received} ")), "in order");
+                    received += 1;
+                }
+                Event::Left { name, reason, .. } => {
+                    assert_eq!(
+                        (name.as_str(), reason.as_str()),
+                        ("sleeper", "slow_consumer")
+                    );
+                    sleeper_left = true;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    // Its connection ends (after whatever was already in the socket buffers).
+    let mut buf = vec![0u8; 1 << 16];
+    let closed = tokio::time::timeout(WAIT, async {
+        while sleeper.stream.read(&mut buf).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the slow consumer's socket was closed");
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped_after_the_hello_timeout() {
+    let server = start_with(|c| c.hello_timeout = Duration::from_millis(300)).await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    let started = tokio::time::Instant::now();
+    let msg = raw.recv().await;
+    assert!(
+        matches!(&msg, Some(ServerMsg::Bye { reason, .. }) if reason == "timeout"),
+        "{msg:?}"
+    );
+    assert_eq!(raw.recv().await, None);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_joined_client_silent_past_the_idle_timeout_is_dropped() {
+    let server = start_with(|c| c.idle_timeout = Duration::from_millis(400)).await;
+    let (watcher, mut events) = join(&server, "watcher").await;
+    // The watcher stays active (its own pings come only every 15 s).
+    let keep_alive = tokio::spawn(async move {
+        loop {
+            let _ = watcher.users().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.hello("mute").await;
+    let left = wait_for(&mut events, |e| matches!(e, Event::Left { .. })).await;
+    assert!(
+        matches!(&left, Event::Left { name, reason, .. } if name == "mute" && reason == "timeout"),
+        "{left:?}"
+    );
+    keep_alive.abort();
+}
+
+#[tokio::test]
+async fn shutdown_tells_every_client() {
+    let server = start().await;
+    let mut crowd = join_many(&server, "d", 20).await;
+    server.handle.stop().await;
+    for (_, events) in &mut crowd {
+        let event = next(events).await;
+        assert!(
+            matches!(&event, Event::Disconnected { reason, .. } if reason == "server_shutdown"),
+            "{event:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_and_files_are_listed() {
+    let server = start().await;
+    std::fs::write(server._files.path().join("b.bin"), [1u8; 10]).unwrap();
+    std::fs::write(server._files.path().join("a.txt"), b"hello").unwrap();
+    std::fs::write(server._files.path().join(".secret"), b"no").unwrap();
+    std::fs::create_dir(server._files.path().join("folder")).unwrap();
+    let crowd = join_many(&server, "u", 3).await;
+    assert_eq!(crowd[1].0.users().await.unwrap(), vec!["u0", "u1", "u2"]);
+    let files: Vec<(String, u64)> = crowd[0]
+        .0
+        .files()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name, f.size))
+        .collect();
+    assert_eq!(
+        files,
+        vec![("a.txt".to_string(), 5), ("b.bin".to_string(), 10)]
+    );
+}
+
+/// A client speaking the wire protocol by hand, for what the real client never does.
+struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+    codec: FrameCodec,
+}
+
+impl RawClient {
+    async fn connect(addr: &str) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: BytesMut::new(),
+            codec: FrameCodec::default(),
+        }
+    }
+
+    /// A client with a tiny receive buffer, so that not reading fills it quickly.
+    async fn connect_small_buffer(addr: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        Self {
+            stream: socket.connect(addr.parse().unwrap()).await.unwrap(),
+            buf: BytesMut::new(),
+            codec: FrameCodec::default(),
+        }
+    }
+
+    async fn hello(&mut self, name: &str) {
+        self.send(&ClientMsg::Hello {
+            version: 1,
+            name: name.into(),
+        })
+        .await;
+    }
+
+    async fn send(&mut self, msg: &ClientMsg) {
+        self.stream.write_all(&msg.to_frame()).await.unwrap();
+    }
+
+    async fn send_payload(&mut self, payload: &[u8]) {
+        self.stream
+            .write_all(&wire::encode_frame(payload))
+            .await
+            .unwrap();
+    }
+
+    /// The next message, or `None` when the server closed the connection.
+    async fn recv(&mut self) -> Option<ServerMsg> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(frame) = self.codec.decode(&mut self.buf).unwrap() {
+                    return Some(ServerMsg::decode(&frame).unwrap());
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for the server")
+    }
+}
