@@ -147,30 +147,23 @@ fn sentence(err: &ClientError, args: &Args) -> String {
     }
 }
 
-/// Restores the terminal's settings on exit: the line editor may still be inside `readline`
-/// (in raw mode) when we leave.
-struct TerminalGuard(Option<nix::sys::termios::Termios>);
+/// Leaves the terminal as we found it: the line editor may still be reading keys in raw mode
+/// when we exit.
+struct TerminalGuard;
 
 impl TerminalGuard {
     fn save() -> Self {
-        let stdin = std::io::stdin();
-        Self(
-            stdin
-                .is_terminal()
-                .then(|| nix::sys::termios::tcgetattr(&stdin).ok())
-                .flatten(),
-        )
+        Self
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        if let Some(saved) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin(),
-                nix::sys::termios::SetArg::TCSANOW,
-                saved,
-            );
+        if crossterm::terminal::is_raw_mode_enabled().unwrap_or(false) {
+            let _ = crossterm::terminal::disable_raw_mode();
+            // Take the prompt away: nothing reads it any more.
+            print!("\r\x1b[2K");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
         }
     }
 }

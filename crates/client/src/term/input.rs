@@ -1,6 +1,6 @@
 //! Lines from the user: a line editor when a person sits at a terminal, plain lines otherwise.
 
-use rustyline::ExternalPrinter;
+use super::editor::{self, EditorPrinter};
 use std::io::IsTerminal;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -10,7 +10,7 @@ pub enum Printer {
     /// Straight to stdout.
     Stdout,
     /// Above the line editor's prompt.
-    Editor(Box<dyn ExternalPrinter + Send>),
+    Editor(EditorPrinter),
 }
 
 /// Starts reading input lines. The receiver yields `None` at end of input.
@@ -22,7 +22,7 @@ pub fn start(interactive: bool) -> (mpsc::Receiver<String>, Printer) {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if interactive
         && tty
-        && let Some(printer) = start_editor(tx.clone())
+        && let Some(printer) = editor::start(tx.clone())
     {
         return (rx, Printer::Editor(printer));
     }
@@ -37,21 +37,6 @@ pub fn start(interactive: bool) -> (mpsc::Receiver<String>, Printer) {
     (rx, Printer::Stdout)
 }
 
-fn start_editor(tx: mpsc::Sender<String>) -> Option<Box<dyn ExternalPrinter + Send>> {
-    let mut editor = rustyline::DefaultEditor::new().ok()?;
-    let printer = editor.create_external_printer().ok()?;
-    std::thread::spawn(move || {
-        // Ctrl-C and Ctrl-D both end the session, like /quit.
-        while let Ok(line) = editor.readline("> ") {
-            let _ = editor.add_history_entry(line.as_str());
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Some(Box::new(printer))
-}
-
 impl Printer {
     /// Prints one line.
     pub fn line(&mut self, text: String) {
@@ -62,9 +47,7 @@ impl Printer {
                 let _ = writeln!(out, "{text}");
                 let _ = out.flush();
             }
-            Printer::Editor(printer) => {
-                let _ = printer.print(text);
-            }
+            Printer::Editor(printer) => printer.print(&text),
         }
     }
 }

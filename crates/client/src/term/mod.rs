@@ -1,5 +1,6 @@
 //! The terminal front end: command parsing, input, and output for people or scripts.
 
 pub mod command;
+pub mod editor;
 pub mod input;
 pub mod output;
