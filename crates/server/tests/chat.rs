@@ -595,3 +595,21 @@ impl RawClient {
         .expect("timed out waiting for the server")
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_clients_chat_at_once() {
+    let server = start().await;
+    let mut crowd = join_many(&server, "m", 300).await;
+    for (client, _) in crowd.iter().step_by(30) {
+        client
+            .send_all(format!("from {}", client.name()))
+            .await
+            .unwrap();
+    }
+    for (i, (_, events)) in crowd.iter_mut().enumerate() {
+        let expected = if i % 30 == 0 { 9 } else { 10 };
+        for _ in 0..expected {
+            assert!(matches!(next(events).await, Event::Message { .. }));
+        }
+    }
+}
