@@ -1,0 +1,155 @@
+//! A model-based controller in the style of BBR (v1): it estimates the bottleneck bandwidth
+//! (the highest delivery rate of the last ten round trips) and the minimum RTT, paces at the
+//! bandwidth times a gain that cycles to probe for more, and bounds what is in flight to twice
+//! the bandwidth-delay product. Random loss is not a congestion signal for it, so it does not
+//! collapse on a lossy link the way loss-based controllers do.
+
+use super::{AckSample, Controller};
+use crate::rtt::RttEstimator;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+const STARTUP_GAIN: f64 = 2.77;
+const CWND_GAIN: f64 = 2.0;
+const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+const BW_WINDOW_ROUNDS: u64 = 10;
+const INITIAL_PACKETS: u64 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Startup,
+    Drain,
+    ProbeBw,
+}
+
+/// BBR-style congestion control.
+#[derive(Debug)]
+pub struct Bbr {
+    mss: f64,
+    mode: Mode,
+    /// (round, delivery rate in bytes/s) samples; the max over the window is the estimate.
+    bw_samples: VecDeque<(u64, f64)>,
+    round: u64,
+    /// `delivered` at the start of the current round.
+    round_start_delivered: u64,
+    full_bw: f64,
+    full_bw_rounds: u32,
+    cycle_index: usize,
+    cycle_start: Instant,
+    min_rtt: Duration,
+}
+
+impl Bbr {
+    /// A controller in startup, for packets of `mss` bytes.
+    pub fn new(mss: u64, now: Instant) -> Self {
+        Self {
+            mss: mss as f64,
+            mode: Mode::Startup,
+            bw_samples: VecDeque::new(),
+            round: 0,
+            round_start_delivered: 0,
+            full_bw: 0.0,
+            full_bw_rounds: 0,
+            cycle_index: 0,
+            cycle_start: now,
+            min_rtt: crate::rtt::INITIAL_RTT,
+        }
+    }
+
+    fn bw(&self) -> f64 {
+        self.bw_samples.iter().map(|&(_, bw)| bw).fold(0.0, f64::max)
+    }
+
+    fn bdp(&self) -> f64 {
+        self.bw() * self.min_rtt.as_secs_f64()
+    }
+
+    fn pacing_gain(&self) -> f64 {
+        match self.mode {
+            Mode::Startup => STARTUP_GAIN,
+            Mode::Drain => 1.0 / STARTUP_GAIN,
+            Mode::ProbeBw => CYCLE[self.cycle_index],
+        }
+    }
+}
+
+impl Controller for Bbr {
+    fn on_sent(&mut self, _now: Instant, _bytes: u64, _in_flight: u64) {}
+
+    fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, in_flight: u64) {
+        self.min_rtt = rtt.min();
+        // Packet-timed rounds: a round ends when a packet sent after it began is acked.
+        let new_round = ack.delivered_at_send >= self.round_start_delivered;
+        if new_round {
+            self.round += 1;
+            self.round_start_delivered = ack.delivered;
+        }
+        let interval = now.saturating_duration_since(ack.delivered_time_at_send);
+        if interval > Duration::ZERO {
+            let rate = (ack.delivered - ack.delivered_at_send) as f64 / interval.as_secs_f64();
+            // An application-limited sample says little unless it beats the estimate.
+            if !ack.app_limited || rate >= self.bw() {
+                self.bw_samples.push_back((self.round, rate));
+            }
+        }
+        while self
+            .bw_samples
+            .front()
+            .is_some_and(|&(round, _)| round + BW_WINDOW_ROUNDS < self.round)
+        {
+            self.bw_samples.pop_front();
+        }
+        match self.mode {
+            Mode::Startup if new_round && !ack.app_limited => {
+                let bw = self.bw();
+                if bw >= self.full_bw * 1.25 {
+                    self.full_bw = bw;
+                    self.full_bw_rounds = 0;
+                } else {
+                    self.full_bw_rounds += 1;
+                    if self.full_bw_rounds >= 3 {
+                        self.mode = Mode::Drain;
+                    }
+                }
+            }
+            Mode::Drain if (in_flight as f64) <= self.bdp() => {
+                self.mode = Mode::ProbeBw;
+                self.cycle_index = 2; // start cruising; probe next
+                self.cycle_start = now;
+            }
+            Mode::ProbeBw if now.saturating_duration_since(self.cycle_start) >= self.min_rtt => {
+                // Stay in the draining phase until the queue we made while probing is gone.
+                let draining = CYCLE[self.cycle_index] < 1.0 && (in_flight as f64) > self.bdp();
+                if !draining {
+                    self.cycle_index = (self.cycle_index + 1) % CYCLE.len();
+                    self.cycle_start = now;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_loss(&mut self, _now: Instant, _sent: Instant, _lost: u64, _in_flight: u64) {}
+
+    fn window(&self) -> u64 {
+        let floor = 4.0 * self.mss;
+        if self.bw_samples.is_empty() {
+            return (INITIAL_PACKETS as f64 * self.mss) as u64;
+        }
+        let gain = if self.mode == Mode::Startup { STARTUP_GAIN } else { CWND_GAIN };
+        (gain * self.bdp()).max(floor) as u64
+    }
+
+    fn pacing_rate(&self, rtt: &RttEstimator) -> f64 {
+        let bw = self.bw();
+        if bw == 0.0 {
+            let initial = INITIAL_PACKETS as f64 * self.mss / rtt.smoothed().as_secs_f64().max(1e-6);
+            return STARTUP_GAIN * initial;
+        }
+        self.pacing_gain() * bw
+    }
+
+    fn name(&self) -> &'static str {
+        "bbr"
+    }
+}

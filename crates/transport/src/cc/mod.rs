@@ -1,0 +1,65 @@
+//! Congestion control: how much data may be in flight and how fast to pace it. One controller
+//! per file behind [`Controller`], as quinn does.
+
+mod bbr;
+mod cubic;
+
+pub use bbr::Bbr;
+pub use cubic::Cubic;
+
+use crate::rtt::RttEstimator;
+use std::time::Instant;
+
+/// What a controller learns from one acknowledged packet.
+#[derive(Debug, Clone, Copy)]
+pub struct AckSample {
+    /// When the acked packet was sent.
+    pub sent: Instant,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Bytes delivered (acked) in all, this packet included.
+    pub delivered: u64,
+    /// `delivered` when the packet was sent.
+    pub delivered_at_send: u64,
+    /// When `delivered_at_send` was reached.
+    pub delivered_time_at_send: Instant,
+    /// True if the sender had nothing more to send when this packet left (the rate sample is
+    /// then limited by the application, not the network).
+    pub app_limited: bool,
+}
+
+/// A congestion controller.
+pub trait Controller: Send + std::fmt::Debug {
+    /// A packet of `bytes` left.
+    fn on_sent(&mut self, now: Instant, bytes: u64, in_flight: u64);
+    /// A packet was acknowledged.
+    fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, in_flight: u64);
+    /// Packets were lost; `sent` is when the newest lost one was sent.
+    fn on_loss(&mut self, now: Instant, sent: Instant, lost_bytes: u64, in_flight: u64);
+    /// Bytes that may be in flight.
+    fn window(&self) -> u64;
+    /// Bytes per second to pace at.
+    fn pacing_rate(&self, rtt: &RttEstimator) -> f64;
+    /// A short name for statistics.
+    fn name(&self) -> &'static str;
+}
+
+/// Which controller a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Model-based: bottleneck bandwidth and min RTT (the default).
+    #[default]
+    Bbr,
+    /// Loss-based, RFC 9438.
+    Cubic,
+}
+
+impl Algorithm {
+    /// A fresh controller for packets of `mss` bytes.
+    pub fn build(self, mss: u64, now: Instant) -> Box<dyn Controller> {
+        match self {
+            Self::Bbr => Box::new(Bbr::new(mss, now)),
+            Self::Cubic => Box::new(Cubic::new(mss)),
+        }
+    }
+}

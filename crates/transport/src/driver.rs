@@ -1,0 +1,277 @@
+//! The thin tokio layer: one UDP socket, the clock, and a state machine.
+
+use crate::{AbortReason, Config, Event, Receiver, Sender, Sink, Source, Stats};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Socket buffers we ask for: a fast link needs several MiB to ride out scheduling hiccups.
+const SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+/// How often a fetch reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Asks the OS for large socket buffers (it may grant less).
+pub fn tune_socket(socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+}
+
+/// The datagram size to use towards `peer`: the largest on loopback, a safe one elsewhere.
+pub fn datagram_size_for(peer: SocketAddr) -> usize {
+    if peer.ip().is_loopback() {
+        crate::MAX_DATAGRAM
+    } else {
+        crate::SAFE_DATAGRAM
+    }
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The final event: finished or aborted.
+    pub event: Event,
+    /// Statistics at the end.
+    pub stats: Stats,
+}
+
+fn aborted(reason: AbortReason) -> Outcome {
+    Outcome {
+        event: Event::Aborted {
+            reason,
+            by_peer: false,
+        },
+        stats: Stats::default(),
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Serves `source` to the first peer that shows `token` on `socket`, until the transfer ends,
+/// `cancel` resolves, or nobody shows up within `config.idle_timeout`.
+pub async fn serve<S: Source>(
+    socket: &UdpSocket,
+    token: [u8; 16],
+    source: S,
+    config: Config,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Outcome {
+    let mut cancel = std::pin::pin!(cancel);
+    let mut buf = vec![0u8; crate::MAX_DATAGRAM];
+    let deadline = Instant::now() + config.idle_timeout;
+    let mut source = Some(source);
+    // Wait for a valid HELLO; everything else is dropped without a word.
+    let (mut conn, peer) = loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = tokio::time::sleep_until(deadline) => return aborted(AbortReason::IdleTimeout),
+            () = &mut cancel => return aborted(AbortReason::Cancelled),
+        };
+        let (Ok((n, peer)), Some(src)) = (received, source.take()) else {
+            continue;
+        };
+        let mut config = config.clone();
+        config.max_datagram = config.max_datagram.min(datagram_size_for(peer));
+        match Sender::accept(now(), &buf[..n], &token, src, config) {
+            Ok(conn) => break (conn, peer),
+            Err(src) => source = Some(src),
+        }
+    };
+    let mut last = None;
+    loop {
+        let t = now();
+        while let Some(n) = conn.poll_transmit(t, &mut buf) {
+            if let Err(err) = socket.send_to(&buf[..n], peer).await {
+                tracing::debug!(%err, "send failed");
+                break;
+            }
+        }
+        while let Some(event) = conn.poll_event() {
+            if matches!(event, Event::Finished { .. } | Event::Aborted { .. }) {
+                last.get_or_insert(event);
+            }
+        }
+        let Some(timeout) = conn.poll_timeout() else {
+            break;
+        };
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r
+                    && from == peer
+                {
+                    conn.handle_datagram(now(), &buf[..n]);
+                }
+                // Take whatever else is queued before sending again.
+                while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
+                    if from == peer {
+                        conn.handle_datagram(now(), &buf[..n]);
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
+            () = &mut cancel => conn.abort(AbortReason::Cancelled),
+        }
+    }
+    Outcome {
+        event: last.unwrap_or(Event::Aborted {
+            reason: AbortReason::Protocol,
+            by_peer: false,
+        }),
+        stats: conn.stats(),
+    }
+}
+
+/// What the application wants of a running fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Move data.
+    Run,
+    /// Stop granting window; keep the flow alive cheaply.
+    Pause,
+    /// Give up.
+    Cancel,
+}
+
+/// A fetch's progress, reported a few times a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Bytes written, in order or not.
+    pub bytes: u64,
+    /// Bytes from the start known to be written.
+    pub contiguous: u64,
+    /// Length of the stream, once known.
+    pub total: Option<u64>,
+    /// Goodput over the last interval, bits per second.
+    pub rate_bps: u64,
+    /// Connection statistics.
+    pub stats: Stats,
+    /// True when this report says the pause point was just reached (the fetch paused itself).
+    pub reached_pause_point: bool,
+}
+
+/// Where and how to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// The sender's address.
+    pub server: SocketAddr,
+    /// The application's secret for this transfer.
+    pub token: [u8; 16],
+    /// First byte wanted (the sink has those before it).
+    pub offset: u64,
+    /// Pause by itself once every byte below this offset is here.
+    pub pause_at: Option<u64>,
+    /// Transport settings.
+    pub config: Config,
+}
+
+/// Receives a stream into `sink`, obeying `control` (applied whenever it changes), reporting on
+/// `progress` a few times a second (reports are dropped when the channel is full, except the
+/// one that says the pause point was reached). Returns how it ended and the sink.
+pub async fn fetch<K: Sink>(
+    socket: &UdpSocket,
+    opts: FetchOptions,
+    sink: K,
+    mut control: watch::Receiver<Control>,
+    progress: Option<mpsc::Sender<Progress>>,
+) -> (Outcome, K) {
+    let FetchOptions {
+        server,
+        token,
+        offset,
+        pause_at,
+        mut config,
+    } = opts;
+    config.max_datagram = config.max_datagram.min(datagram_size_for(server));
+    let conn_id: u64 = rand::random();
+    let mut conn = Receiver::new(now(), conn_id, token, offset, sink, config);
+    conn.set_pause_at(pause_at);
+    control.mark_changed();
+    let mut buf = vec![0u8; crate::MAX_DATAGRAM];
+    let mut last = None;
+    let mut report_at = Instant::now() + PROGRESS_EVERY;
+    let mut reported = (Instant::now(), conn.received_bytes());
+    loop {
+        if control.has_changed().unwrap_or(false) {
+            let state = *control.borrow_and_update();
+            match state {
+                Control::Run => conn.set_paused(now(), false),
+                Control::Pause => conn.set_paused(now(), true),
+                Control::Cancel => conn.abort(AbortReason::Cancelled),
+            }
+        }
+        let t = now();
+        while let Some(n) = conn.poll_transmit(t, &mut buf) {
+            if let Err(err) = socket.send_to(&buf[..n], server).await {
+                tracing::debug!(%err, "send failed");
+                break;
+            }
+        }
+        let mut reached_pause_point = false;
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::Finished { .. } | Event::Aborted { .. } => {
+                    last.get_or_insert(event);
+                }
+                Event::PauseReached { .. } => reached_pause_point = true,
+                Event::Connected { .. } => {}
+            }
+        }
+        if (reached_pause_point || Instant::now() >= report_at)
+            && let Some(progress) = &progress
+        {
+            let (then, bytes_then) = reported;
+            let bytes = conn.received_bytes();
+            let secs = then.elapsed().as_secs_f64().max(1e-3);
+            let rate_bps = ((bytes.saturating_sub(bytes_then)) as f64 * 8.0 / secs) as u64;
+            let report = Progress {
+                bytes,
+                contiguous: conn.contiguous(),
+                total: conn.total(),
+                rate_bps,
+                stats: conn.stats(),
+                reached_pause_point,
+            };
+            if reached_pause_point {
+                let _ = progress.send(report).await;
+            } else {
+                let _ = progress.try_send(report);
+            }
+            reported = (Instant::now(), bytes);
+            report_at = Instant::now() + PROGRESS_EVERY;
+        }
+        let Some(timeout) = conn.poll_timeout() else {
+            break;
+        };
+        let wake = Instant::from_std(timeout).min(report_at);
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r
+                    && from == server
+                {
+                    conn.handle_datagram(now(), &buf[..n]);
+                }
+                while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
+                    if from == server {
+                        conn.handle_datagram(now(), &buf[..n]);
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(wake) => conn.handle_timeout(now()),
+            changed = control.changed() => {
+                if changed.is_err() {
+                    conn.abort(AbortReason::Cancelled); // nobody controls us any more
+                }
+            }
+        }
+    }
+    let stats = conn.stats();
+    let event = last.unwrap_or(Event::Aborted {
+        reason: AbortReason::Protocol,
+        by_peer: false,
+    });
+    (Outcome { event, stats }, conn.into_sink())
+}

@@ -1,0 +1,178 @@
+//! messenger's reliable UDP transport.
+//!
+//! One connection moves one byte stream from a [`Sender`] (the server, reading a [`Source`])
+//! to a [`Receiver`] (the client, writing a [`Sink`]). Both are sans-IO state machines in the
+//! style of quinn-proto: feed them datagrams and the current time, ask them for datagrams to
+//! send and for their next timeout. [`driver`] runs them on tokio sockets.
+//!
+//! Packet numbers are never reused (lost data is resent in new packets); acks carry ranges
+//! and the ack delay; loss is detected by packet and time thresholds with probe timeouts as in
+//! RFC 9002; congestion control is pluggable ([`cc`]) and every packet is paced; the receiver
+//! grants a flow-control window, and a window that stops growing is how a transfer pauses.
+#![forbid(unsafe_code)]
+
+pub mod cc;
+pub mod driver;
+mod io;
+pub mod packet;
+mod pacer;
+mod receiver;
+mod rtt;
+mod sender;
+
+pub use cc::Algorithm;
+pub use io::{Sink, Source};
+pub use receiver::Receiver;
+pub use rtt::RttEstimator;
+pub use sender::Sender;
+
+use std::time::Duration;
+
+/// Settings shared by both ends.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest UDP payload to send, 1200 to 65507 bytes.
+    pub max_datagram: usize,
+    /// Congestion controller of the sender.
+    pub algorithm: Algorithm,
+    /// Bytes the receiver lets the sender have in flight beyond what it has in order.
+    pub window: u64,
+    /// Close the connection after this long without hearing from the peer.
+    pub idle_timeout: Duration,
+    /// While paused, the receiver pings this often so the flow stays open.
+    pub keepalive: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_datagram: SAFE_DATAGRAM,
+            algorithm: Algorithm::default(),
+            window: 64 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A datagram size that crosses real networks without fragmentation (IPv6 minimum MTU 1280
+/// minus headers, with room for tunnels).
+pub const SAFE_DATAGRAM: usize = 1452;
+/// Smallest datagram size the transport accepts.
+pub const MIN_DATAGRAM: usize = 1200;
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65507;
+
+impl Config {
+    /// `max_datagram` clamped to the supported range.
+    pub fn datagram(&self) -> usize {
+        self.max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM)
+    }
+}
+
+/// Why a connection ended early, as carried by ABORT packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AbortReason {
+    /// The application gave up (the user cancelled).
+    #[error("cancelled")]
+    Cancelled,
+    /// The sender could not read its data.
+    #[error("the sender could not read the file")]
+    SourceFailed,
+    /// The receiver could not write its data.
+    #[error("the receiver could not write the file")]
+    SinkFailed,
+    /// Nothing was heard from the peer for too long.
+    #[error("the peer went silent")]
+    IdleTimeout,
+    /// The peer broke the protocol.
+    #[error("protocol violation")]
+    Protocol,
+    /// A reason this version does not know.
+    #[error("aborted by the peer (code {0})")]
+    Other(u16),
+}
+
+impl AbortReason {
+    /// The wire code.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Cancelled => 1,
+            Self::SourceFailed => 2,
+            Self::SinkFailed => 3,
+            Self::IdleTimeout => 4,
+            Self::Protocol => 5,
+            Self::Other(code) => code,
+        }
+    }
+
+    /// From the wire code.
+    pub fn from_code(code: u16) -> Self {
+        match code {
+            1 => Self::Cancelled,
+            2 => Self::SourceFailed,
+            3 => Self::SinkFailed,
+            4 => Self::IdleTimeout,
+            5 => Self::Protocol,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// What happened on a connection, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed.
+    Connected {
+        /// Length of the stream.
+        total: u64,
+        /// First byte that will be sent.
+        offset: u64,
+    },
+    /// The receiver reached its pause point and paused itself.
+    PauseReached {
+        /// Bytes from the start that are here.
+        offset: u64,
+    },
+    /// Every byte arrived and the peer confirmed the end.
+    Finished {
+        /// Length of the stream.
+        total: u64,
+        /// The stream's last byte, `None` if empty.
+        last_byte: Option<u8>,
+    },
+    /// The connection ended without finishing.
+    Aborted {
+        /// Why.
+        reason: AbortReason,
+        /// True if the peer sent the abort, false if this side gave up.
+        by_peer: bool,
+    },
+}
+
+/// Per-connection statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Datagrams received.
+    pub packets_received: u64,
+    /// Stream bytes sent, first copies and retransmissions.
+    pub bytes_sent: u64,
+    /// Stream bytes delivered to the receiver in order (receiver) or acknowledged (sender).
+    pub bytes_delivered: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// Data packets sent again.
+    pub packets_retransmitted: u64,
+    /// Packets declared lost that were acknowledged later.
+    pub spurious_retransmits: u64,
+    /// Smallest RTT seen.
+    pub min_rtt: Duration,
+    /// Smoothed RTT.
+    pub smoothed_rtt: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+    /// Pacing rate, bits per second.
+    pub pacing_bps: u64,
+}

@@ -1,0 +1,481 @@
+//! The receiving end: opens the flow with the application's token, writes the stream into a
+//! [`Sink`] as it arrives (in any order), acknowledges packets and grants flow-control window.
+
+use crate::packet::{self, Frame, MAX_ACK_RANGES, Packet};
+use crate::{AbortReason, Config, Event, Sink, Stats};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Longest we hold an ack for a lone packet.
+const ACK_DELAY: Duration = Duration::from_millis(2);
+/// Ack at once after this many data packets.
+const ACK_EVERY: u32 = 2;
+/// First HELLO / DONE retry interval (doubles up to a second).
+const RETRY: Duration = Duration::from_millis(200);
+/// DONEs sent without a CLOSE before we finish anyway: we have every byte.
+const DONE_TRIES: u32 = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Open,
+    /// Every byte is here; DONE sent, waiting for CLOSE.
+    Done,
+    Closed,
+}
+
+/// The receiving end of one connection.
+#[derive(Debug)]
+pub struct Receiver<K: Sink> {
+    config: Config,
+    conn_id: u64,
+    token: [u8; 16],
+    sink: K,
+    total: Option<u64>,
+    contiguous: u64,
+    islands: BTreeMap<u64, u64>,
+    paused: bool,
+    /// Pause by itself once every byte below this offset is here.
+    pause_at: Option<u64>,
+    granted: u64,
+    next_pn: u64,
+    /// Received packet numbers, `[start, end]`, highest first.
+    received: Vec<(u64, u64)>,
+    largest_time: Option<Instant>,
+    unacked: u32,
+    ack_deadline: Option<Instant>,
+    retry_at: Option<Instant>,
+    retry_every: Duration,
+    tries: u32,
+    ping_at: Option<Instant>,
+    abort: Option<AbortReason>,
+    state: State,
+    last_recv: Instant,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl<K: Sink> Receiver<K> {
+    /// Starts a connection that asks for the stream from `offset` (the bytes before it are
+    /// already in `sink`), proving itself with `token`.
+    pub fn new(now: Instant, conn_id: u64, token: [u8; 16], offset: u64, sink: K, config: Config) -> Self {
+        let granted = offset.saturating_add(config.window);
+        Self {
+            conn_id,
+            token,
+            sink,
+            total: None,
+            contiguous: offset,
+            islands: BTreeMap::new(),
+            paused: false,
+            pause_at: None,
+            granted,
+            next_pn: 0,
+            received: Vec::new(),
+            largest_time: None,
+            unacked: 0,
+            ack_deadline: None,
+            retry_at: Some(now),
+            retry_every: RETRY,
+            tries: 0,
+            ping_at: None,
+            abort: None,
+            state: State::Connecting,
+            last_recv: now,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// Bytes from the start of the stream known to be written.
+    pub fn contiguous(&self) -> u64 {
+        self.contiguous
+    }
+
+    /// Bytes written in all (in order or not).
+    pub fn received_bytes(&self) -> u64 {
+        self.contiguous + self.islands.iter().map(|(s, e)| e - s).sum::<u64>()
+    }
+
+    /// Length of the stream, once the sender said.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// The sink, e.g. to flush it.
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    /// The sink back, once the connection is over.
+    pub fn into_sink(self) -> K {
+        self.sink
+    }
+
+    /// Mutable access to the sink.
+    pub fn sink_mut(&mut self) -> &mut K {
+        &mut self.sink
+    }
+
+    /// True once the connection is over and nothing is left to send.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.abort.is_none()
+    }
+
+    /// True while paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats;
+        stats.bytes_delivered = self.contiguous;
+        stats
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Pauses (stop granting window) or resumes. While paused the sender finishes what is in
+    /// flight and then sends nothing; we ping now and then so the flow stays open.
+    pub fn set_paused(&mut self, now: Instant, paused: bool) {
+        if paused == self.paused {
+            return;
+        }
+        self.paused = paused;
+        if paused {
+            // Grant nothing beyond what has arrived (the holes below it may still be filled).
+            let highest = self.islands.values().max().copied().unwrap_or(0).max(self.contiguous);
+            self.granted = highest;
+            self.ping_at = Some(now + self.config.keepalive);
+        } else {
+            self.granted = self.window_limit();
+            self.ping_at = None;
+        }
+        self.ack_deadline = Some(now); // tell the sender at once
+    }
+
+    /// Pauses by itself once every byte below `offset` has arrived (and emits
+    /// [`Event::PauseReached`]). The window never reaches past it, so the sender stops there
+    /// exactly.
+    pub fn set_pause_at(&mut self, offset: Option<u64>) {
+        self.pause_at = offset.filter(|&o| o > self.contiguous);
+        if let Some(at) = self.pause_at {
+            self.granted = self.granted.min(at);
+        }
+    }
+
+    fn window_limit(&self) -> u64 {
+        let open = self.contiguous.saturating_add(self.config.window);
+        self.pause_at.map_or(open, |at| open.min(at))
+    }
+
+    /// Gives up, telling the sender why.
+    pub fn abort(&mut self, reason: AbortReason) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.abort = Some(reason);
+            self.events.push_back(Event::Aborted { reason, by_peer: false });
+        }
+    }
+
+    /// Feeds one datagram from the peer.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let Ok(packet) = packet::decode(datagram) else {
+            return;
+        };
+        if packet.conn_id != self.conn_id || self.state == State::Closed {
+            return;
+        }
+        self.last_recv = now;
+        self.stats.packets_received += 1;
+        match packet.frame {
+            Frame::HelloAck { total, offset } => {
+                if self.state == State::Connecting {
+                    self.total = Some(total);
+                    self.contiguous = self.contiguous.min(offset).min(total);
+                    self.state = State::Open;
+                    self.retry_at = None;
+                    self.events.push_back(Event::Connected { total, offset });
+                    self.check_done(now);
+                }
+            }
+            Frame::Data { offset, payload } => {
+                self.on_packet(now, packet.pn);
+                self.on_data(now, offset, payload);
+            }
+            Frame::Close { total, last_byte } => {
+                if matches!(self.state, State::Done | State::Open) && self.total == Some(total) && self.contiguous == total {
+                    self.finish(last_byte);
+                }
+            }
+            Frame::Abort { reason } => {
+                self.state = State::Closed;
+                self.events.push_back(Event::Aborted {
+                    reason: AbortReason::from_code(reason),
+                    by_peer: true,
+                });
+            }
+            Frame::Ping => {
+                self.on_packet(now, packet.pn);
+                self.ack_deadline = Some(now);
+            }
+            Frame::Hello { .. } | Frame::Ack { .. } | Frame::Done => {}
+        }
+    }
+
+    fn finish(&mut self, last_byte: Option<u8>) {
+        self.state = State::Closed;
+        self.events.push_back(Event::Finished {
+            total: self.contiguous,
+            last_byte,
+        });
+    }
+
+    /// Records an ack-eliciting packet number.
+    fn on_packet(&mut self, now: Instant, pn: u64) {
+        let largest = self.received.first().map(|r| r.1);
+        let in_order = largest.is_none_or(|l| pn == l + 1);
+        insert_pn(&mut self.received, pn);
+        if largest.is_none_or(|l| pn > l) {
+            self.largest_time = Some(now);
+        }
+        self.unacked += 1;
+        if !in_order || self.unacked >= ACK_EVERY {
+            self.ack_deadline = Some(now); // out of order: tell the sender at once
+        } else if self.ack_deadline.is_none() {
+            self.ack_deadline = Some(now + ACK_DELAY);
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, offset: u64, payload: &[u8]) {
+        let end = offset + payload.len() as u64;
+        if self.total.is_some_and(|total| end > total) {
+            return; // beyond the stream: a broken or hostile sender
+        }
+        if end <= self.contiguous {
+            return; // a duplicate
+        }
+        if let Err(err) = self.sink.write_at(offset, payload) {
+            tracing::warn!(%err, "cannot write the stream");
+            self.abort(AbortReason::SinkFailed);
+            return;
+        }
+        self.stats.bytes_sent += payload.len() as u64;
+        add_range(&mut self.contiguous, &mut self.islands, offset, end);
+        if self.pause_at.is_some_and(|at| self.contiguous >= at) {
+            self.pause_at = None;
+            self.set_paused(now, true);
+            self.events.push_back(Event::PauseReached { offset: self.contiguous });
+        }
+        if !self.paused {
+            let granted = self.window_limit();
+            if granted >= self.granted + self.config.window / 8 {
+                self.ack_deadline = Some(now); // a window update worth sending now
+            }
+            self.granted = self.granted.max(granted);
+        }
+        self.check_done(now);
+    }
+
+    fn check_done(&mut self, now: Instant) {
+        if self.state == State::Open && self.total == Some(self.contiguous) {
+            self.state = State::Done;
+            self.retry_at = Some(now);
+            self.retry_every = RETRY;
+            self.tries = 0;
+            self.ack_deadline = Some(now);
+        }
+    }
+
+    /// When [`Receiver::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        [
+            Some(self.last_recv + self.config.idle_timeout),
+            self.ack_deadline,
+            self.retry_at,
+            self.ping_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if now >= self.last_recv + self.config.idle_timeout {
+            self.state = State::Closed;
+            self.events.push_back(Event::Aborted {
+                reason: AbortReason::IdleTimeout,
+                by_peer: false,
+            });
+        }
+        if self.state == State::Done && self.tries >= DONE_TRIES && self.retry_at.is_some_and(|t| now >= t) {
+            // We have every byte and said so many times: the CLOSE must have been lost.
+            self.finish(None);
+        }
+    }
+
+    /// Writes the next datagram to send into `buf` and returns its length, or `None` when
+    /// nothing is due.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(reason) = self.abort.take() {
+            return self.encode(Frame::Abort { reason: reason.code() }, buf);
+        }
+        if self.state == State::Closed {
+            return None;
+        }
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = Some(now + self.retry_every);
+            self.retry_every = (self.retry_every * 2).min(Duration::from_secs(1));
+            self.tries += 1;
+            match self.state {
+                State::Connecting => {
+                    let frame = Frame::Hello {
+                        token: self.token,
+                        offset: self.contiguous,
+                        max_offset: self.granted,
+                        max_datagram: u16::try_from(self.config.datagram()).unwrap_or(u16::MAX),
+                    };
+                    return self.encode(frame, buf);
+                }
+                State::Done => return self.encode(Frame::Done, buf),
+                _ => {}
+            }
+        }
+        if self.ack_deadline.is_some_and(|t| now >= t) && !self.received.is_empty() {
+            self.ack_deadline = None;
+            self.unacked = 0;
+            let ack_delay = self.largest_time.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let frame = Frame::Ack {
+                ack_delay_us: u32::try_from(ack_delay.as_micros()).unwrap_or(u32::MAX),
+                max_offset: self.granted,
+                ranges: self.received.clone(),
+            };
+            return self.encode(frame, buf);
+        }
+        if self.ack_deadline.is_some_and(|t| now >= t) {
+            // A window change before any packet arrived: say it in a ping-free way, as a HELLO
+            // retry would; nothing else to tell.
+            self.ack_deadline = None;
+        }
+        if self.ping_at.is_some_and(|t| now >= t) {
+            self.ping_at = Some(now + self.config.keepalive);
+            return self.encode(Frame::Ping, buf);
+        }
+        None
+    }
+
+    fn encode(&mut self, frame: Frame<'_>, buf: &mut [u8]) -> Option<usize> {
+        let n = packet::encode(
+            &Packet {
+                conn_id: self.conn_id,
+                pn: self.next_pn,
+                frame,
+            },
+            buf,
+        )?;
+        self.next_pn += 1;
+        self.stats.packets_sent += 1;
+        Some(n)
+    }
+}
+
+/// Adds packet number `pn` to `ranges` (highest first), keeping at most the newest
+/// [`MAX_ACK_RANGES`].
+fn insert_pn(ranges: &mut Vec<(u64, u64)>, pn: u64) {
+    // The first range starting at or below `pn` (ranges are sorted highest first).
+    let i = ranges.iter().position(|&(start, _)| start <= pn).unwrap_or(ranges.len());
+    if ranges.get(i).is_some_and(|&(_, end)| pn <= end) {
+        return; // a duplicate
+    }
+    let joins_below = ranges.get(i).is_some_and(|&(_, end)| end + 1 == pn);
+    let joins_above = i > 0 && ranges[i - 1].0 == pn + 1;
+    match (joins_below, joins_above) {
+        (true, true) => {
+            ranges[i - 1].0 = ranges[i].0;
+            ranges.remove(i);
+        }
+        (true, false) => ranges[i].1 = pn,
+        (false, true) => ranges[i - 1].0 = pn,
+        (false, false) => ranges.insert(i, (pn, pn)),
+    }
+    ranges.truncate(MAX_ACK_RANGES);
+}
+
+/// Adds `[start, end)` to what is written: a contiguous prefix plus islands beyond it.
+fn add_range(contiguous: &mut u64, islands: &mut BTreeMap<u64, u64>, start: u64, end: u64) {
+    let mut start = start.max(*contiguous);
+    let mut end = end;
+    if end <= start {
+        return;
+    }
+    let touching: Vec<(u64, u64)> = islands
+        .range(..=end)
+        .filter(|&(_, &e)| e >= start)
+        .map(|(&s, &e)| (s, e))
+        .collect();
+    for (s, e) in touching {
+        islands.remove(&s);
+        start = start.min(s);
+        end = end.max(e);
+    }
+    if start <= *contiguous {
+        *contiguous = end;
+    } else {
+        islands.insert(start, end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges_of(pns: &[u64]) -> Vec<(u64, u64)> {
+        let mut ranges = Vec::new();
+        for &pn in pns {
+            insert_pn(&mut ranges, pn);
+        }
+        ranges
+    }
+
+    #[test]
+    fn packet_numbers_become_ranges_highest_first() {
+        assert_eq!(ranges_of(&[0, 1, 2]), vec![(0, 2)]);
+        assert_eq!(ranges_of(&[0, 1, 5, 6, 3]), vec![(5, 6), (3, 3), (0, 1)]);
+        assert_eq!(ranges_of(&[0, 2, 1]), vec![(0, 2)]);
+        assert_eq!(ranges_of(&[5, 3, 4, 4]), vec![(3, 5)]);
+        assert_eq!(ranges_of(&[10, 2, 6, 4]), vec![(10, 10), (6, 6), (4, 4), (2, 2)]);
+        assert_eq!(ranges_of(&[4, 6, 5]), vec![(4, 6)]);
+    }
+
+    #[test]
+    fn ranges_are_capped_to_the_newest() {
+        let pns: Vec<u64> = (0..200).map(|i| i * 2).collect();
+        let ranges = ranges_of(&pns);
+        assert_eq!(ranges.len(), MAX_ACK_RANGES);
+        assert_eq!(ranges[0], (398, 398));
+    }
+
+    #[test]
+    fn written_ranges_merge_into_the_prefix() {
+        let (mut c, mut islands) = (0, BTreeMap::new());
+        add_range(&mut c, &mut islands, 10, 20);
+        add_range(&mut c, &mut islands, 30, 40);
+        assert_eq!(c, 0);
+        add_range(&mut c, &mut islands, 0, 10);
+        assert_eq!(c, 20);
+        add_range(&mut c, &mut islands, 15, 35);
+        assert_eq!((c, islands.len()), (40, 0));
+    }
+}

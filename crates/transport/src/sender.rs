@@ -1,0 +1,533 @@
+//! The sending end: reads the stream from a [`Source`] and moves it to the receiver, with loss
+//! recovery, congestion control, pacing and the receiver's flow control.
+
+use crate::cc::{AckSample, Controller};
+use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN, Packet};
+use crate::pacer::Pacer;
+use crate::rtt::RttEstimator;
+use crate::{AbortReason, Config, Event, Source, Stats};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The receiver acks within this long (it acks every second packet sooner).
+const MAX_ACK_DELAY: Duration = Duration::from_millis(5);
+/// Lost packet numbers remembered to spot spurious retransmissions.
+const LOST_MEMORY: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    time: Instant,
+    size: u64,
+    data: Option<(u64, u64)>,
+    delivered: u64,
+    delivered_time: Instant,
+    app_limited: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// The receiver has everything; we answer its DONEs until `until`.
+    Finishing { until: Instant },
+    Closed,
+}
+
+/// The sending end of one connection.
+#[derive(Debug)]
+pub struct Sender<S: Source> {
+    config: Config,
+    conn_id: u64,
+    source: S,
+    total: u64,
+    next_offset: u64,
+    max_offset: u64,
+    flow_pn: u64,
+    mss: usize,
+    next_pn: u64,
+    sent: BTreeMap<u64, Sent>,
+    in_flight: u64,
+    largest_acked: Option<u64>,
+    retransmit: VecDeque<(u64, u64)>,
+    lost: BTreeSet<u64>,
+    rtt: RttEstimator,
+    cc: Box<dyn Controller>,
+    pacer: Pacer,
+    next_pace: Option<Instant>,
+    delivered: u64,
+    delivered_time: Instant,
+    last_eliciting_sent: Option<Instant>,
+    pto_count: u32,
+    probes: u32,
+    loss_time: Option<Instant>,
+    send_hello_ack: bool,
+    send_close: bool,
+    send_ping: bool,
+    abort: Option<AbortReason>,
+    state: State,
+    last_recv: Instant,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl<S: Source> Sender<S> {
+    /// Opens a connection if `datagram` is a HELLO carrying `token`; anything else gives the
+    /// source back and must be ignored (nothing is ever sent to an address that has not shown
+    /// the token).
+    pub fn accept(
+        now: Instant,
+        datagram: &[u8],
+        token: &[u8; 16],
+        source: S,
+        config: Config,
+    ) -> Result<Self, S> {
+        let Ok(packet) = packet::decode(datagram) else {
+            return Err(source);
+        };
+        let Frame::Hello {
+            token: got,
+            offset,
+            max_offset,
+            max_datagram,
+        } = packet.frame
+        else {
+            return Err(source);
+        };
+        if !constant_time_eq(&got, token) {
+            return Err(source);
+        }
+        let total = source.len();
+        let mss = config
+            .datagram()
+            .min(usize::from(max_datagram).max(crate::MIN_DATAGRAM));
+        let cc = config.algorithm.build(mss as u64, now);
+        let start = offset.min(total);
+        Ok(Self {
+            conn_id: packet.conn_id,
+            source,
+            total,
+            next_offset: start,
+            max_offset,
+            flow_pn: packet.pn,
+            mss,
+            next_pn: 0,
+            sent: BTreeMap::new(),
+            in_flight: 0,
+            largest_acked: None,
+            retransmit: VecDeque::new(),
+            lost: BTreeSet::new(),
+            rtt: RttEstimator::default(),
+            cc,
+            pacer: Pacer::new(),
+            next_pace: None,
+            delivered: 0,
+            delivered_time: now,
+            last_eliciting_sent: None,
+            pto_count: 0,
+            probes: 0,
+            loss_time: None,
+            send_hello_ack: true,
+            send_close: false,
+            send_ping: false,
+            abort: None,
+            state: State::Open,
+            last_recv: now,
+            events: VecDeque::from([Event::Connected { total, offset: start }]),
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    /// Length of the stream.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// True once the connection is over (finished or aborted).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.abort.is_none()
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats;
+        stats.min_rtt = self.rtt.min();
+        stats.smoothed_rtt = self.rtt.smoothed();
+        stats.cwnd = self.cc.window();
+        stats.pacing_bps = (self.cc.pacing_rate(&self.rtt) * 8.0) as u64;
+        stats
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Gives up, telling the receiver why.
+    pub fn abort(&mut self, reason: AbortReason) {
+        if self.state != State::Closed {
+            self.close(reason, false);
+        }
+    }
+
+    fn close(&mut self, reason: AbortReason, by_peer: bool) {
+        self.state = State::Closed;
+        if !by_peer {
+            self.abort = Some(reason);
+        }
+        self.events.push_back(Event::Aborted { reason, by_peer });
+    }
+
+    /// Feeds one datagram from the peer.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let Ok(packet) = packet::decode(datagram) else {
+            return;
+        };
+        if packet.conn_id != self.conn_id || self.state == State::Closed {
+            return;
+        }
+        self.last_recv = now;
+        self.stats.packets_received += 1;
+        match packet.frame {
+            Frame::Hello { max_offset, .. } => {
+                self.send_hello_ack = true; // our answer was lost
+                self.update_flow(packet.pn, max_offset);
+            }
+            Frame::Ack {
+                ack_delay_us,
+                max_offset,
+                ranges,
+            } => {
+                self.update_flow(packet.pn, max_offset);
+                self.on_ack(now, Duration::from_micros(u64::from(ack_delay_us)), &ranges);
+            }
+            Frame::Done => {
+                self.send_close = true;
+                if self.state == State::Open {
+                    let last_byte = self.last_byte();
+                    self.events.push_back(Event::Finished {
+                        total: self.total,
+                        last_byte,
+                    });
+                    self.stats.bytes_delivered = self.total;
+                    // Linger to answer a repeated DONE if our CLOSE is lost.
+                    let until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
+                    self.state = State::Finishing { until };
+                }
+            }
+            Frame::Abort { reason } => self.close(AbortReason::from_code(reason), true),
+            Frame::Ping => self.send_ping = true,
+            Frame::HelloAck { .. } | Frame::Data { .. } | Frame::Close { .. } => {}
+        }
+    }
+
+    fn last_byte(&self) -> Option<u8> {
+        if self.total == 0 {
+            return None;
+        }
+        let mut byte = [0u8];
+        match self.source.read_at(self.total - 1, &mut byte) {
+            Ok(1) => Some(byte[0]),
+            _ => None,
+        }
+    }
+
+    /// Flow control comes in acks, which may be reordered: only the newest counts. It may
+    /// shrink: that is how the receiver pauses.
+    fn update_flow(&mut self, pn: u64, max_offset: u64) {
+        if pn >= self.flow_pn {
+            self.flow_pn = pn;
+            self.max_offset = max_offset;
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ack_delay: Duration, ranges: &[(u64, u64)]) {
+        let Some(&(_, largest)) = ranges.first() else {
+            return;
+        };
+        let mut newly: Vec<(u64, Sent)> = Vec::new();
+        for &(start, end) in ranges {
+            let pns: Vec<u64> = self.sent.range(start..=end).map(|(pn, _)| *pn).collect();
+            for pn in pns {
+                if let Some(sent) = self.sent.remove(&pn) {
+                    newly.push((pn, sent));
+                }
+            }
+            let spurious: Vec<u64> = self.lost.range(start..=end).copied().collect();
+            for pn in spurious {
+                self.lost.remove(&pn);
+                self.stats.spurious_retransmits += 1;
+            }
+        }
+        if newly.is_empty() {
+            return;
+        }
+        self.largest_acked = Some(self.largest_acked.map_or(largest, |l| l.max(largest)));
+        newly.sort_by_key(|(pn, _)| *pn);
+        if let Some((pn, sent)) = newly.last()
+            && *pn == largest
+        {
+            self.rtt.update(now.saturating_duration_since(sent.time), ack_delay);
+        }
+        for (_, sent) in &newly {
+            self.in_flight = self.in_flight.saturating_sub(sent.size);
+            if let Some((_, len)) = sent.data {
+                self.delivered += len;
+                self.stats.bytes_delivered += len;
+            }
+            self.delivered_time = now;
+            let sample = AckSample {
+                sent: sent.time,
+                bytes: sent.size,
+                delivered: self.delivered,
+                delivered_at_send: sent.delivered,
+                delivered_time_at_send: sent.delivered_time,
+                app_limited: sent.app_limited,
+            };
+            self.cc.on_ack(now, &sample, &self.rtt, self.in_flight);
+        }
+        self.pto_count = 0;
+        self.detect_lost(now);
+    }
+
+    /// Declares lost what the acks have passed by three packets or by 9/8 RTT (RFC 9002).
+    fn detect_lost(&mut self, now: Instant) {
+        self.loss_time = None;
+        let Some(largest) = self.largest_acked else {
+            return;
+        };
+        let delay = self.rtt.loss_delay();
+        let mut lost = Vec::new();
+        for (&pn, sent) in self.sent.range(..largest) {
+            if largest - pn >= 3 || now.saturating_duration_since(sent.time) >= delay {
+                lost.push(pn);
+            } else {
+                self.loss_time = Some(sent.time + delay);
+                break;
+            }
+        }
+        let mut newest_lost = None;
+        let mut lost_bytes = 0;
+        for pn in lost {
+            let Some(sent) = self.sent.remove(&pn) else { continue };
+            self.in_flight = self.in_flight.saturating_sub(sent.size);
+            self.stats.packets_lost += 1;
+            lost_bytes += sent.size;
+            if let Some(range) = sent.data {
+                self.retransmit.push_back(range);
+            }
+            self.lost.insert(pn);
+            if self.lost.len() > LOST_MEMORY {
+                self.lost.pop_first();
+            }
+            newest_lost = Some(sent.time);
+        }
+        if let Some(sent_time) = newest_lost {
+            self.cc.on_loss(now, sent_time, lost_bytes, self.in_flight);
+        }
+    }
+
+    fn pto_deadline(&self) -> Option<Instant> {
+        if self.in_flight == 0 {
+            return None;
+        }
+        let pto = self.rtt.pto(MAX_ACK_DELAY) * 2u32.saturating_pow(self.pto_count.min(10));
+        self.last_eliciting_sent.map(|t| t + pto)
+    }
+
+    /// When [`Sender::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => return None,
+            State::Finishing { until } => return Some(until),
+            State::Open => {}
+        }
+        [
+            Some(self.last_recv + self.config.idle_timeout),
+            self.loss_time,
+            self.pto_deadline(),
+            self.next_pace,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Closed => return,
+            State::Finishing { until } => {
+                if now >= until {
+                    self.state = State::Closed;
+                }
+                return;
+            }
+            State::Open => {}
+        }
+        if now >= self.last_recv + self.config.idle_timeout {
+            self.state = State::Closed;
+            self.events.push_back(Event::Aborted {
+                reason: AbortReason::IdleTimeout,
+                by_peer: false,
+            });
+            return;
+        }
+        if self.loss_time.is_some_and(|t| now >= t) {
+            self.detect_lost(now);
+        }
+        if self.pto_deadline().is_some_and(|t| now >= t) {
+            self.pto_count += 1;
+            self.probes = 2;
+            self.last_eliciting_sent = Some(now);
+        }
+        if self.next_pace.is_some_and(|t| now >= t) {
+            self.next_pace = None;
+        }
+    }
+
+    fn header(&mut self, frame: Frame<'_>, buf: &mut [u8]) -> Option<usize> {
+        let pn = self.next_pn;
+        let n = packet::encode(&Packet { conn_id: self.conn_id, pn, frame }, buf)?;
+        self.next_pn += 1;
+        self.stats.packets_sent += 1;
+        Some(n)
+    }
+
+    /// Writes the next datagram to send into `buf` (at least the connection's datagram size)
+    /// and returns its length, or `None` when nothing may be sent now.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(reason) = self.abort.take() {
+            return self.header(Frame::Abort { reason: reason.code() }, buf);
+        }
+        if self.state == State::Closed {
+            return None;
+        }
+        if self.send_hello_ack {
+            self.send_hello_ack = false;
+            let frame = Frame::HelloAck {
+                total: self.total,
+                offset: self.next_offset.min(self.total),
+            };
+            return self.header(frame, buf);
+        }
+        if self.send_close {
+            self.send_close = false;
+            let frame = Frame::Close {
+                total: self.total,
+                last_byte: self.last_byte(),
+            };
+            return self.header(frame, buf);
+        }
+        if self.send_ping {
+            self.send_ping = false;
+            return self.header(Frame::Ping, buf);
+        }
+        if self.state != State::Open {
+            return None;
+        }
+        let probing = self.probes > 0;
+        if !probing {
+            let room = self.in_flight == 0 || self.in_flight + self.mss as u64 <= self.cc.window();
+            if !room || !self.has_data() {
+                return None;
+            }
+            let rate = self.cc.pacing_rate(&self.rtt);
+            let at = self.pacer.next_send(now, self.mss as f64, rate, self.mss as f64);
+            if at > now {
+                self.next_pace = Some(at);
+                return None;
+            }
+        } else {
+            self.probes -= 1;
+            if !self.has_data() {
+                // Probe with the oldest data still unacknowledged, or a ping.
+                match self.sent.values().find_map(|s| s.data) {
+                    Some(range) => self.retransmit.push_front(range),
+                    None => {
+                        let n = self.header(Frame::Ping, buf)?;
+                        self.on_sent(now, n as u64, None);
+                        return Some(n);
+                    }
+                }
+            }
+        }
+        self.send_data(now, buf)
+    }
+
+    /// True if there is data we may send: lost data, or new data within flow control.
+    fn has_data(&self) -> bool {
+        !self.retransmit.is_empty() || (self.next_offset < self.total && self.next_offset < self.max_offset)
+    }
+
+    fn send_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let room = self.mss.min(buf.len()).checked_sub(HEADER_LEN + DATA_HEADER_LEN)? as u64;
+        let (offset, len, resend) = match self.retransmit.pop_front() {
+            Some((offset, len)) => {
+                let take = len.min(room);
+                if take < len {
+                    self.retransmit.push_front((offset + take, len - take));
+                }
+                (offset, take, true)
+            }
+            None => {
+                let limit = self.total.min(self.max_offset);
+                let take = limit.checked_sub(self.next_offset).filter(|n| *n > 0)?.min(room);
+                let offset = self.next_offset;
+                self.next_offset += take;
+                (offset, take, false)
+            }
+        };
+        let pn = self.next_pn;
+        let header = packet::encode_data_header(self.conn_id, pn, offset, buf)?;
+        let end = header + len as usize;
+        match self.source.read_at(offset, &mut buf[header..end]) {
+            Ok(n) if n as u64 == len => {}
+            Ok(_) => {
+                // The file shrank under us: the receiver could never verify it.
+                self.abort(AbortReason::SourceFailed);
+                return self.poll_transmit(now, buf);
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the stream");
+                self.abort(AbortReason::SourceFailed);
+                return self.poll_transmit(now, buf);
+            }
+        }
+        self.next_pn += 1;
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += len;
+        if resend {
+            self.stats.packets_retransmitted += 1;
+        }
+        self.on_sent(now, end as u64, Some((offset, len)));
+        Some(end)
+    }
+
+    fn on_sent(&mut self, now: Instant, size: u64, data: Option<(u64, u64)>) {
+        if self.in_flight == 0 {
+            // Nothing in flight: the delivery rate restarts from here.
+            self.delivered_time = now;
+        }
+        let app_limited = !self.has_data();
+        self.sent.insert(
+            self.next_pn - 1,
+            Sent {
+                time: now,
+                size,
+                data,
+                delivered: self.delivered,
+                delivered_time: self.delivered_time,
+                app_limited,
+            },
+        );
+        self.in_flight += size;
+        self.last_eliciting_sent = Some(now);
+        self.pacer.on_sent(size as f64);
+        self.cc.on_sent(now, size, self.in_flight);
+    }
+}
+
+/// Compares tokens without leaking, through timing, how many leading bytes matched.
+fn constant_time_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
