@@ -29,7 +29,11 @@ impl Source for std::fs::File {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
         while filled < buf.len() {
-            match std::os::unix::fs::FileExt::read_at(self, &mut buf[filled..], offset + filled as u64) {
+            match std::os::unix::fs::FileExt::read_at(
+                self,
+                &mut buf[filled..],
+                offset + filled as u64,
+            ) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -46,7 +50,9 @@ impl Source for Vec<u8> {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.as_slice().len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.as_slice().len());
         let n = buf.len().min(self.as_slice().len() - start);
         buf[..n].copy_from_slice(&self[start..start + n]);
         Ok(n)

@@ -14,8 +14,8 @@
 pub mod cc;
 pub mod driver;
 mod io;
-pub mod packet;
 mod pacer;
+pub mod packet;
 mod receiver;
 mod rtt;
 mod sender;

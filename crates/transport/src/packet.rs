@@ -334,7 +334,10 @@ mod tests {
             max_offset: 1 << 40,
             max_datagram: 1452,
         });
-        round_trip(Frame::HelloAck { total: 10, offset: 5 });
+        round_trip(Frame::HelloAck {
+            total: 10,
+            offset: 5,
+        });
         round_trip(Frame::Data {
             offset: 3,
             payload: b"abc",

@@ -13,7 +13,7 @@ const ACK_EVERY: u32 = 2;
 /// First HELLO / DONE retry interval (doubles up to a second).
 const RETRY: Duration = Duration::from_millis(200);
 /// DONEs sent without a CLOSE before we finish anyway: we have every byte.
-const DONE_TRIES: u32 = 6;
+const DONE_TRIES: u32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -35,6 +35,8 @@ pub struct Receiver<K: Sink> {
     contiguous: u64,
     islands: BTreeMap<u64, u64>,
     paused: bool,
+    /// The end of the furthest data seen, and the byte just before it.
+    tail: Option<(u64, u8)>,
     /// Pause by itself once every byte below this offset is here.
     pause_at: Option<u64>,
     granted: u64,
@@ -58,7 +60,14 @@ pub struct Receiver<K: Sink> {
 impl<K: Sink> Receiver<K> {
     /// Starts a connection that asks for the stream from `offset` (the bytes before it are
     /// already in `sink`), proving itself with `token`.
-    pub fn new(now: Instant, conn_id: u64, token: [u8; 16], offset: u64, sink: K, config: Config) -> Self {
+    pub fn new(
+        now: Instant,
+        conn_id: u64,
+        token: [u8; 16],
+        offset: u64,
+        sink: K,
+        config: Config,
+    ) -> Self {
         let granted = offset.saturating_add(config.window);
         Self {
             conn_id,
@@ -68,6 +77,7 @@ impl<K: Sink> Receiver<K> {
             contiguous: offset,
             islands: BTreeMap::new(),
             paused: false,
+            tail: None,
             pause_at: None,
             granted,
             next_pn: 0,
@@ -149,7 +159,13 @@ impl<K: Sink> Receiver<K> {
         self.paused = paused;
         if paused {
             // Grant nothing beyond what has arrived (the holes below it may still be filled).
-            let highest = self.islands.values().max().copied().unwrap_or(0).max(self.contiguous);
+            let highest = self
+                .islands
+                .values()
+                .max()
+                .copied()
+                .unwrap_or(0)
+                .max(self.contiguous);
             self.granted = highest;
             self.ping_at = Some(now + self.config.keepalive);
         } else {
@@ -179,7 +195,10 @@ impl<K: Sink> Receiver<K> {
         if self.state != State::Closed {
             self.state = State::Closed;
             self.abort = Some(reason);
-            self.events.push_back(Event::Aborted { reason, by_peer: false });
+            self.events.push_back(Event::Aborted {
+                reason,
+                by_peer: false,
+            });
         }
     }
 
@@ -197,7 +216,10 @@ impl<K: Sink> Receiver<K> {
             Frame::HelloAck { total, offset } => {
                 if self.state == State::Connecting {
                     self.total = Some(total);
-                    self.contiguous = self.contiguous.min(offset).min(total);
+                    // Data may have come before this answer: keep what it filled in. The
+                    // sender starts where we asked, or at the end if we asked beyond it.
+                    let _ = offset;
+                    self.contiguous = self.contiguous.min(total);
                     self.state = State::Open;
                     self.retry_at = None;
                     self.events.push_back(Event::Connected { total, offset });
@@ -209,7 +231,10 @@ impl<K: Sink> Receiver<K> {
                 self.on_data(now, offset, payload);
             }
             Frame::Close { total, last_byte } => {
-                if matches!(self.state, State::Done | State::Open) && self.total == Some(total) && self.contiguous == total {
+                if matches!(self.state, State::Done | State::Open)
+                    && self.total == Some(total)
+                    && self.contiguous == total
+                {
                     self.finish(last_byte);
                 }
             }
@@ -266,11 +291,18 @@ impl<K: Sink> Receiver<K> {
             return;
         }
         self.stats.bytes_sent += payload.len() as u64;
+        if let Some(&last) = payload.last()
+            && self.tail.is_none_or(|(e, _)| end > e)
+        {
+            self.tail = Some((end, last));
+        }
         add_range(&mut self.contiguous, &mut self.islands, offset, end);
         if self.pause_at.is_some_and(|at| self.contiguous >= at) {
             self.pause_at = None;
             self.set_paused(now, true);
-            self.events.push_back(Event::PauseReached { offset: self.contiguous });
+            self.events.push_back(Event::PauseReached {
+                offset: self.contiguous,
+            });
         }
         if !self.paused {
             let granted = self.window_limit();
@@ -320,9 +352,17 @@ impl<K: Sink> Receiver<K> {
                 by_peer: false,
             });
         }
-        if self.state == State::Done && self.tries >= DONE_TRIES && self.retry_at.is_some_and(|t| now >= t) {
-            // We have every byte and said so many times: the CLOSE must have been lost.
-            self.finish(None);
+        if self.state == State::Done
+            && self.tries >= DONE_TRIES
+            && self.retry_at.is_some_and(|t| now >= t)
+        {
+            // We have every byte and said so many times: the CLOSEs must have been lost. The
+            // last byte passed through here, so we know it anyway.
+            let last_byte = self
+                .tail
+                .filter(|&(end, _)| Some(end) == self.total)
+                .map(|(_, b)| b);
+            self.finish(last_byte);
         }
     }
 
@@ -330,7 +370,12 @@ impl<K: Sink> Receiver<K> {
     /// nothing is due.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(reason) = self.abort.take() {
-            return self.encode(Frame::Abort { reason: reason.code() }, buf);
+            return self.encode(
+                Frame::Abort {
+                    reason: reason.code(),
+                },
+                buf,
+            );
         }
         if self.state == State::Closed {
             return None;
@@ -356,7 +401,9 @@ impl<K: Sink> Receiver<K> {
         if self.ack_deadline.is_some_and(|t| now >= t) && !self.received.is_empty() {
             self.ack_deadline = None;
             self.unacked = 0;
-            let ack_delay = self.largest_time.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let ack_delay = self
+                .largest_time
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
             let frame = Frame::Ack {
                 ack_delay_us: u32::try_from(ack_delay.as_micros()).unwrap_or(u32::MAX),
                 max_offset: self.granted,
@@ -395,7 +442,10 @@ impl<K: Sink> Receiver<K> {
 /// [`MAX_ACK_RANGES`].
 fn insert_pn(ranges: &mut Vec<(u64, u64)>, pn: u64) {
     // The first range starting at or below `pn` (ranges are sorted highest first).
-    let i = ranges.iter().position(|&(start, _)| start <= pn).unwrap_or(ranges.len());
+    let i = ranges
+        .iter()
+        .position(|&(start, _)| start <= pn)
+        .unwrap_or(ranges.len());
     if ranges.get(i).is_some_and(|&(_, end)| pn <= end) {
         return; // a duplicate
     }
@@ -455,7 +505,10 @@ mod tests {
         assert_eq!(ranges_of(&[0, 1, 5, 6, 3]), vec![(5, 6), (3, 3), (0, 1)]);
         assert_eq!(ranges_of(&[0, 2, 1]), vec![(0, 2)]);
         assert_eq!(ranges_of(&[5, 3, 4, 4]), vec![(3, 5)]);
-        assert_eq!(ranges_of(&[10, 2, 6, 4]), vec![(10, 10), (6, 6), (4, 4), (2, 2)]);
+        assert_eq!(
+            ranges_of(&[10, 2, 6, 4]),
+            vec![(10, 10), (6, 6), (4, 4), (2, 2)]
+        );
         assert_eq!(ranges_of(&[4, 6, 5]), vec![(4, 6)]);
     }
 

@@ -31,7 +31,11 @@ impl RttEstimator {
     pub fn update(&mut self, rtt: Duration, ack_delay: Duration) {
         self.latest = rtt;
         self.min = self.min.min(rtt);
-        let adjusted = if rtt >= self.min + ack_delay { rtt - ack_delay } else { rtt };
+        let adjusted = if rtt >= self.min + ack_delay {
+            rtt - ack_delay
+        } else {
+            rtt
+        };
         match self.smoothed {
             None => {
                 self.smoothed = Some(adjusted);
@@ -57,7 +61,11 @@ impl RttEstimator {
 
     /// Smallest sample, or the initial RTT before any.
     pub fn min(&self) -> Duration {
-        if self.min == Duration::MAX { INITIAL_RTT } else { self.min }
+        if self.min == Duration::MAX {
+            INITIAL_RTT
+        } else {
+            self.min
+        }
     }
 
     /// True once a sample was taken.

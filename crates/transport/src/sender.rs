@@ -2,8 +2,8 @@
 //! recovery, congestion control, pacing and the receiver's flow control.
 
 use crate::cc::{AckSample, Controller};
-use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN, Packet};
 use crate::pacer::Pacer;
+use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN, Packet};
 use crate::rtt::RttEstimator;
 use crate::{AbortReason, Config, Event, Source, Stats};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// The receiver acks within this long (it acks every second packet sooner).
 const MAX_ACK_DELAY: Duration = Duration::from_millis(5);
+/// Longest probe timeout after backoff (unless one RTT alone is longer).
+const MAX_PTO: Duration = Duration::from_secs(2);
 /// Lost packet numbers remembered to spot spurious retransmissions.
 const LOST_MEMORY: usize = 4096;
 
@@ -28,7 +30,9 @@ struct Sent {
 enum State {
     Open,
     /// The receiver has everything; we answer its DONEs until `until`.
-    Finishing { until: Instant },
+    Finishing {
+        until: Instant,
+    },
     Closed,
 }
 
@@ -39,6 +43,8 @@ pub struct Sender<S: Source> {
     conn_id: u64,
     source: S,
     total: u64,
+    /// First byte the receiver asked for.
+    start: u64,
     next_offset: u64,
     max_offset: u64,
     flow_pn: u64,
@@ -49,6 +55,8 @@ pub struct Sender<S: Source> {
     largest_acked: Option<u64>,
     retransmit: VecDeque<(u64, u64)>,
     lost: BTreeSet<u64>,
+    /// The ranges of the last ack handled.
+    prev_ranges: Vec<(u64, u64)>,
     rtt: RttEstimator,
     cc: Box<dyn Controller>,
     pacer: Pacer,
@@ -105,6 +113,7 @@ impl<S: Source> Sender<S> {
             conn_id: packet.conn_id,
             source,
             total,
+            start,
             next_offset: start,
             max_offset,
             flow_pn: packet.pn,
@@ -115,6 +124,7 @@ impl<S: Source> Sender<S> {
             largest_acked: None,
             retransmit: VecDeque::new(),
             lost: BTreeSet::new(),
+            prev_ranges: Vec::new(),
             rtt: RttEstimator::default(),
             cc,
             pacer: Pacer::new(),
@@ -131,7 +141,10 @@ impl<S: Source> Sender<S> {
             abort: None,
             state: State::Open,
             last_recv: now,
-            events: VecDeque::from([Event::Connected { total, offset: start }]),
+            events: VecDeque::from([Event::Connected {
+                total,
+                offset: start,
+            }]),
             stats: Stats::default(),
             config,
         })
@@ -202,13 +215,17 @@ impl<S: Source> Sender<S> {
             }
             Frame::Done => {
                 self.send_close = true;
+                if let State::Finishing { until } = &mut self.state {
+                    // Still being asked: our CLOSE was lost; stay to answer the next DONE.
+                    *until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
+                }
                 if self.state == State::Open {
                     let last_byte = self.last_byte();
                     self.events.push_back(Event::Finished {
                         total: self.total,
                         last_byte,
                     });
-                    self.stats.bytes_delivered = self.total;
+                    self.stats.bytes_delivered = self.total - self.start;
                     // Linger to answer a repeated DONE if our CLOSE is lost.
                     let until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
                     self.state = State::Finishing { until };
@@ -245,7 +262,25 @@ impl<S: Source> Sender<S> {
             return;
         };
         let mut newly: Vec<(u64, Sent)> = Vec::new();
+        // Ranges come newest first: stop at the first one older than anything we still track.
+        let oldest = match (self.sent.keys().next(), self.lost.first()) {
+            (Some(&a), Some(&b)) => a.min(b),
+            (Some(&a), None) | (None, Some(&a)) => a,
+            (None, None) => u64::MAX,
+        };
+        // Most ranges repeat the previous ack's: those were handled then.
+        let prev = std::mem::replace(&mut self.prev_ranges, ranges.to_vec());
+        let mut j = 0;
         for &(start, end) in ranges {
+            if end < oldest {
+                break;
+            }
+            while prev.get(j).is_some_and(|&(s, _)| s > start) {
+                j += 1;
+            }
+            if prev.get(j).is_some_and(|&(_, e)| e >= end) {
+                continue;
+            }
             let pns: Vec<u64> = self.sent.range(start..=end).map(|(pn, _)| *pn).collect();
             for pn in pns {
                 if let Some(sent) = self.sent.remove(&pn) {
@@ -266,7 +301,8 @@ impl<S: Source> Sender<S> {
         if let Some((pn, sent)) = newly.last()
             && *pn == largest
         {
-            self.rtt.update(now.saturating_duration_since(sent.time), ack_delay);
+            self.rtt
+                .update(now.saturating_duration_since(sent.time), ack_delay);
         }
         for (_, sent) in &newly {
             self.in_flight = self.in_flight.saturating_sub(sent.size);
@@ -308,7 +344,9 @@ impl<S: Source> Sender<S> {
         let mut newest_lost = None;
         let mut lost_bytes = 0;
         for pn in lost {
-            let Some(sent) = self.sent.remove(&pn) else { continue };
+            let Some(sent) = self.sent.remove(&pn) else {
+                continue;
+            };
             self.in_flight = self.in_flight.saturating_sub(sent.size);
             self.stats.packets_lost += 1;
             lost_bytes += sent.size;
@@ -330,7 +368,10 @@ impl<S: Source> Sender<S> {
         if self.in_flight == 0 {
             return None;
         }
-        let pto = self.rtt.pto(MAX_ACK_DELAY) * 2u32.saturating_pow(self.pto_count.min(10));
+        // Exponential backoff (RFC 9002 6.2.1), capped so that a run of lost probes never
+        // leaves the peer silent for as long as its idle timeout.
+        let base = self.rtt.pto(MAX_ACK_DELAY);
+        let pto = (base * 2u32.saturating_pow(self.pto_count.min(10))).min(base.max(MAX_PTO));
         self.last_eliciting_sent.map(|t| t + pto)
     }
 
@@ -387,7 +428,14 @@ impl<S: Source> Sender<S> {
 
     fn header(&mut self, frame: Frame<'_>, buf: &mut [u8]) -> Option<usize> {
         let pn = self.next_pn;
-        let n = packet::encode(&Packet { conn_id: self.conn_id, pn, frame }, buf)?;
+        let n = packet::encode(
+            &Packet {
+                conn_id: self.conn_id,
+                pn,
+                frame,
+            },
+            buf,
+        )?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
         Some(n)
@@ -397,7 +445,12 @@ impl<S: Source> Sender<S> {
     /// and returns its length, or `None` when nothing may be sent now.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(reason) = self.abort.take() {
-            return self.header(Frame::Abort { reason: reason.code() }, buf);
+            return self.header(
+                Frame::Abort {
+                    reason: reason.code(),
+                },
+                buf,
+            );
         }
         if self.state == State::Closed {
             return None;
@@ -432,7 +485,9 @@ impl<S: Source> Sender<S> {
                 return None;
             }
             let rate = self.cc.pacing_rate(&self.rtt);
-            let at = self.pacer.next_send(now, self.mss as f64, rate, self.mss as f64);
+            let at = self
+                .pacer
+                .next_send(now, self.mss as f64, rate, self.mss as f64);
             if at > now {
                 self.next_pace = Some(at);
                 return None;
@@ -456,11 +511,15 @@ impl<S: Source> Sender<S> {
 
     /// True if there is data we may send: lost data, or new data within flow control.
     fn has_data(&self) -> bool {
-        !self.retransmit.is_empty() || (self.next_offset < self.total && self.next_offset < self.max_offset)
+        !self.retransmit.is_empty()
+            || (self.next_offset < self.total && self.next_offset < self.max_offset)
     }
 
     fn send_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let room = self.mss.min(buf.len()).checked_sub(HEADER_LEN + DATA_HEADER_LEN)? as u64;
+        let room = self
+            .mss
+            .min(buf.len())
+            .checked_sub(HEADER_LEN + DATA_HEADER_LEN)? as u64;
         let (offset, len, resend) = match self.retransmit.pop_front() {
             Some((offset, len)) => {
                 let take = len.min(room);
@@ -471,7 +530,10 @@ impl<S: Source> Sender<S> {
             }
             None => {
                 let limit = self.total.min(self.max_offset);
-                let take = limit.checked_sub(self.next_offset).filter(|n| *n > 0)?.min(room);
+                let take = limit
+                    .checked_sub(self.next_offset)
+                    .filter(|n| *n > 0)?
+                    .min(room);
                 let offset = self.next_offset;
                 self.next_offset += take;
                 (offset, take, false)

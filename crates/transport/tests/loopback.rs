@@ -29,7 +29,13 @@ async fn transfer(len: usize, offset: u64, config: Config) -> (Vec<u8>, Event) {
         Duration::from_secs(30),
         driver::fetch(
             &client,
-            driver::FetchOptions { server: addr, token, offset, pause_at: None, config },
+            driver::FetchOptions {
+                server: addr,
+                token,
+                offset,
+                pause_at: None,
+                config,
+            },
             &mut sink,
             control,
             None,
@@ -47,14 +53,23 @@ async fn a_few_megabytes_arrive_exactly_over_loopback() {
     let len = 5_000_003;
     let (got, event) = transfer(len, 0, Config::default()).await;
     let expected = data(len);
-    assert_eq!(event, Event::Finished { total: len as u64, last_byte: expected.last().copied() });
+    assert_eq!(
+        event,
+        Event::Finished {
+            total: len as u64,
+            last_byte: expected.last().copied()
+        }
+    );
     assert!(got == expected, "bytes differ");
 }
 
 #[tokio::test]
 async fn small_datagrams_and_resume_from_an_offset() {
     let len = 300_000;
-    let config = Config { max_datagram: 1200, ..Config::default() };
+    let config = Config {
+        max_datagram: 1200,
+        ..Config::default()
+    };
     let (got, event) = transfer(len, 100_000, config).await;
     assert!(matches!(event, Event::Finished { total: 300_000, .. }));
     assert_eq!(&got[100_000..], &data(len)[100_000..]);
@@ -63,6 +78,12 @@ async fn small_datagrams_and_resume_from_an_offset() {
 #[tokio::test]
 async fn an_empty_stream_finishes() {
     let (got, event) = transfer(0, 0, Config::default()).await;
-    assert_eq!(event, Event::Finished { total: 0, last_byte: None });
+    assert_eq!(
+        event,
+        Event::Finished {
+            total: 0,
+            last_byte: None
+        }
+    );
     assert!(got.is_empty());
 }

@@ -14,6 +14,7 @@ const CWND_GAIN: f64 = 2.0;
 const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 const BW_WINDOW_ROUNDS: u64 = 10;
 const INITIAL_PACKETS: u64 = 10;
+const MIN_PACKETS_PER_RTT: f64 = 4.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -27,7 +28,8 @@ enum Mode {
 pub struct Bbr {
     mss: f64,
     mode: Mode,
-    /// (round, delivery rate in bytes/s) samples; the max over the window is the estimate.
+    /// (round, best delivery rate in bytes/s of that round); the max over the window is the
+    /// estimate.
     bw_samples: VecDeque<(u64, f64)>,
     round: u64,
     /// `delivered` at the start of the current round.
@@ -57,7 +59,10 @@ impl Bbr {
     }
 
     fn bw(&self) -> f64 {
-        self.bw_samples.iter().map(|&(_, bw)| bw).fold(0.0, f64::max)
+        self.bw_samples
+            .iter()
+            .map(|&(_, bw)| bw)
+            .fold(0.0, f64::max)
     }
 
     fn bdp(&self) -> f64 {
@@ -89,7 +94,11 @@ impl Controller for Bbr {
             let rate = (ack.delivered - ack.delivered_at_send) as f64 / interval.as_secs_f64();
             // An application-limited sample says little unless it beats the estimate.
             if !ack.app_limited || rate >= self.bw() {
-                self.bw_samples.push_back((self.round, rate));
+                // One entry per round (its best sample) keeps the filter small.
+                match self.bw_samples.back_mut() {
+                    Some((round, best)) if *round == self.round => *best = best.max(rate),
+                    _ => self.bw_samples.push_back((self.round, rate)),
+                }
             }
         }
         while self
@@ -136,17 +145,25 @@ impl Controller for Bbr {
         if self.bw_samples.is_empty() {
             return (INITIAL_PACKETS as f64 * self.mss) as u64;
         }
-        let gain = if self.mode == Mode::Startup { STARTUP_GAIN } else { CWND_GAIN };
+        let gain = if self.mode == Mode::Startup {
+            STARTUP_GAIN
+        } else {
+            CWND_GAIN
+        };
         (gain * self.bdp()).max(floor) as u64
     }
 
     fn pacing_rate(&self, rtt: &RttEstimator) -> f64 {
         let bw = self.bw();
         if bw == 0.0 {
-            let initial = INITIAL_PACKETS as f64 * self.mss / rtt.smoothed().as_secs_f64().max(1e-6);
+            let initial =
+                INITIAL_PACKETS as f64 * self.mss / rtt.smoothed().as_secs_f64().max(1e-6);
             return STARTUP_GAIN * initial;
         }
-        self.pacing_gain() * bw
+        // A floor of a few packets per min RTT: samples taken across a long stall (probe
+        // timeouts in heavy loss) must not pace the flow down to nothing.
+        (self.pacing_gain() * bw)
+            .max(MIN_PACKETS_PER_RTT * self.mss / self.min_rtt.as_secs_f64().max(1e-6))
     }
 
     fn name(&self) -> &'static str {
