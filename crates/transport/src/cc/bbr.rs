@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const STARTUP_GAIN: f64 = 2.77;
 const CWND_GAIN: f64 = 2.0;
 const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
-const BW_WINDOW_ROUNDS: u64 = 10;
+const BW_WINDOW_ROUNDS: u64 = 8;
 const INITIAL_PACKETS: u64 = 10;
 const MIN_PACKETS_PER_RTT: f64 = 4.0;
 
