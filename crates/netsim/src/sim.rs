@@ -140,13 +140,15 @@ enum Side {
     Receiver,
 }
 
-#[derive(Debug)]
+/// What happens at a scheduled time. Small and `Copy`, so the event heap moves little: packet
+/// bytes wait in `Sim::packets`.
+#[derive(Debug, Clone, Copy)]
 enum What {
     Start(usize),
     Deliver {
         flow: usize,
         to: Side,
-        bytes: Vec<u8>,
+        slot: u32,
     },
     Wake {
         flow: usize,
@@ -208,6 +210,9 @@ struct Sim {
     rng: Rng,
     flows: Vec<Flow>,
     buf: Vec<u8>,
+    /// Datagrams on the wire, by slot; `free` lists the slots to reuse.
+    packets: Vec<Vec<u8>>,
+    free: Vec<u32>,
 }
 
 /// Runs `scenario` to the end and reports on every flow.
@@ -262,6 +267,8 @@ pub fn run(scenario: &Scenario) -> Report {
         rng,
         flows,
         buf: vec![0u8; transport::MAX_DATAGRAM],
+        packets: Vec::new(),
+        free: Vec::new(),
     };
     for (i, spec) in scenario.flows.iter().enumerate() {
         sim.schedule(spec.start, What::Start(i));
@@ -335,7 +342,8 @@ impl Sim {
                 }
                 self.service(flow, Side::Receiver);
             }
-            What::Deliver { flow, to, bytes } => {
+            What::Deliver { flow, to, slot } => {
+                let bytes = std::mem::take(&mut self.packets[slot as usize]);
                 let f = &mut self.flows[flow];
                 match to {
                     Side::Receiver => {
@@ -357,6 +365,9 @@ impl Sim {
                         }
                     },
                 }
+                // Keep the allocation for the next packet.
+                self.packets[slot as usize] = bytes;
+                self.free.push(slot);
                 self.service(flow, to);
             }
             What::Wake { flow, side, at } => {
@@ -414,8 +425,17 @@ impl Sim {
                 Side::Receiver => (&mut self.reverse, Side::Sender),
             };
             for at in link.send(self.now, n, &mut self.rng) {
-                let bytes = buf[..n].to_vec();
-                self.schedule(at, What::Deliver { flow: i, to, bytes });
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.packets.push(Vec::new());
+                        (self.packets.len() - 1) as u32
+                    }
+                };
+                let packet = &mut self.packets[slot as usize];
+                packet.clear();
+                packet.extend_from_slice(&buf[..n]);
+                self.schedule(at, What::Deliver { flow: i, to, slot });
             }
         }
         self.buf = buf;

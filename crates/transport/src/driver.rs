@@ -189,14 +189,17 @@ pub async fn fetch<K: Sink>(
     let conn_id: u64 = rand::random();
     let mut conn = Receiver::new(now(), conn_id, token, offset, sink, config);
     conn.set_pause_at(pause_at);
-    control.mark_changed();
     let mut buf = vec![0u8; crate::MAX_DATAGRAM];
     let mut last = None;
     let mut report_at = Instant::now() + PROGRESS_EVERY;
     let mut reported = (Instant::now(), conn.received_bytes());
+    // Applied only when it changes: a fetch that paused itself at its pause point stays
+    // paused until the application says otherwise.
+    let mut applied = None;
     loop {
-        if control.has_changed().unwrap_or(false) {
-            let state = *control.borrow_and_update();
+        let state = *control.borrow_and_update();
+        if applied != Some(state) {
+            applied = Some(state);
             match state {
                 Control::Run => conn.set_paused(now(), false),
                 Control::Pause => conn.set_paused(now(), true),
@@ -220,7 +223,9 @@ pub async fn fetch<K: Sink>(
                 Event::Connected { .. } => {}
             }
         }
-        if (reached_pause_point || Instant::now() >= report_at)
+        // Report when something moved (a paused transfer stays quiet), and always the pause.
+        let moved = conn.received_bytes() != reported.1;
+        if (reached_pause_point || (moved && Instant::now() >= report_at))
             && let Some(progress) = &progress
         {
             let (then, bytes_then) = reported;
@@ -246,7 +251,11 @@ pub async fn fetch<K: Sink>(
         let Some(timeout) = conn.poll_timeout() else {
             break;
         };
-        let wake = Instant::from_std(timeout).min(report_at);
+        let wake = if moved {
+            Instant::from_std(timeout).min(report_at)
+        } else {
+            Instant::from_std(timeout)
+        };
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r

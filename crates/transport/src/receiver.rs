@@ -171,6 +171,11 @@ impl<K: Sink> Receiver<K> {
         } else {
             self.granted = self.window_limit();
             self.ping_at = None;
+            if self.state == State::Open {
+                // Repeat the reopened window until data flows again.
+                self.retry_at = Some(now + RETRY);
+                self.retry_every = RETRY;
+            }
         }
         self.ack_deadline = Some(now); // tell the sender at once
     }
@@ -214,6 +219,9 @@ impl<K: Sink> Receiver<K> {
         self.stats.packets_received += 1;
         match packet.frame {
             Frame::HelloAck { total, offset } => {
+                // Acking it proves to the sender that we are at this address.
+                self.on_packet(now, packet.pn);
+                self.ack_deadline = Some(now);
                 if self.state == State::Connecting {
                     self.total = Some(total);
                     // Data may have come before this answer: keep what it filled in. The
@@ -221,7 +229,9 @@ impl<K: Sink> Receiver<K> {
                     let _ = offset;
                     self.contiguous = self.contiguous.min(total);
                     self.state = State::Open;
-                    self.retry_at = None;
+                    // Until data flows, repeat our ack of it: if it is lost the sender waits.
+                    self.retry_at = Some(now + RETRY);
+                    self.retry_every = RETRY;
                     self.events.push_back(Event::Connected { total, offset });
                     self.check_done(now);
                 }
@@ -289,6 +299,9 @@ impl<K: Sink> Receiver<K> {
             tracing::warn!(%err, "cannot write the stream");
             self.abort(AbortReason::SinkFailed);
             return;
+        }
+        if self.state == State::Open && !self.paused {
+            self.retry_at = None; // data flows: nothing to repeat
         }
         self.stats.bytes_sent += payload.len() as u64;
         if let Some(&last) = payload.last()
@@ -395,7 +408,10 @@ impl<K: Sink> Receiver<K> {
                     return self.encode(frame, buf);
                 }
                 State::Done => return self.encode(Frame::Done, buf),
-                _ => {}
+                // The sender has not started (or restarted after a pause): repeat the ack and
+                // the window it carries.
+                State::Open => self.ack_deadline = Some(now),
+                State::Closed => {}
             }
         }
         if self.ack_deadline.is_some_and(|t| now >= t) && !self.received.is_empty() {

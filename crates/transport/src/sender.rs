@@ -68,6 +68,9 @@ pub struct Sender<S: Source> {
     probes: u32,
     loss_time: Option<Instant>,
     send_hello_ack: bool,
+    /// When the latest HELLO_ACK left, until the peer acks it: the address is not proven to
+    /// be the peer's before, so nothing but HELLO_ACKs goes there.
+    unvalidated_since: Option<Instant>,
     send_close: bool,
     send_ping: bool,
     abort: Option<AbortReason>,
@@ -136,6 +139,7 @@ impl<S: Source> Sender<S> {
             probes: 0,
             loss_time: None,
             send_hello_ack: true,
+            unvalidated_since: Some(now),
             send_close: false,
             send_ping: false,
             abort: None,
@@ -211,6 +215,14 @@ impl<S: Source> Sender<S> {
                 ranges,
             } => {
                 self.update_flow(packet.pn, max_offset);
+                if let Some(sent) = self.unvalidated_since.take() {
+                    // Only a peer that got our HELLO_ACK at its address can ack it. It also
+                    // gives the first RTT sample.
+                    let ack_delay = Duration::from_micros(u64::from(ack_delay_us));
+                    self.rtt
+                        .update(now.saturating_duration_since(sent), ack_delay);
+                    self.delivered_time = now;
+                }
                 self.on_ack(now, Duration::from_micros(u64::from(ack_delay_us)), &ranges);
             }
             Frame::Done => {
@@ -457,6 +469,9 @@ impl<S: Source> Sender<S> {
         }
         if self.send_hello_ack {
             self.send_hello_ack = false;
+            if self.unvalidated_since.is_some() {
+                self.unvalidated_since = Some(now);
+            }
             let frame = Frame::HelloAck {
                 total: self.total,
                 offset: self.next_offset.min(self.total),
@@ -475,7 +490,7 @@ impl<S: Source> Sender<S> {
             self.send_ping = false;
             return self.header(Frame::Ping, buf);
         }
-        if self.state != State::Open {
+        if self.state != State::Open || self.unvalidated_since.is_some() {
             return None;
         }
         let probing = self.probes > 0;
