@@ -1,88 +1,182 @@
 //! Prints the simulator's table: goodput, fairness and RTT inflation per scenario and
-//! controller, on a 100 Mbit/s bottleneck with 40 ms RTT and a one-BDP queue.
+//! controller, on a 100 Mbit/s bottleneck with 40 ms RTT and a one-BDP drop-tail queue.
 //!
 //! `cargo run --release -p netsim --example table`
 
-use netsim::{FlowSpec, LinkConfig, Scenario, jain, run};
+use netsim::{BurstLoss, FlowSpec, LinkConfig, Report, Scenario, jain, run};
 use std::time::{Duration, Instant};
 use transport::{Algorithm, Config};
 
-const RATE: u64 = 100_000_000;
+const RATE: f64 = 100e6;
+const SECS: u64 = 30;
 
-fn scenario(flows: usize, loss: f64, algorithm: Algorithm, secs: u64) -> Scenario {
-    let mut forward = LinkConfig::new(RATE, Duration::from_millis(20));
-    forward.loss = loss;
+struct Case {
+    name: &'static str,
+    flows: usize,
+    loss: f64,
+    burst: bool,
+    late: bool,
+}
+
+fn scenario(case: &Case, algorithm: Algorithm) -> Scenario {
+    let mut forward = LinkConfig::new(RATE as u64, Duration::from_millis(20));
+    forward.loss = case.loss;
+    if case.burst {
+        forward.burst = Some(BurstLoss {
+            enter_bad: 0.002,
+            leave_bad: 0.2,
+            bad_loss: 0.5,
+        });
+    }
     let config = Config {
         algorithm,
-        ..Config::default()
+        ..FlowSpec::new(0).config
     };
+    let flows = (0..case.flows)
+        .map(|i| FlowSpec {
+            config: config.clone(),
+            start: if case.late && i == case.flows - 1 {
+                Duration::from_secs(10)
+            } else {
+                Duration::ZERO
+            },
+            ..FlowSpec::new(1 << 40)
+        })
+        .collect();
     Scenario {
         forward,
-        reverse: LinkConfig::new(RATE, Duration::from_millis(20)),
-        flows: (0..flows)
-            .map(|_| FlowSpec {
-                config: config.clone(),
-                ..FlowSpec::new(u64::MAX / 4)
-            })
-            .collect(),
+        reverse: LinkConfig::new(RATE as u64, Duration::from_millis(20)),
+        flows,
         seed: 1,
-        until: Duration::from_secs(secs),
+        until: Duration::from_secs(SECS),
     }
 }
 
-fn main() {
+fn row(case: &Case, algorithm: Algorithm, report: &Report, wall: Duration) {
+    let end = Duration::from_secs(SECS);
+    let total: f64 = report
+        .flows
+        .iter()
+        .map(|f| f.goodput_between(Duration::ZERO, end))
+        .sum();
+    let from = Duration::from_secs(if case.late { 15 } else { 5 });
+    let rates: Vec<f64> = report
+        .flows
+        .iter()
+        .map(|f| f.goodput_between(from, end))
+        .collect();
+    let inflation = report
+        .flows
+        .iter()
+        .map(|f| f.mean_rtt().as_secs_f64() / f.sender_stats.min_rtt.as_secs_f64().max(1e-9))
+        .sum::<f64>()
+        / report.flows.len() as f64;
+    let lost: u64 = report
+        .flows
+        .iter()
+        .map(|f| f.sender_stats.packets_lost)
+        .sum();
+    let late = if case.late {
+        let last = &report.flows[case.flows - 1];
+        let share = last.goodput_between(Duration::from_secs(15), Duration::from_secs(20)) / RATE;
+        format!("{:.0} %", share * 100.0 * case.flows as f64)
+    } else {
+        "-".into()
+    };
     println!(
-        "| scenario | controller | goodput (% of link) | Jain | mean RTT / min RTT | lost | sim time |"
+        "| {} | {algorithm:?} | {:.1} | {:.3} | {:.2} | {late} | {lost} | {} | {:.2} s |",
+        case.name,
+        total / RATE * 100.0,
+        jain(&rates),
+        inflation,
+        report.queue_drops,
+        wall.as_secs_f64()
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (flows, loss) in [
-        (1, 0.0),
-        (1, 0.01),
-        (1, 0.05),
-        (1, 0.2),
-        (2, 0.0),
-        (4, 0.0),
-        (8, 0.0),
-        (4, 0.01),
-    ] {
+}
+
+fn main() {
+    let cases = [
+        Case {
+            name: "1 flow, no loss",
+            flows: 1,
+            loss: 0.0,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "1 flow, 1 % loss",
+            flows: 1,
+            loss: 0.01,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "1 flow, 5 % loss",
+            flows: 1,
+            loss: 0.05,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "1 flow, 20 % loss",
+            flows: 1,
+            loss: 0.20,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "1 flow, burst loss",
+            flows: 1,
+            loss: 0.0,
+            burst: true,
+            late: false,
+        },
+        Case {
+            name: "2 flows",
+            flows: 2,
+            loss: 0.0,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "4 flows",
+            flows: 4,
+            loss: 0.0,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "8 flows",
+            flows: 8,
+            loss: 0.0,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "4 flows, 1 % loss",
+            flows: 4,
+            loss: 0.01,
+            burst: false,
+            late: false,
+        },
+        Case {
+            name: "2 flows, 2nd at 10 s",
+            flows: 2,
+            loss: 0.0,
+            burst: false,
+            late: true,
+        },
+    ];
+    println!(
+        "| scenario | controller | goodput % of link (all flows) | Jain | mean RTT / min RTT \
+         | late flow, 5-10 s after start, % of fair share | packets lost | queue drops | wall time to simulate |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for case in &cases {
         for algorithm in [Algorithm::Bbr, Algorithm::Cubic] {
-            let secs = 30;
             let wall = Instant::now();
-            let report = run(&scenario(flows, loss, algorithm, secs));
-            let wall = wall.elapsed();
-            let end = Duration::from_secs(secs);
-            let rates: Vec<f64> = report
-                .flows
-                .iter()
-                .map(|f| f.goodput_between(Duration::ZERO, end))
-                .collect();
-            let fair: Vec<f64> = report
-                .flows
-                .iter()
-                .map(|f| f.goodput_between(Duration::from_secs(5), end))
-                .collect();
-            let total: f64 = rates.iter().sum();
-            let inflation: f64 = report
-                .flows
-                .iter()
-                .map(|f| {
-                    f.mean_rtt().as_secs_f64() / f.sender_stats.min_rtt.as_secs_f64().max(1e-9)
-                })
-                .sum::<f64>()
-                / flows as f64;
-            let lost: u64 = report
-                .flows
-                .iter()
-                .map(|f| f.sender_stats.packets_lost)
-                .sum();
-            println!(
-                "| {flows} flow(s), {:.0} % loss | {algorithm:?} | {:.1} | {:.3} | {:.2} | {lost} | {:.2} s |",
-                loss * 100.0,
-                total / RATE as f64 * 100.0,
-                jain(&fair),
-                inflation,
-                wall.as_secs_f64()
-            );
+            let report = run(&scenario(case, algorithm));
+            row(case, algorithm, &report, wall.elapsed());
         }
     }
 }

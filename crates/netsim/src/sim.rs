@@ -32,13 +32,17 @@ pub struct FlowSpec {
 }
 
 impl FlowSpec {
-    /// A transfer of `size` bytes starting at time zero with the default settings.
+    /// A transfer of `size` bytes starting at time zero with the default settings and the
+    /// datagram size of real networks ([`transport::SAFE_DATAGRAM`]).
     pub fn new(size: u64) -> Self {
         Self {
             size,
             offset: 0,
             start: Duration::ZERO,
-            config: Config::default(),
+            config: Config {
+                max_datagram: transport::SAFE_DATAGRAM,
+                ..Config::default()
+            },
             pause: None,
         }
     }

@@ -5,8 +5,8 @@ mod common;
 use common::{assert_exact, one_flow, run_one};
 use netsim::{BurstLoss, FlowSpec};
 use std::time::Duration;
+use transport::Algorithm;
 use transport::packet::{DATA_HEADER_LEN, HEADER_LEN};
-use transport::{Algorithm, Config};
 
 const MB: u64 = 1_000_000;
 
@@ -125,7 +125,7 @@ fn exact_from_1_ms_to_600_ms_rtt() {
 
 #[test]
 fn exact_for_sizes_around_one_datagram() {
-    let payload = (Config::default().datagram() - HEADER_LEN - DATA_HEADER_LEN) as u64;
+    let payload = (FlowSpec::new(0).config.datagram() - HEADER_LEN - DATA_HEADER_LEN) as u64;
     for size in [0, 1, payload - 1, payload, payload + 1, 3 * payload + 1] {
         exact_with(size, |_| {});
         exact_with(size, |s| s.forward.loss = 0.3);

@@ -31,7 +31,8 @@ use std::time::Duration;
 /// Settings shared by both ends.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Largest UDP payload to send, 1200 to 65507 bytes.
+    /// Largest UDP payload to send or accept, 1200 to 65507 bytes. The default is the largest;
+    /// the [`driver`] lowers it to [`SAFE_DATAGRAM`] for peers that are not on loopback.
     pub max_datagram: usize,
     /// Congestion controller of the sender.
     pub algorithm: Algorithm,
@@ -46,7 +47,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_datagram: SAFE_DATAGRAM,
+            max_datagram: MAX_DATAGRAM,
             algorithm: Algorithm::default(),
             window: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30),
