@@ -1,7 +1,9 @@
 //! The connection to the server: a reader task turning frames into [`Event`]s and answers, and
 //! a writer task sending requests and keepalives.
 
+use crate::download::{DownloadOptions, Downloads, Offer, TransferStatus};
 use crate::event::time_from_millis;
+use crate::fetch::Control;
 use crate::{ClientError, Event};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ pub struct Client {
 struct Inner {
     outbox: mpsc::Sender<ClientMsg>,
     pending: Pending,
+    downloads: Arc<Downloads>,
     next_req: AtomicU64,
     name: String,
     server: SocketAddr,
@@ -109,11 +112,18 @@ impl Client {
         let (out_tx, out_rx) = mpsc::channel(OUTBOX);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let pending = Pending::default();
+        let downloads = Downloads::new(server.ip(), ev_tx.clone());
         tokio::spawn(write_loop(wr, out_rx));
-        tokio::spawn(read_loop(frames, ev_tx, Arc::clone(&pending)));
+        tokio::spawn(read_loop(
+            frames,
+            ev_tx,
+            Arc::clone(&pending),
+            Arc::clone(&downloads),
+        ));
         let inner = Inner {
             outbox: out_tx,
             pending,
+            downloads,
             next_req: AtomicU64::new(1),
             name,
             server,
@@ -193,6 +203,61 @@ impl Client {
         }
     }
 
+    /// Asks for the shared file `file` and downloads it into `opts.dir` in the background.
+    /// Returns the transfer id at once (the transfer may be queued); progress and the result
+    /// arrive as [`Event::Transfer`]. Fails with `no_such_file` or `busy`.
+    pub async fn download(&self, file: &str, opts: DownloadOptions) -> Result<u64, ClientError> {
+        let req = self.next_req();
+        self.inner.downloads.asked(req, file.to_owned(), opts);
+        let msg = ClientMsg::Download {
+            file: file.to_owned(),
+            req: Some(req),
+        };
+        let answer = self.request(req, msg).await;
+        match answer {
+            Ok(ServerMsg::DownloadReady { id, .. } | ServerMsg::DownloadQueued { id, .. }) => {
+                Ok(id)
+            }
+            Ok(other) => {
+                self.inner.downloads.forget(req);
+                Err(unexpected(other))
+            }
+            Err(err) => {
+                self.inner.downloads.forget(req);
+                Err(err)
+            }
+        }
+    }
+
+    /// Pauses transfer `id`: the receiver stops granting window, the flow stays open cheaply.
+    pub fn pause(&self, id: u64) -> Result<(), ClientError> {
+        self.inner.downloads.control(id, Control::Pause)
+    }
+
+    /// Resumes a paused transfer.
+    pub fn resume(&self, id: u64) -> Result<(), ClientError> {
+        self.inner.downloads.control(id, Control::Run)
+    }
+
+    /// Cancels transfer `id` (running or queued); its `.part` file is removed.
+    pub async fn cancel(&self, id: u64) -> Result<(), ClientError> {
+        let local = self.inner.downloads.control(id, Control::Cancel);
+        let req = self.next_req();
+        let remote = self
+            .request(req, ClientMsg::Cancel { id, req: Some(req) })
+            .await;
+        // Either side knowing the transfer is enough: it may have ended on one side already.
+        match (local, remote) {
+            (Err(err), Err(_)) => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every download of this connection.
+    pub fn transfers(&self) -> Vec<TransferStatus> {
+        self.inner.downloads.list()
+    }
+
     /// Leaves the chat. The server confirms with a `bye`, which arrives as
     /// [`Event::Disconnected`] with reason `quit`.
     pub async fn quit(&self) -> Result<(), ClientError> {
@@ -236,6 +301,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The 128-bit token from its 32 hex digits.
+fn parse_token(hex: &str) -> Option<[u8; 16]> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut token = [0u8; 16];
+    for (i, byte) in token.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(token)
+}
+
 fn unexpected(msg: ServerMsg) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {msg:?}"))
 }
@@ -274,6 +351,7 @@ async fn read_loop(
     mut frames: FramedRead<OwnedReadHalf, FrameCodec>,
     events: mpsc::Sender<Event>,
     pending: Pending,
+    downloads: Arc<Downloads>,
 ) {
     let last = loop {
         let msg = match next_msg(&mut frames).await {
@@ -291,10 +369,45 @@ async fn read_loop(
                 };
             }
         };
+        // Download answers start or queue the transfer before anyone hears of them.
+        match &msg {
+            ServerMsg::DownloadReady {
+                req,
+                id,
+                file,
+                size,
+                hash,
+                token,
+                port,
+            } => match parse_token(token) {
+                Some(token) => downloads.ready(
+                    *req,
+                    Offer {
+                        id: *id,
+                        file: file.clone(),
+                        size: *size,
+                        hash: hash.clone(),
+                        token,
+                        port: *port,
+                    },
+                ),
+                None => tracing::warn!(id, "the server sent a malformed token"),
+            },
+            ServerMsg::DownloadQueued {
+                req,
+                id,
+                file,
+                position,
+            } => downloads.queued(*req, *id, file.clone(), *position).await,
+            _ => {}
+        }
         let req = match &msg {
             ServerMsg::Users { req, .. }
             | ServerMsg::Files { req, .. }
-            | ServerMsg::Error { req, .. } => *req,
+            | ServerMsg::Error { req, .. }
+            | ServerMsg::DownloadReady { req, .. }
+            | ServerMsg::DownloadQueued { req, .. }
+            | ServerMsg::Cancelled { req, .. } => *req,
             _ => None,
         };
         let waiter = req.and_then(|req| lock(&pending).remove(&req));
@@ -330,7 +443,11 @@ async fn read_loop(
             ServerMsg::Files { files, .. } => Event::Files(files),
             ServerMsg::Error { code, message, .. } => Event::Error { code, message },
             ServerMsg::Bye { reason, message } => break Event::Disconnected { reason, message },
-            ServerMsg::Pong | ServerMsg::Welcome { .. } => continue,
+            ServerMsg::Pong
+            | ServerMsg::Welcome { .. }
+            | ServerMsg::DownloadReady { .. }
+            | ServerMsg::DownloadQueued { .. }
+            | ServerMsg::Cancelled { .. } => continue,
         };
         if events.send(event).await.is_err() {
             return; // nobody listens any more

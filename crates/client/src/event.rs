@@ -44,6 +44,8 @@ pub enum Event {
         /// Human-readable reason.
         message: String,
     },
+    /// A download changed state or made progress.
+    Transfer(TransferEvent),
     /// The connection ended. Always the last event.
     Disconnected {
         /// Why: `quit`, `server_shutdown`, `slow_consumer`, `timeout`, `connection_lost`, ...
@@ -59,4 +61,71 @@ pub(crate) fn time_from_millis(ms: u64) -> DateTime<Utc> {
         .ok()
         .and_then(DateTime::from_timestamp_millis)
         .unwrap_or_default()
+}
+
+/// Something that happened to one download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferEvent {
+    /// The transfer's id (the server's), used by pause, resume and cancel.
+    pub id: u64,
+    /// The file's name on the server.
+    pub file: String,
+    /// What happened.
+    pub state: TransferState,
+}
+
+/// The states and milestones of a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferState {
+    /// Every UDP port of the server is busy; the download waits its turn.
+    Queued {
+        /// Downloads ahead of this one.
+        position: u32,
+    },
+    /// Data is about to flow. `offset` > 0 when resuming from an earlier `.part` file.
+    Started {
+        /// File size in bytes.
+        size: u64,
+        /// Bytes already on disk from an earlier attempt.
+        offset: u64,
+    },
+    /// Bytes arrived (a few of these per second at most).
+    Progress {
+        /// Bytes on disk so far.
+        bytes: u64,
+        /// File size.
+        size: u64,
+        /// Recent goodput, bits per second.
+        rate_bps: u64,
+    },
+    /// The transfer is paused: by the user, or at its `--pause-at` point (`at_pause_point`).
+    Paused {
+        /// Bytes on disk.
+        bytes: u64,
+        /// True when it paused by itself at the requested percentage.
+        at_pause_point: bool,
+    },
+    /// The transfer continues after a pause.
+    Resumed {
+        /// Bytes on disk.
+        bytes: u64,
+    },
+    /// The file is complete, verified and in place.
+    Done {
+        /// Bytes in the file.
+        bytes: u64,
+        /// Where it was saved (absolute).
+        path: std::path::PathBuf,
+        /// The value of the last byte sent, `None` for an empty file.
+        last_byte: Option<u8>,
+        /// Its BLAKE3 hash, verified.
+        hash: String,
+    },
+    /// The transfer stopped; the `.part` file is kept where that allows resuming.
+    Failed {
+        /// Why, for people.
+        error: String,
+    },
+    /// The user cancelled it.
+    Cancelled,
 }

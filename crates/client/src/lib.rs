@@ -13,10 +13,18 @@
 #![forbid(unsafe_code)]
 
 mod connection;
+mod download;
 mod error;
 mod event;
+mod fetch;
+mod part;
+mod units;
 
 pub use connection::{Client, Events};
+pub use download::{DownloadOptions, TransferStatus};
 pub use error::ClientError;
-pub use event::Event;
+pub use event::{Event, TransferEvent, TransferState};
+pub use fetch::Control;
+pub use part::{FinishError, PartFile, hash_file};
+pub use units::human_size;
 pub use wire::{ErrorCode, FileEntry};

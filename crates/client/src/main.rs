@@ -30,6 +30,21 @@ struct Args {
     /// Where downloads are saved.
     #[arg(long, default_value = ".")]
     download_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Download one file with a progress bar, then exit: 0 only when the file is complete and
+    /// verified. Run it again after an interruption and it resumes.
+    Get {
+        /// The file's name on the server (see /files).
+        file: String,
+        /// Where to save it (default: the server's name, in --download-dir).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -44,7 +59,20 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let terminal = TerminalGuard::save();
-    let code = run(args).await;
+    let code = match &args.command {
+        Some(Sub::Get { file, output }) => {
+            term::get::run(
+                &args.server,
+                &args.name,
+                file,
+                output.as_deref(),
+                &args.download_dir,
+                args.json,
+            )
+            .await
+        }
+        None => run(args).await,
+    };
     drop(terminal);
     code
 }
@@ -65,6 +93,7 @@ async fn run(args: Args) -> ExitCode {
     };
     let color =
         !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let download_dir = args.download_dir.clone();
     let (mut lines, printer) = term::input::start(!args.json);
     let mut out = Output::new(args.json, color, printer);
     out.connected(client.name(), &args.server, client.users_at_join());
@@ -101,7 +130,7 @@ async fn run(args: Args) -> ExitCode {
                         }
                         quit_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                     }
-                    Ok(command) => execute(&client, command, &mut out).await,
+                    Ok(command) => execute(&client, command, &download_dir, &mut out).await,
                     Err(CommandError::Unknown(word)) => out.error(
                         "unknown_command",
                         &format!("unknown command {word}; /help lists the commands"),
@@ -115,8 +144,23 @@ async fn run(args: Args) -> ExitCode {
     }
 }
 
-async fn execute(client: &Client, command: Command, out: &mut Output) {
+async fn execute(client: &Client, command: Command, dir: &std::path::Path, out: &mut Output) {
     let result = match command {
+        Command::Get { file, pause_at } => {
+            let opts = client::DownloadOptions {
+                dir: dir.to_path_buf(),
+                pause_at,
+                save_as: None,
+            };
+            client.download(&file, opts).await.map(drop)
+        }
+        Command::Pause(id) => client.pause(id),
+        Command::Resume(id) => client.resume(id),
+        Command::Cancel(id) => client.cancel(id).await,
+        Command::Transfers => {
+            out.transfers(&client.transfers());
+            Ok(())
+        }
         Command::All(text) => client.send_all(text).await,
         Command::Msg { to, text } => client.send_private(to, text).await,
         Command::Users => client.users().await.map(|names| out.users(&names)),

@@ -74,17 +74,10 @@ fn list_dir(root: &Path) -> io::Result<Vec<FileEntry>> {
 mod tests {
     use super::*;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("messenger-catalog-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[tokio::test]
     async fn lists_regular_visible_files_inside_the_folder_only() {
-        let base = temp_dir("list");
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
         let shared = base.join("shared");
         std::fs::create_dir_all(shared.join("sub")).unwrap();
         std::fs::write(shared.join("b.txt"), b"hello").unwrap();
@@ -114,9 +107,10 @@ mod tests {
 
     #[test]
     fn resolve_refuses_escapes() {
-        let base = temp_dir("resolve");
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
         std::fs::write(base.join("ok"), b"x").unwrap();
-        let catalog = FileCatalog::open(&base).unwrap();
+        let catalog = FileCatalog::open(base).unwrap();
         assert!(catalog.resolve("ok").is_some());
         for bad in ["", "..", "../ok", "/etc/passwd", ".hidden", "a/b", "nope"] {
             assert_eq!(catalog.resolve(bad), None, "{bad:?} must not resolve");

@@ -1,7 +1,7 @@
 //! Server settings, with the defaults the `messenger-server` flags document.
 
+use crate::UdpPorts;
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,16 +12,40 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Folder whose regular files are shared; created if missing.
     pub files_dir: PathBuf,
-    /// UDP ports that file transfers may use.
-    pub udp_ports: RangeInclusive<u16>,
+    /// UDP ports that file transfers may use, one transfer per port at a time.
+    pub udp_ports: UdpPorts,
+    /// Most download requests waiting for a free port; more get `busy`.
+    pub max_queued: usize,
+    /// Most transfers one client may have running or queued; more get `busy`.
+    pub max_transfers_per_client: usize,
     /// Most users online at once; the next one gets `server_full`.
     pub max_clients: usize,
     /// Most messages waiting to be written to one client before it is disconnected as too slow.
     pub queue_limit: usize,
+    /// Most connections that have not finished their hello; more are closed at once.
+    pub max_pending: usize,
     /// How long a new connection has to finish its hello.
     pub hello_timeout: Duration,
     /// How long a joined client may stay silent (clients ping well within it).
     pub idle_timeout: Duration,
+    /// Requests per second one client may make on average (pings excepted); more get
+    /// `rate_limited` and are dropped.
+    pub rate_limit: f64,
+    /// Requests one client may make in a burst above the average.
+    pub rate_burst: u32,
+}
+
+impl Config {
+    /// A server on 127.0.0.1 with OS-chosen ports (TCP and a pool of `udp_ports` UDP ports),
+    /// sharing `files_dir`: for tests and embedding, where fixed ports would collide.
+    pub fn local(files_dir: impl Into<PathBuf>, udp_ports: usize) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            files_dir: files_dir.into(),
+            udp_ports: UdpPorts::Ephemeral(udp_ports),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -29,11 +53,16 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 50000)),
             files_dir: PathBuf::from("files"),
-            udp_ports: 55000..=55015,
+            udp_ports: UdpPorts::Range(55000..=55015),
+            max_queued: 64,
+            max_transfers_per_client: 8,
             max_clients: 1024,
             queue_limit: 100,
+            max_pending: 256,
             hello_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            rate_limit: 50.0,
+            rate_burst: 200,
         }
     }
 }

@@ -12,12 +12,18 @@
 
 mod catalog;
 mod config;
+mod hashes;
+mod limit;
 mod registry;
 mod session;
+mod transfers;
+mod udp;
 
 pub use catalog::FileCatalog;
 pub use config::Config;
+pub use hashes::{HashCache, hash_file};
 pub use registry::{CloseReason, Registry};
+pub use transfers::{TransferInfo, Transfers, UdpPorts};
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) registry: Registry,
     pub(crate) catalog: FileCatalog,
+    pub(crate) hashes: HashCache,
+    pub(crate) transfers: Arc<Transfers>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -59,9 +67,18 @@ impl Server {
         let listener = TcpListener::bind(config.bind).await.map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.bind))
         })?;
+        let sockets = config.udp_ports.bind(config.bind.ip())?;
+        let transfers = Arc::new(Transfers::new(
+            sockets,
+            config.max_queued,
+            config.max_transfers_per_client,
+            udp::serve_fn(),
+        ));
         let shared = Arc::new(Shared {
             registry: Registry::new(config.max_clients),
             catalog,
+            hashes: HashCache::default(),
+            transfers,
             config,
             shutdown: CancellationToken::new(),
         });
@@ -78,11 +95,18 @@ impl Server {
         self.shared.catalog.root()
     }
 
+    /// The downloads in progress and the port pool (for the server window).
+    pub fn transfers(&self) -> Arc<Transfers> {
+        Arc::clone(&self.shared.transfers)
+    }
+
     /// Serves until `stop` is cancelled, then tells every client the server is shutting down
     /// and waits (a few seconds at most) for the connections to close.
     pub async fn run(self, stop: CancellationToken) {
         let tracker = TaskTracker::new();
+        tracker.spawn(warm_hashes(Arc::clone(&self.shared)));
         let mut next_session: u64 = 1;
+        let pending = Arc::new(tokio::sync::Semaphore::new(self.shared.config.max_pending));
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
@@ -90,9 +114,16 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    // Connections still in their hello are capped, so a crowd that connects
+                    // and never speaks (slowloris) cannot use up memory or descriptors.
+                    let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+                        tracing::warn!(%peer, "too many connections in their hello; refused");
+                        drop(stream);
+                        continue;
+                    };
                     next_session += 1;
                     let shared = Arc::clone(&self.shared);
-                    tracker.spawn(session::run(stream, peer, shared, next_session));
+                    tracker.spawn(session::run(stream, peer, shared, next_session, permit));
                 }
                 Err(err) => {
                     // Usually EMFILE: back off instead of spinning, keep serving the others.
@@ -115,10 +146,27 @@ impl Server {
     }
 }
 
+/// Hashes the shared files in the background, one at a time, so that the first download of a
+/// big file does not wait for it.
+async fn warm_hashes(shared: Arc<Shared>) {
+    let Ok(files) = shared.catalog.list().await else {
+        return;
+    };
+    for file in files {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        if let Some(path) = shared.catalog.resolve(&file.name) {
+            let _ = shared.hashes.get(&path).await;
+        }
+    }
+}
+
 /// A server running on its own task, as [`Server::spawn`] starts it.
-#[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    shared: Arc<Shared>,
+    transfers: Arc<Transfers>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -127,9 +175,25 @@ impl Server {
     /// Runs the server on a new task; the handle stops it.
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let addr = self.local_addr()?;
+        let transfers = self.transfers();
+        let shared = Arc::clone(&self.shared);
         let stop = CancellationToken::new();
         let task = tokio::spawn(self.run(stop.clone()));
-        Ok(ServerHandle { addr, stop, task })
+        Ok(ServerHandle {
+            addr,
+            shared,
+            transfers,
+            stop,
+            task,
+        })
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,6 +201,16 @@ impl ServerHandle {
     /// Where the server listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Names of the users online, sorted.
+    pub fn users(&self) -> Vec<String> {
+        self.shared.registry.names()
+    }
+
+    /// The downloads in progress and the port pool.
+    pub fn transfers(&self) -> &Transfers {
+        &self.transfers
     }
 
     /// Shuts the server down gracefully and waits until it has.

@@ -21,12 +21,27 @@ struct Args {
     /// UDP ports for file transfers, as LO-HI.
     #[arg(long, default_value = "55000-55015", value_parser = parse_port_range)]
     udp_ports: RangeInclusive<u16>,
+    /// Requests per second one client may make on average; more get `rate_limited`.
+    #[arg(long, default_value_t = 50.0)]
+    rate_limit: f64,
+    /// Requests one client may make in a burst above that average.
+    #[arg(long, default_value_t = 200)]
+    rate_burst: u32,
+    /// Most download requests waiting for a free UDP port.
+    #[arg(long, default_value_t = 64)]
+    max_queued: usize,
+    /// Most downloads one client may have running or queued.
+    #[arg(long, default_value_t = 8)]
+    max_transfers_per_client: usize,
     /// Most users online at once.
     #[arg(long, default_value_t = 1024)]
     max_clients: usize,
     /// Most messages queued for one client before it is disconnected as too slow.
     #[arg(long, default_value_t = 100)]
     queue_limit: usize,
+    /// Most connections that have not finished their hello (more are closed at once).
+    #[arg(long, default_value_t = 256)]
+    max_pending: usize,
     /// Seconds a new connection has to send its hello.
     #[arg(long, default_value_t = 10)]
     hello_timeout: u64,
@@ -66,17 +81,31 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    if args.max_clients == 0 || args.queue_limit == 0 {
-        bail!("--max-clients and --queue-limit must be at least 1");
+    if [
+        args.max_clients,
+        args.queue_limit,
+        args.max_transfers_per_client,
+        args.max_pending,
+    ]
+    .contains(&0)
+    {
+        bail!(
+            "--max-clients, --queue-limit, --max-pending and --max-transfers-per-client must be at least 1"
+        );
     }
     let config = server::Config {
         bind: args.bind,
         files_dir: args.files,
-        udp_ports: args.udp_ports,
+        udp_ports: server::UdpPorts::Range(args.udp_ports),
+        max_queued: args.max_queued,
+        max_transfers_per_client: args.max_transfers_per_client,
         max_clients: args.max_clients,
         queue_limit: args.queue_limit,
+        max_pending: args.max_pending,
         hello_timeout: Duration::from_secs(args.hello_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        rate_limit: args.rate_limit,
+        rate_burst: args.rate_burst,
     };
     let server = server::Server::bind(config).await?;
     tracing::info!(

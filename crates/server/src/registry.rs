@@ -98,6 +98,14 @@ impl Outbox {
         }
     }
 
+    /// Queues `msg`; a client whose queue is full is disconnected as a slow consumer (its
+    /// session then leaves the registry as usual).
+    pub fn send_or_close(&self, msg: &ServerMsg) {
+        if self.deliver(msg.to_frame()) == Delivery::Full {
+            self.close(CloseReason::SlowConsumer);
+        }
+    }
+
     /// Asks the connection to close for `reason`. The first reason given wins.
     pub fn close(&self, reason: CloseReason) {
         let _ = self.reason.set(reason);

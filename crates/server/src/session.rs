@@ -2,7 +2,9 @@
 //! the client's bounded outbox onto the socket.
 
 use crate::Shared;
+use crate::limit::TokenBucket;
 use crate::registry::{CloseReason, Outbox, now_millis};
+use crate::transfers::{Admitted, Request};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::net::SocketAddr;
@@ -26,7 +28,16 @@ const LINGER: Duration = Duration::from_secs(2);
 type Frames = FramedRead<OwnedReadHalf, FrameCodec>;
 
 /// Serves one connection until it ends.
-pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, session: u64) {
+///
+/// `pending` is this connection's place among those still in their hello; it is given back as
+/// soon as the hello is over, either way.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    session: u64,
+    pending: tokio::sync::OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(Duration::from_secs(30))
@@ -34,10 +45,13 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
 
     let (rd, mut wr) = stream.into_split();
-    let mut frames = FramedRead::new(rd, FrameCodec::default());
+    // A small first buffer: it grows for big frames, and most clients are idle.
+    let mut frames = FramedRead::with_capacity(rd, FrameCodec::default(), 1024);
     let (outbox, rx) = Outbox::new(shared.config.queue_limit);
 
-    let Some(name) = hello(&mut frames, &mut wr, &shared, &outbox, session).await else {
+    let joined = hello(&mut frames, &mut wr, &shared, &outbox, session).await;
+    drop(pending);
+    let Some(name) = joined else {
         let _ = timeout(LINGER, wr.shutdown()).await;
         return;
     };
@@ -46,6 +60,7 @@ pub(crate) async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let reason = read_loop(&mut frames, &shared, &outbox, &name, session).await;
     tracing::info!(%peer, user = %name, reason = reason.as_str(), "left");
     shared.registry.leave(&name, session, reason);
+    shared.transfers.end_session(session);
     outbox.close(reason);
     let _ = writer.await;
 }
@@ -139,6 +154,11 @@ async fn read_loop(
     session: u64,
 ) -> CloseReason {
     let idle = shared.config.idle_timeout;
+    let mut bucket = TokenBucket::new(
+        shared.config.rate_limit,
+        shared.config.rate_burst,
+        std::time::Instant::now(),
+    );
     loop {
         let next = tokio::select! {
             next = timeout(idle, frames.next()) => next,
@@ -157,7 +177,17 @@ async fn read_loop(
             Ok(Some(Ok(payload))) => payload,
         };
         let reply = match ClientMsg::decode(&payload) {
-            Ok(msg) => handle(msg, shared, name, session).await,
+            Ok(ClientMsg::Ping) => Some(ServerMsg::Pong.into()),
+            Ok(msg) if msg != ClientMsg::Quit && !bucket.allow(std::time::Instant::now()) => {
+                let text = format!(
+                    "slow down: at most {} requests a second (bursts of {}); try again in {} ms",
+                    shared.config.rate_limit,
+                    shared.config.rate_burst,
+                    bucket.wait().as_millis().max(1)
+                );
+                Some(ServerMsg::error(request_number(&msg), ErrorCode::RateLimited, text).into())
+            }
+            Ok(msg) => handle(msg, shared, outbox, name, session).await,
             Err(err) => Some(ServerMsg::error(None, ErrorCode::BadRequest, err.to_string()).into()),
         };
         match reply {
@@ -184,7 +214,13 @@ impl From<ServerMsg> for Reply {
 }
 
 /// Carries out one request; returns what to answer, if anything.
-async fn handle(msg: ClientMsg, shared: &Shared, name: &str, session: u64) -> Option<Reply> {
+async fn handle(
+    msg: ClientMsg,
+    shared: &Shared,
+    outbox: &Outbox,
+    name: &str,
+    session: u64,
+) -> Option<Reply> {
     match msg {
         ClientMsg::SendAll { text, req } => {
             if let Some(err) = check_text(&text, req) {
@@ -223,6 +259,18 @@ async fn handle(msg: ClientMsg, shared: &Shared, name: &str, session: u64) -> Op
             }
             .into(),
         ),
+        ClientMsg::Download { file, req } => Some(
+            download(shared, outbox, name, session, file, req)
+                .await
+                .into(),
+        ),
+        ClientMsg::Cancel { id, req } => Some(
+            match shared.transfers.cancel(session, id) {
+                Ok(()) => ServerMsg::Cancelled { req, id },
+                Err(code) => ServerMsg::error(req, code, format!("you have no transfer {id}")),
+            }
+            .into(),
+        ),
         ClientMsg::Ping => Some(ServerMsg::Pong.into()),
         ClientMsg::Quit => Some(Reply::Quit),
         ClientMsg::Hello { .. } => Some(
@@ -233,6 +281,65 @@ async fn handle(msg: ClientMsg, shared: &Shared, name: &str, session: u64) -> Op
             )
             .into(),
         ),
+    }
+}
+
+/// Offers `file` for download: resolves it inside the shared folder, hashes it (cached), and
+/// starts or queues the transfer.
+async fn download(
+    shared: &Shared,
+    outbox: &Outbox,
+    user: &str,
+    session: u64,
+    file: String,
+    req: Option<u64>,
+) -> ServerMsg {
+    let no_such_file = |file: &str| {
+        ServerMsg::error(
+            req,
+            ErrorCode::NoSuchFile,
+            format!("no shared file is called {file:?}"),
+        )
+    };
+    let Some(path) = shared.catalog.resolve(&file) else {
+        return no_such_file(&file);
+    };
+    let (hash, size) = match shared.hashes.get(&path).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(file, %err, "cannot hash a shared file");
+            return no_such_file(&file);
+        }
+    };
+    let request = Request {
+        session,
+        user: user.to_owned(),
+        outbox: outbox.clone(),
+        file,
+        path,
+        size,
+        hash,
+    };
+    match shared.transfers.request(request, req) {
+        Ok(Admitted::Ready(offer) | Admitted::Queued(offer)) => offer,
+        Err(code) => ServerMsg::error(
+            req,
+            code,
+            "every transfer port is busy and the queue is full, or you have too many transfers; try again later",
+        ),
+    }
+}
+
+/// The `req` a request carries, to echo in its error.
+fn request_number(msg: &ClientMsg) -> Option<u64> {
+    match msg {
+        ClientMsg::SendAll { req, .. }
+        | ClientMsg::SendPrivate { req, .. }
+        | ClientMsg::ListUsers { req }
+        | ClientMsg::ListFiles { req }
+        | ClientMsg::Download { req, .. }
+        | ClientMsg::Cancel { req, .. } => *req,
+        ClientMsg::Hello { .. } | ClientMsg::Ping | ClientMsg::Quit => None,
     }
 }
 
@@ -259,7 +366,8 @@ fn message_frame(from: &str, text: String, private: bool) -> Bytes {
 /// Drains the outbox onto the socket, many frames per write. When the connection is closed it
 /// flushes what is queued, sends the `bye` frame and shuts the socket.
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbox: Outbox) {
-    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    // Grows only when there is something to send: idle clients cost no buffer.
+    let mut batch = BytesMut::new();
     loop {
         let first = tokio::select! {
             biased;

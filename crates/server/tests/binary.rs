@@ -8,8 +8,20 @@ use std::time::Duration;
 
 /// Starts the binary on a free port and returns it with the address it logged.
 fn spawn_server(files: &std::path::Path) -> (std::process::Child, String) {
+    // A UDP port the OS just handed out (and took back) is free for the pool.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_messenger-server"))
-        .args(["--bind", "127.0.0.1:0", "--files"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--udp-ports",
+            &format!("{udp}-{udp}"),
+            "--files",
+        ])
         .arg(files)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

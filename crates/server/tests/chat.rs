@@ -21,11 +21,7 @@ struct TestServer {
 
 async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let files = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        files_dir: files.path().to_path_buf(),
-        ..Config::default()
-    };
+    let mut config = Config::local(files.path(), 2);
     tweak(&mut config);
     let handle = Server::bind(config).await.unwrap().spawn().unwrap();
     let addr = handle.addr().to_string();
@@ -415,7 +411,11 @@ async fn an_oversized_frame_disconnects_only_its_sender() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_and_stalls_nobody() {
-    let server = start_with(|c| c.queue_limit = 20).await;
+    let server = start_with(|c| {
+        c.queue_limit = 20;
+        c.rate_limit = 1e9; // this sender floods on purpose
+    })
+    .await;
     let mut pair = join_many(&server, "s", 2).await;
     let mut sleeper = RawClient::connect_small_buffer(&server.addr).await;
     sleeper.hello("sleeper").await;
@@ -612,4 +612,71 @@ async fn three_hundred_clients_chat_at_once() {
             assert!(matches!(next(events).await, Event::Message { .. }));
         }
     }
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited_and_others_are_not_slowed() {
+    let server = start_with(|c| {
+        c.rate_limit = 20.0;
+        c.rate_burst = 10;
+    })
+    .await;
+    let mut trio = join_many(&server, "r", 3).await;
+    for i in 0..100 {
+        trio[0].0.send_all(format!("flood {i}")).await.unwrap();
+    }
+    trio[1].0.send_all("normal").await.unwrap();
+    // The flooder hears rate_limited for what it sent past its burst.
+    let mut limited = 0;
+    while limited < 80 {
+        match next(&mut trio[0].1).await {
+            Event::Error {
+                code: ErrorCode::RateLimited,
+                message,
+            } => {
+                assert!(message.contains("slow down"), "{message}");
+                limited += 1;
+            }
+            Event::Message { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // The others got the burst only, and the normal sender's message all the same.
+    let mut floods = 0;
+    loop {
+        match next(&mut trio[2].1).await {
+            Event::Message { text, .. } if text == "normal" => break,
+            Event::Message { .. } => floods += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(floods <= 20, "{floods} flood messages got through");
+}
+
+#[tokio::test]
+async fn silent_connections_beyond_the_pending_cap_are_refused_and_users_still_get_in() {
+    let server = start_with(|c| {
+        c.max_pending = 20;
+        c.hello_timeout = Duration::from_secs(30);
+    })
+    .await;
+    // A slowloris crowd: connections that never say hello.
+    let mut crowd = Vec::new();
+    for _ in 0..20 {
+        crowd.push(RawClient::connect(&server.addr).await);
+    }
+    // Past the cap, a new connection is closed at once.
+    let mut extra = RawClient::connect(&server.addr).await;
+    assert_eq!(extra.recv().await, None);
+    // When the crowd goes, real users get in again.
+    drop(crowd);
+    let mut joined = None;
+    for _ in 0..100 {
+        if let Ok(c) = Client::connect(&server.addr, "real").await {
+            joined = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(joined.is_some());
 }

@@ -55,6 +55,24 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
     },
+    /// Asks to download a shared file. Answered with [`ServerMsg::DownloadReady`] (a UDP port is
+    /// free), [`ServerMsg::DownloadQueued`] (later), or an error (`no_such_file`, `busy`).
+    Download {
+        /// The file's name as listed by [`ServerMsg::Files`].
+        file: String,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Gives up a transfer (queued or running); its port goes back to the pool. Answered with
+    /// [`ServerMsg::Cancelled`] or `no_such_transfer`.
+    Cancel {
+        /// The transfer's id.
+        id: u64,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
     /// Keepalive; the server answers [`ServerMsg::Pong`].
     Ping,
     /// The client is leaving; the server tells the others and closes the connection.
@@ -139,6 +157,46 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// What went wrong, for people.
         message: String,
+    },
+    /// A download may start: open the UDP flow to `port` on the server's address with `token`.
+    /// Sent as the answer to [`ClientMsg::Download`], or later (without `req`) for a queued one.
+    DownloadReady {
+        /// The request number, if this answers a request directly.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The transfer's id, unique on this server.
+        id: u64,
+        /// The file's name.
+        file: String,
+        /// The file's size in bytes.
+        size: u64,
+        /// BLAKE3 hash of the whole file, 64 lowercase hex digits.
+        hash: String,
+        /// The secret that opens the UDP flow, 32 lowercase hex digits (128 bits).
+        token: String,
+        /// The server's UDP port for this transfer.
+        port: u16,
+    },
+    /// Every UDP port is busy: the download waits its turn and a [`ServerMsg::DownloadReady`]
+    /// with the same id follows when a port frees.
+    DownloadQueued {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The transfer's id.
+        id: u64,
+        /// The file's name.
+        file: String,
+        /// How many downloads wait before this one (0 = next).
+        position: u32,
+    },
+    /// Answer to [`ClientMsg::Cancel`]: the transfer is gone and its port is free.
+    Cancelled {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The transfer's id.
+        id: u64,
     },
     /// Answer to [`ClientMsg::Ping`].
     Pong,

@@ -1,7 +1,7 @@
 //! What a line typed at the terminal means.
 
 /// One line of input, understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Text for everyone (a line without a leading `/`, or `/all TEXT`).
     All(String),
@@ -16,6 +16,21 @@ pub enum Command {
     Users,
     /// `/files`.
     Files,
+    /// `/get NAME [--pause-at PCT]`.
+    Get {
+        /// The file's name on the server.
+        file: String,
+        /// Pause by itself at this percentage.
+        pause_at: Option<f64>,
+    },
+    /// `/pause ID`.
+    Pause(u64),
+    /// `/resume ID`.
+    Resume(u64),
+    /// `/cancel ID`.
+    Cancel(u64),
+    /// `/transfers`.
+    Transfers,
     /// `/quit`.
     Quit,
     /// `/help`.
@@ -41,6 +56,12 @@ Commands:
   /msg NAME TEXT       send TEXT to NAME only
   /users               list the users online
   /files               list the files the server shares
+  /get NAME [--pause-at PCT]
+                       download NAME (pausing by itself at PCT percent, if given)
+  /pause ID            pause transfer ID
+  /resume ID           continue transfer ID
+  /cancel ID           cancel transfer ID (its partial file is removed)
+  /transfers           list your transfers
   /help                show this help
   /quit                leave (end of input does the same)";
 
@@ -70,11 +91,44 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
             }),
             _ => Err(CommandError::Usage("/msg NAME TEXT")),
         },
+        "get" => parse_get(args),
+        "pause" => parse_id(args, "/pause ID").map(Command::Pause),
+        "resume" | "continue" => parse_id(args, "/resume ID").map(Command::Resume),
+        "cancel" => parse_id(args, "/cancel ID").map(Command::Cancel),
+        "transfers" => Ok(Command::Transfers),
         "users" => Ok(Command::Users),
         "files" => Ok(Command::Files),
         "quit" | "exit" => Ok(Command::Quit),
         "help" | "?" => Ok(Command::Help),
         _ => Err(CommandError::Unknown(format!("/{word}"))),
+    }
+}
+
+fn parse_id(args: &str, usage: &'static str) -> Result<u64, CommandError> {
+    args.trim().parse().map_err(|_| CommandError::Usage(usage))
+}
+
+fn parse_get(args: &str) -> Result<Command, CommandError> {
+    const USAGE: &str = "/get NAME [--pause-at PCT]";
+    let mut words: Vec<&str> = args.split_whitespace().collect();
+    let mut pause_at = None;
+    if let Some(at) = words.iter().position(|w| *w == "--pause-at") {
+        let pct: f64 = words
+            .get(at + 1)
+            .and_then(|p| p.trim_end_matches('%').parse().ok())
+            .filter(|p: &f64| *p > 0.0 && *p < 100.0)
+            .ok_or(CommandError::Usage(
+                "/get NAME --pause-at PCT (PCT between 0 and 100)",
+            ))?;
+        pause_at = Some(pct);
+        words.drain(at..at + 2);
+    }
+    match words.as_slice() {
+        [file] => Ok(Command::Get {
+            file: (*file).to_owned(),
+            pause_at,
+        }),
+        _ => Err(CommandError::Usage(USAGE)),
     }
 }
 
@@ -107,6 +161,34 @@ mod tests {
             Err(CommandError::Usage("/msg NAME TEXT"))
         );
         assert_eq!(parse("/msg"), Err(CommandError::Usage("/msg NAME TEXT")));
+    }
+
+    #[test]
+    fn transfer_commands() {
+        assert_eq!(
+            parse("/get a.bin --pause-at 50"),
+            Ok(Command::Get {
+                file: "a.bin".into(),
+                pause_at: Some(50.0)
+            })
+        );
+        assert_eq!(
+            parse("/get a.bin"),
+            Ok(Command::Get {
+                file: "a.bin".into(),
+                pause_at: None
+            })
+        );
+        assert!(matches!(
+            parse("/get a.bin --pause-at 150"),
+            Err(CommandError::Usage(_))
+        ));
+        assert!(matches!(parse("/get"), Err(CommandError::Usage(_))));
+        assert_eq!(parse("/pause 3"), Ok(Command::Pause(3)));
+        assert_eq!(parse("/resume 3"), Ok(Command::Resume(3)));
+        assert_eq!(parse("/cancel 3"), Ok(Command::Cancel(3)));
+        assert!(matches!(parse("/pause x"), Err(CommandError::Usage(_))));
+        assert_eq!(parse("/transfers"), Ok(Command::Transfers));
     }
 
     #[test]

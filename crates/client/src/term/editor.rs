@@ -1,12 +1,16 @@
 //! A small line editor for chat: the prompt stays on the bottom line while incoming messages are
 //! printed above it, and whatever the user is typing survives them.
 //!
+//! Live status lines (download progress) sit between the messages and the prompt and are
+//! redrawn in place.
+//!
 //! Input runs on its own thread (reading keys blocks); printing may happen from any thread. Both
 //! go through one lock on the editor's state, so a message never lands in the middle of a
 //! redraw.
 
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::terminal;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -22,6 +26,10 @@ struct State {
     /// Position while browsing history with the arrows; `None` when editing a new line.
     browsing: Option<usize>,
     closed: bool,
+    /// Status lines by key, drawn above the prompt.
+    status: BTreeMap<u64, String>,
+    /// How many status rows the last redraw drew (the cursor sits on the prompt row below).
+    drawn_rows: usize,
 }
 
 /// Prints lines above the prompt. Cheap to clone.
@@ -33,14 +41,29 @@ pub struct EditorPrinter {
 impl EditorPrinter {
     /// Prints `text` above the prompt and redraws the line being edited.
     pub fn print(&self, text: &str) {
-        let state = lock(&self.state);
+        let mut state = lock(&self.state);
         let mut out = std::io::stdout().lock();
+        clear_area(&mut state, &mut out);
         // Raw mode: lines end with \r\n.
-        let _ = write!(out, "\r\x1b[2K{}\r\n", text.replace('\n', "\r\n"));
+        let _ = write!(out, "{}\r\n", text.replace('\n', "\r\n"));
         if !state.closed {
-            redraw(&state, &mut out);
+            redraw(&mut state, &mut out);
         }
         let _ = out.flush();
+    }
+
+    /// Shows (or with `None` removes) the status line `key` above the prompt.
+    pub fn set_status(&self, key: u64, line: Option<String>) {
+        let mut state = lock(&self.state);
+        match line {
+            Some(line) => state.status.insert(key, line),
+            None => state.status.remove(&key),
+        };
+        if !state.closed {
+            let mut out = std::io::stdout().lock();
+            redraw(&mut state, &mut out);
+            let _ = out.flush();
+        }
     }
 }
 
@@ -59,7 +82,7 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
     };
     {
         let mut out = std::io::stdout().lock();
-        redraw(&lock(&state), &mut out);
+        redraw(&mut lock(&state), &mut out);
         let _ = out.flush();
     }
     std::thread::spawn(move || {
@@ -67,7 +90,7 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
             let Event::Key(key) = ev else {
                 if matches!(ev, Event::Resize(..)) {
                     let mut out = std::io::stdout().lock();
-                    redraw(&lock(&state), &mut out);
+                    redraw(&mut lock(&state), &mut out);
                     let _ = out.flush();
                 }
                 continue;
@@ -81,16 +104,17 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
                 let mut out = std::io::stdout().lock();
                 match &action {
                     Action::Submit(line) => {
-                        let _ = write!(out, "\r\x1b[2K{PROMPT}{line}\r\n");
+                        clear_area(&mut st, &mut out);
+                        let _ = write!(out, "{PROMPT}{line}\r\n");
                     }
                     Action::Close => {
                         st.closed = true;
-                        let _ = write!(out, "\r\x1b[2K");
+                        clear_area(&mut st, &mut out);
                     }
                     Action::Edited => {}
                 }
                 if !st.closed {
-                    redraw(&st, &mut out);
+                    redraw(&mut st, &mut out);
                 }
                 let _ = out.flush();
                 action
@@ -199,14 +223,32 @@ fn edit(st: &mut State, key: KeyEvent) -> Action {
     Action::Edited
 }
 
-/// Draws the prompt and the part of the line around the cursor that fits the terminal.
-fn redraw(st: &State, out: &mut impl Write) {
+/// Erases the status lines and the prompt, leaving the cursor where they started.
+fn clear_area(st: &mut State, out: &mut impl Write) {
+    let _ = write!(out, "\r");
+    if st.drawn_rows > 0 {
+        let _ = write!(out, "\x1b[{}A", st.drawn_rows);
+    }
+    let _ = write!(out, "\x1b[J");
+    st.drawn_rows = 0;
+}
+
+/// Draws the status lines, the prompt and the part of the line around the cursor that fits the
+/// terminal.
+fn redraw(st: &mut State, out: &mut impl Write) {
     let width = terminal::size().map_or(80, |(w, _)| usize::from(w)).max(10);
+    clear_area(st, out);
+    for line in st.status.values() {
+        // One row each: a wrapped line would break the count of rows to move back over.
+        let fitted: String = line.chars().take(width - 1).collect();
+        let _ = write!(out, "{fitted}\r\n");
+    }
+    st.drawn_rows = st.status.len();
     let room = width - PROMPT.len() - 1;
     let start = st.cursor.saturating_sub(room);
     let end = (start + room).min(st.line.len());
     let visible: String = st.line[start..end].iter().collect();
-    let _ = write!(out, "\r\x1b[2K{PROMPT}{visible}");
+    let _ = write!(out, "{PROMPT}{visible}");
     let back = end - st.cursor;
     if back > 0 {
         let _ = write!(out, "\x1b[{back}D");

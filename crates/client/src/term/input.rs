@@ -50,4 +50,16 @@ impl Printer {
             Printer::Editor(printer) => printer.print(&text),
         }
     }
+
+    /// Shows a live status line (`Some`) or removes it (`None`). Returns false when there is no
+    /// place for live lines (output is not a terminal).
+    pub fn status(&mut self, key: u64, line: Option<String>) -> bool {
+        match self {
+            Printer::Stdout => false,
+            Printer::Editor(printer) => {
+                printer.set_status(key, line);
+                true
+            }
+        }
+    }
 }

@@ -2,5 +2,6 @@
 
 pub mod command;
 pub mod editor;
+pub mod get;
 pub mod input;
 pub mod output;

@@ -2,14 +2,24 @@
 
 use super::input::Printer;
 use chrono::{DateTime, Local, SecondsFormat, Utc};
-use client::{Event, FileEntry};
+use client::{Event, FileEntry, TransferEvent, TransferState, TransferStatus, human_size};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// How events are written.
 pub struct Output {
     json: bool,
     color: bool,
     printer: Printer,
+    /// Live progress of running transfers (human output), by id.
+    progress: BTreeMap<u64, Progress>,
+}
+
+struct Progress {
+    file: String,
+    line: String,
+    printed: Option<Instant>,
 }
 
 const DIM: &str = "\x1b[2m";
@@ -27,6 +37,7 @@ impl Output {
             json,
             color,
             printer,
+            progress: BTreeMap::new(),
         }
     }
 
@@ -107,6 +118,7 @@ impl Output {
             Event::Users(names) => self.users(names),
             Event::Files(files) => self.files(files),
             Event::Error { code, message } => self.error(code.as_str(), message),
+            Event::Transfer(t) => self.transfer(t),
             Event::Disconnected { reason, message } => self.disconnected(reason, message),
         }
     }
@@ -146,6 +158,170 @@ impl Output {
         for f in files {
             self.printer
                 .line(format!("    {:width$}  {:>10}", f.name, human_size(f.size)));
+        }
+    }
+
+    /// A download changed state or progressed.
+    pub fn transfer(&mut self, t: &TransferEvent) {
+        if self.json {
+            self.emit(transfer_json(t));
+            return;
+        }
+        let id = t.id;
+        let file = &t.file;
+        let text = match &t.state {
+            TransferState::Queued { position } => {
+                format!(
+                    "download {id} of {file} is queued ({position} ahead): every transfer port is busy"
+                )
+            }
+            TransferState::Started { size, offset: 0 } => {
+                format!(
+                    "downloading {file} ({}) as transfer {id}",
+                    human_size(*size)
+                )
+            }
+            TransferState::Started { size, offset } => format!(
+                "resuming {file} at {} of {} as transfer {id}",
+                human_size(*offset),
+                human_size(*size)
+            ),
+            TransferState::Progress {
+                bytes,
+                size,
+                rate_bps,
+            } => {
+                self.show_progress(id, file, *bytes, *size, *rate_bps);
+                return;
+            }
+            TransferState::Paused {
+                bytes,
+                at_pause_point: true,
+            } => format!(
+                "transfer {id} ({file}) paused by itself at {}; continue? type /resume {id} (or /cancel {id})",
+                human_size(*bytes)
+            ),
+            TransferState::Paused { bytes, .. } => {
+                format!(
+                    "transfer {id} ({file}) paused at {}; /resume {id} continues",
+                    human_size(*bytes)
+                )
+            }
+            TransferState::Resumed { bytes } => {
+                format!("transfer {id} ({file}) resumed at {}", human_size(*bytes))
+            }
+            TransferState::Done {
+                bytes,
+                path,
+                last_byte,
+                hash,
+            } => {
+                self.end_progress(id);
+                let last = last_byte.map_or("none (empty file)".to_string(), |b| b.to_string());
+                format!(
+                    "{} {file} downloaded: {} saved to {}, verified (BLAKE3 {}...); last byte sent: {last}",
+                    self.paint(GREEN, "done:"),
+                    human_size(*bytes),
+                    path.display(),
+                    &hash[..hash.len().min(16)]
+                )
+            }
+            TransferState::Failed { error } => {
+                self.end_progress(id);
+                format!(
+                    "{} transfer {id} ({file}) failed: {error}",
+                    self.paint(RED, "error:")
+                )
+            }
+            TransferState::Cancelled => {
+                self.end_progress(id);
+                format!("transfer {id} ({file}) cancelled")
+            }
+        };
+        self.printer
+            .line(format!("{} {text}", self.paint(GREEN, "*")));
+    }
+
+    /// One progress line per transfer, printed at most every few seconds so it never floods
+    /// the chat.
+    fn show_progress(&mut self, id: u64, file: &str, bytes: u64, size: u64, rate_bps: u64) {
+        let pct = if size == 0 {
+            100.0
+        } else {
+            bytes as f64 * 100.0 / size as f64
+        };
+        let eta = if rate_bps > 0 {
+            let secs = (size.saturating_sub(bytes) as f64 * 8.0 / rate_bps as f64).round() as u64;
+            format!("ETA {}:{:02}", secs / 60, secs % 60)
+        } else {
+            "ETA --:--".to_string()
+        };
+        let line = format!(
+            "[{id}] {file} {pct:5.1}% {} / {} at {}/s, {eta}",
+            human_size(bytes),
+            human_size(size),
+            human_size(rate_bps / 8)
+        );
+        let entry = self.progress.entry(id).or_insert_with(|| Progress {
+            file: file.to_owned(),
+            line: String::new(),
+            printed: None,
+        });
+        entry.line = line.clone();
+        let colored = self.paint(DIM, &line);
+        if self.printer.status(id, Some(colored)) {
+            return; // a live line above the prompt
+        }
+        // Plain output: a progress line every few seconds, so logs stay readable.
+        let Some(entry) = self.progress.get_mut(&id) else {
+            return;
+        };
+        let due = entry
+            .printed
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(3));
+        if due {
+            entry.printed = Some(Instant::now());
+            let line = self.paint(DIM, &line);
+            self.printer.line(line);
+        }
+    }
+
+    fn end_progress(&mut self, id: u64) {
+        self.progress.remove(&id);
+        self.printer.status(id, None);
+    }
+
+    /// The answer to `/transfers`.
+    pub fn transfers(&mut self, all: &[TransferStatus]) {
+        if self.json {
+            let list: Vec<Value> = all
+                .iter()
+                .map(|t| json!({"id": t.id, "file": t.file, "state": t.state, "bytes": t.bytes, "size": t.size}))
+                .collect();
+            self.emit(json!({"event": "transfers", "transfers": list}));
+            return;
+        }
+        if all.is_empty() {
+            self.printer
+                .line(format!("{} no transfers", self.paint(GREEN, "*")));
+        }
+        for t in all {
+            let size = t.size.map_or("?".to_string(), human_size);
+            let live = self
+                .progress
+                .get(&t.id)
+                .filter(|p| p.file == t.file && t.state == "running");
+            let line = match live {
+                Some(p) => p.line.clone(),
+                None => format!(
+                    "[{}] {} {} {} / {size}",
+                    t.id,
+                    t.file,
+                    t.state,
+                    human_size(t.bytes)
+                ),
+            };
+            self.printer.line(line);
         }
     }
 
@@ -198,38 +374,55 @@ impl Output {
     }
 }
 
+/// The `--json` form of a transfer event.
+pub fn transfer_json(t: &TransferEvent) -> Value {
+    let (id, file) = (t.id, &t.file);
+    match &t.state {
+        TransferState::Queued { position } => {
+            json!({"event": "transfer", "id": id, "file": file, "state": "queued", "position": position})
+        }
+        TransferState::Started { size, offset } => {
+            json!({"event": "transfer", "id": id, "file": file, "state": "started", "size": size, "offset": offset})
+        }
+        TransferState::Progress {
+            bytes,
+            size,
+            rate_bps,
+        } => json!({"event": "transfer", "id": id, "file": file,
+            "state": "progress", "bytes": bytes, "size": size, "rate_bps": rate_bps}),
+        TransferState::Paused {
+            bytes,
+            at_pause_point,
+        } => json!({"event": "transfer", "id": id, "file": file,
+            "state": "paused", "bytes": bytes, "reason": if *at_pause_point { "pause_at" } else { "user" }}),
+        TransferState::Resumed { bytes } => {
+            json!({"event": "transfer", "id": id, "file": file, "state": "resumed", "bytes": bytes})
+        }
+        TransferState::Done {
+            bytes,
+            path,
+            last_byte,
+            hash,
+        } => json!({"event": "transfer", "id": id,
+            "file": file, "state": "done", "bytes": bytes, "size": bytes, "path": path, "last_byte": last_byte,
+            "hash": hash}),
+        TransferState::Failed { error } => {
+            json!({"event": "transfer", "id": id, "file": file, "state": "failed", "error": error})
+        }
+        TransferState::Cancelled => {
+            json!({"event": "transfer", "id": id, "file": file, "state": "cancelled"})
+        }
+    }
+}
+
 /// RFC 3339 with milliseconds, UTC: `2026-11-24T15:04:05.123Z`.
 pub fn rfc3339(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `1536` -> `1.5 KiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
-    }
 
     #[test]
     fn times_are_rfc3339_utc() {

@@ -1,0 +1,92 @@
+//! Moving one file's bytes over the reliable UDP transport into a [`PartFile`].
+
+use crate::download::Reporter;
+use crate::part::PartFile;
+use std::net::SocketAddr;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+pub use transport::driver::Control;
+use transport::{AbortReason, Event};
+
+/// How a fetch ended, when it did not fail.
+pub(crate) enum Ended {
+    /// Every byte is in the part file.
+    Complete,
+    /// The user cancelled.
+    Cancelled,
+}
+
+/// Receives the file from `server` into `part`, starting at its contiguous prefix, pausing by
+/// itself at `pause_at` (an offset), obeying `control` and reporting through `reporter`.
+pub(crate) async fn fetch(
+    server: SocketAddr,
+    token: [u8; 16],
+    pause_at: Option<u64>,
+    part: &mut PartFile,
+    control: &mut watch::Receiver<Control>,
+    reporter: &mut Reporter<'_>,
+) -> Result<Ended, String> {
+    let local: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    transport::driver::tune_socket(&socket);
+    let offset = part.contiguous();
+    let (progress_tx, mut progress) = mpsc::channel(4);
+    let opts = transport::driver::FetchOptions {
+        server,
+        token,
+        offset,
+        pause_at,
+        config: transport::Config::default(),
+    };
+    let mut watch_control = control.clone();
+    let transfer = transport::driver::fetch(
+        &socket,
+        opts,
+        &mut *part,
+        control.clone(),
+        Some(progress_tx),
+    );
+    let mut transfer = std::pin::pin!(transfer);
+    let mut bytes = offset;
+    let outcome = loop {
+        tokio::select! {
+            (outcome, _) = &mut transfer => break outcome,
+            Some(p) = progress.recv() => {
+                bytes = p.bytes;
+                reporter.progress(p.bytes, p.rate_bps);
+                if p.reached_pause_point {
+                    reporter.pause_point_reached(p.bytes).await;
+                }
+            }
+            Ok(()) = watch_control.changed() => {
+                let state = *watch_control.borrow_and_update();
+                match state {
+                    Control::Pause => reporter.paused(true, bytes, false).await,
+                    Control::Run => reporter.paused(false, bytes, false).await,
+                    Control::Cancel => {}
+                }
+            }
+        }
+    };
+    match outcome.event {
+        Event::Finished { .. } => Ok(Ended::Complete),
+        Event::Aborted {
+            reason: AbortReason::Cancelled,
+            by_peer: false,
+        } => Ok(Ended::Cancelled),
+        Event::Aborted {
+            reason,
+            by_peer: true,
+        } => Err(format!("the server ended the transfer: {reason}")),
+        Event::Aborted { reason, .. } => Err(format!("the transfer failed: {reason}")),
+        Event::Connected { .. } | Event::PauseReached { .. } => {
+            Err("the transfer ended unexpectedly".into())
+        }
+    }
+}

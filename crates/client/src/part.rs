@@ -1,0 +1,335 @@
+//! Where a download lands: `NAME.part` beside a small `NAME.part.meta`, renamed to a free name
+//! once the hash matches.
+//!
+//! The meta file records which version of the file the `.part` holds (its hash and size) and how
+//! many bytes from the start are known to be written. Data may arrive out of order, so the
+//! `.part` can have holes past that point; a resumed download starts from the recorded prefix,
+//! never from the file's length.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    hash: String,
+    size: u64,
+    contiguous: u64,
+}
+
+/// An open `.part` file and what is known about its contents.
+#[derive(Debug)]
+pub struct PartFile {
+    file: File,
+    path: PathBuf,
+    meta_path: PathBuf,
+    hash: String,
+    size: u64,
+    written: Written,
+    /// `contiguous` when the meta file was last written.
+    saved: u64,
+}
+
+/// How far the in-order prefix advances between two updates of the meta file.
+const SAVE_EVERY: u64 = 4 * 1024 * 1024;
+
+impl PartFile {
+    /// Opens `dir/NAME.part` for the file version `hash`/`size`, keeping what an earlier
+    /// attempt at the same version wrote and discarding anything else.
+    pub fn open(dir: &Path, name: &str, hash: &str, size: u64) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{name}.part"));
+        let meta_path = dir.join(format!("{name}.part.meta"));
+        let earlier = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Meta>(&bytes).ok())
+            .filter(|m| m.hash == hash && m.size == size);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let on_disk = file.metadata()?.len();
+        let contiguous = earlier.map_or(0, |m| m.contiguous.min(on_disk).min(size));
+        if contiguous == 0 {
+            file.set_len(0)?;
+        }
+        let mut part = Self {
+            file,
+            path,
+            meta_path,
+            hash: hash.to_owned(),
+            size,
+            written: Written::starting_at(contiguous),
+            saved: contiguous,
+        };
+        part.save_meta()?;
+        Ok(part)
+    }
+
+    /// Bytes from the start known to be on disk: where a transfer resumes.
+    pub fn contiguous(&self) -> u64 {
+        self.written.contiguous
+    }
+
+    /// Bytes written in all, holes excluded.
+    pub fn bytes(&self) -> u64 {
+        self.written.total()
+    }
+
+    /// Writes `data` at `offset`.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= self.size)
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "data beyond the file's end")
+            })?;
+        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)?;
+        self.written.add(offset, end);
+        if self.written.contiguous >= self.saved + SAVE_EVERY {
+            self.save_meta()?;
+        }
+        Ok(())
+    }
+
+    /// Records progress so that a restart resumes from here.
+    pub fn save_meta(&mut self) -> io::Result<()> {
+        self.saved = self.written.contiguous;
+        let meta = Meta {
+            hash: self.hash.clone(),
+            size: self.size,
+            contiguous: self.written.contiguous,
+        };
+        let tmp = self.meta_path.with_extension("meta.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
+        std::fs::rename(&tmp, &self.meta_path)
+    }
+
+    /// Checks the whole file against the expected hash and, if it matches, moves it to a free
+    /// name in its folder (`NAME`, or `NAME (1).ext`, ... never overwriting). Returns the final
+    /// path and the last byte's value.
+    pub fn finish(self, name: &str) -> Result<(PathBuf, Option<u8>), FinishError> {
+        self.file.sync_all().map_err(FinishError::Io)?;
+        let actual = hash_file(&self.path).map_err(FinishError::Io)?;
+        if actual != self.hash {
+            // Nothing in it can be trusted: start clean next time.
+            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&self.meta_path);
+            return Err(FinishError::HashMismatch {
+                expected: self.hash,
+                actual,
+            });
+        }
+        let last_byte = match self.size {
+            0 => None,
+            n => {
+                let mut byte = [0u8];
+                std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut byte, n - 1)
+                    .map_err(FinishError::Io)?;
+                Some(byte[0])
+            }
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let target = claim_free_name(dir, name).map_err(FinishError::Io)?;
+        std::fs::rename(&self.path, &target).map_err(FinishError::Io)?;
+        let _ = std::fs::remove_file(&self.meta_path);
+        let target = target.canonicalize().unwrap_or(target);
+        Ok((target, last_byte))
+    }
+
+    /// Removes the `.part` and its meta (after a cancel).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.meta_path);
+    }
+}
+
+impl transport::Sink for PartFile {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        PartFile::write_at(self, offset, data)
+    }
+}
+
+/// Why a finished download was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    /// The bytes do not hash to what the server announced.
+    #[error(
+        "the downloaded data does not match the server's hash (expected {expected}, got {actual}); \
+         the file may have changed on the server: ask for it again"
+    )]
+    HashMismatch {
+        /// Announced.
+        expected: String,
+        /// Computed.
+        actual: String,
+    },
+    /// The disk failed.
+    #[error("cannot finish the file: {0}")]
+    Io(io::Error),
+}
+
+/// Hashes a file with BLAKE3 in 1 MiB reads.
+pub fn hash_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Creates (empty, exclusively) the first free name among `NAME`, `NAME (1).ext`, ... and
+/// returns it; the rename that follows replaces only our own placeholder.
+fn claim_free_name(dir: &Path, name: &str) -> io::Result<PathBuf> {
+    let (stem, ext) = match name.rfind('.') {
+        Some(dot) if dot > 0 => (&name[..dot], &name[dot..]),
+        _ => (name, ""),
+    };
+    for n in 0..10_000u32 {
+        let candidate = if n == 0 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem} ({n}){ext}"))
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(_) => return Ok(candidate),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("no free name for {name}"),
+    ))
+}
+
+/// Which byte ranges are on disk: a contiguous prefix plus the islands beyond it.
+#[derive(Debug, Default)]
+struct Written {
+    contiguous: u64,
+    /// start -> end of ranges past `contiguous`, disjoint and not touching it.
+    islands: BTreeMap<u64, u64>,
+}
+
+impl Written {
+    fn starting_at(contiguous: u64) -> Self {
+        Self {
+            contiguous,
+            islands: BTreeMap::new(),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.contiguous + self.islands.iter().map(|(s, e)| e - s).sum::<u64>()
+    }
+
+    fn add(&mut self, mut start: u64, mut end: u64) {
+        if end <= self.contiguous {
+            return;
+        }
+        start = start.max(self.contiguous);
+        // Merge with every island that overlaps or touches [start, end).
+        let touching: Vec<(u64, u64)> = self
+            .islands
+            .range(..=end)
+            .filter(|&(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            self.islands.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        if start <= self.contiguous {
+            self.contiguous = end;
+        } else {
+            self.islands.insert(start, end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_writes_advance_the_prefix_only_when_holes_fill() {
+        let mut w = Written::default();
+        w.add(10, 20);
+        w.add(30, 40);
+        assert_eq!((w.contiguous, w.total()), (0, 20));
+        w.add(0, 10);
+        assert_eq!(w.contiguous, 20);
+        w.add(20, 30);
+        assert_eq!((w.contiguous, w.total()), (40, 40));
+        w.add(5, 15); // duplicates change nothing
+        assert_eq!((w.contiguous, w.total()), (40, 40));
+    }
+
+    #[test]
+    fn a_part_of_the_same_version_resumes_and_another_version_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::open(dir.path(), "a.bin", "h1", 100).unwrap();
+        part.write_at(0, &[1; 40]).unwrap();
+        part.write_at(60, &[1; 10]).unwrap();
+        part.save_meta().unwrap();
+        drop(part);
+        let part = PartFile::open(dir.path(), "a.bin", "h1", 100).unwrap();
+        assert_eq!(part.contiguous(), 40);
+        drop(part);
+        let part = PartFile::open(dir.path(), "a.bin", "h2", 100).unwrap();
+        assert_eq!(part.contiguous(), 0);
+    }
+
+    #[test]
+    fn finishing_never_overwrites_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"mine").unwrap();
+        std::fs::write(dir.path().join("a (1).txt"), b"mine too").unwrap();
+        let data = b"downloaded";
+        let hash = blake3::hash(data).to_hex().to_string();
+        let mut part = PartFile::open(dir.path(), "a.txt", &hash, data.len() as u64).unwrap();
+        part.write_at(0, data).unwrap();
+        let (path, last) = part.finish("a.txt").unwrap();
+        assert_eq!(path.file_name().unwrap(), "a (2).txt");
+        assert_eq!(last, Some(b'd'));
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(path).unwrap(), data);
+        assert!(!dir.path().join("a.txt.part").exists());
+    }
+
+    #[test]
+    fn a_hash_mismatch_is_refused_and_the_part_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::open(dir.path(), "x", "00", 3).unwrap();
+        part.write_at(0, b"abc").unwrap();
+        assert!(matches!(
+            part.finish("x"),
+            Err(FinishError::HashMismatch { .. })
+        ));
+        assert!(!dir.path().join("x").exists());
+        assert!(!dir.path().join("x.part").exists());
+    }
+
+    #[test]
+    fn writes_past_the_end_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::open(dir.path(), "x", "00", 3).unwrap();
+        assert!(part.write_at(2, b"ab").is_err());
+    }
+}
+

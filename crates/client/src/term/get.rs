@@ -1,0 +1,113 @@
+//! `messenger get FILE`: one download with a progress bar, like curl or wget.
+
+use super::output::transfer_json;
+use client::{Client, DownloadOptions, Event, TransferState};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Downloads `file` and exits: 0 only when it is complete and verified.
+pub async fn run(
+    server: &str,
+    name: &str,
+    file: &str,
+    output: Option<&Path>,
+    download_dir: &Path,
+    json: bool,
+) -> ExitCode {
+    let fail = |sentence: String| {
+        eprintln!("messenger: {sentence}");
+        ExitCode::FAILURE
+    };
+    let (client, mut events) = match Client::connect(server, name).await {
+        Ok(connected) => connected,
+        Err(err) => return fail(format!("cannot download from {server}: {err}")),
+    };
+    let (dir, save_as) = match output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                return fail(format!("{} is not a file name", path.display()));
+            };
+            (dir.to_path_buf(), Some(name.to_owned()))
+        }
+        None => (download_dir.to_path_buf(), None),
+    };
+    let opts = DownloadOptions {
+        dir,
+        pause_at: None,
+        save_as,
+    };
+    let id = match client.download(file, opts).await {
+        Ok(id) => id,
+        Err(err) => return fail(format!("cannot download {file:?}: {err}")),
+    };
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(file.to_owned());
+    while let Some(event) = events.recv().await {
+        let transfer = match event {
+            Event::Transfer(t) if t.id == id => t,
+            Event::Disconnected { message, .. } => {
+                bar.abandon();
+                return fail(format!(
+                    "the connection to {server} ended: {message}; run the same command to resume"
+                ));
+            }
+            _ => continue,
+        };
+        if json {
+            println!("{}", transfer_json(&transfer));
+        }
+        match transfer.state {
+            TransferState::Queued { position } => {
+                bar.set_message(format!("{file} (queued, {position} ahead)"));
+            }
+            TransferState::Started { size, offset } => {
+                bar.set_message(file.to_owned());
+                bar.set_length(size);
+                bar.set_position(offset);
+                bar.reset_eta();
+            }
+            TransferState::Progress { bytes, .. } => bar.set_position(bytes),
+            TransferState::Paused { .. } | TransferState::Resumed { .. } => {}
+            TransferState::Done {
+                path,
+                last_byte,
+                hash,
+                bytes,
+            } => {
+                bar.finish_and_clear();
+                if !json {
+                    let last = last_byte.map_or("none (empty file)".into(), |b| b.to_string());
+                    eprintln!("{file}: {bytes} bytes, verified (BLAKE3 {hash}), last byte {last}");
+                    println!("{}", path.display());
+                }
+                let _ = client.quit().await;
+                return ExitCode::SUCCESS;
+            }
+            TransferState::Failed { error } => {
+                bar.abandon();
+                return fail(format!("downloading {file} failed: {error}"));
+            }
+            TransferState::Cancelled => {
+                bar.abandon();
+                return fail(format!("the download of {file} was cancelled"));
+            }
+        }
+    }
+    fail(format!("the connection to {server} ended"))
+}

@@ -1,0 +1,179 @@
+//! The terminal client's download commands and `--json` transfer events, and the one-shot
+//! `get`, proven by running the real binary against a real server on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Cli, start_with};
+use serde_json::Value;
+use std::process::Stdio;
+use tokio::process::Command;
+
+/// Skips progress events and returns the next transfer event of another state.
+async fn next_transfer_state(cli: &mut Cli) -> Value {
+    loop {
+        let ev = cli.event().await;
+        assert_eq!(ev["event"], "transfer", "{ev}");
+        assert!(ev["id"].is_u64(), "{ev}");
+        if ev["state"] != "progress" {
+            return ev;
+        }
+        assert!(
+            ev["bytes"].is_u64() && ev["size"].is_u64() && ev["rate_bps"].is_u64(),
+            "{ev}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_events_follow_the_contract() {
+    let server = start_with(|c| c.max_queued = 0).await;
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i * 7 + i / 1000) as u8)
+        .collect();
+    std::fs::write(server.files.path().join("a.bin"), &data).unwrap();
+    std::fs::write(server.files.path().join("empty.bin"), b"").unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let dir = dest.path().to_str().unwrap();
+    let mut cli = Cli::spawn_with(&server.addr, "getter", &["--download-dir", dir]);
+    assert_eq!(cli.event().await["event"], "connected");
+
+    cli.type_line("/get a.bin --pause-at 50").await;
+    let started = next_transfer_state(&mut cli).await;
+    assert_eq!(
+        (started["state"].as_str(), started["file"].as_str()),
+        (Some("started"), Some("a.bin"))
+    );
+    assert_eq!(started["size"], 3_000_000);
+    let id = started["id"].as_u64().unwrap();
+    let paused = next_transfer_state(&mut cli).await;
+    assert_eq!(paused["state"], "paused", "{paused}");
+    assert!(paused["bytes"].as_u64().unwrap() >= 1_500_000);
+
+    cli.type_line("/transfers").await;
+    let list = cli.event().await;
+    assert_eq!(list["event"], "transfers");
+    assert_eq!(list["transfers"][0]["state"], "paused");
+
+    // The pool has two ports: the paused transfer holds one, the empty file takes the other.
+    cli.type_line("/get empty.bin").await;
+    let done = next_transfer_state(&mut cli).await;
+    let done = if done["state"] == "started" {
+        next_transfer_state(&mut cli).await
+    } else {
+        done
+    };
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["last_byte"], Value::Null);
+    assert_eq!(done["size"], 0);
+
+    for (line, code) in [
+        ("/get nothing.bin", "no_such_file"),
+        ("/cancel 999", "no_such_transfer"),
+        ("/pause 999", "no_such_transfer"),
+    ] {
+        cli.type_line(line).await;
+        let err = cli.event().await;
+        assert_eq!(
+            (err["event"].as_str(), err["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{err}"
+        );
+    }
+
+    cli.type_line(&format!("/resume {id}")).await;
+    let resumed = next_transfer_state(&mut cli).await;
+    assert_eq!(resumed["state"], "resumed", "{resumed}");
+    let done = next_transfer_state(&mut cli).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["id"], id);
+    assert_eq!(done["file"], "a.bin");
+    assert_eq!(
+        (done["bytes"].as_u64(), done["size"].as_u64()),
+        (Some(3_000_000), Some(3_000_000))
+    );
+    assert_eq!(done["last_byte"], u64::from(*data.last().unwrap()));
+    assert_eq!(done["hash"], blake3::hash(&data).to_hex().as_str());
+    let path = std::path::PathBuf::from(done["path"].as_str().unwrap());
+    assert!(path.is_absolute());
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+
+    cli.type_line("/quit").await;
+    assert_eq!(cli.event().await["event"], "disconnected");
+    assert_eq!(cli.exit_code().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_when_every_port_is_taken_and_no_queue_is_allowed() {
+    let server = start_with(|c| {
+        c.max_queued = 0;
+        c.udp_ports = server::UdpPorts::Ephemeral(1);
+    })
+    .await;
+    std::fs::write(server.files.path().join("a.bin"), vec![1u8; 2_000_000]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let dir = dest.path().to_str().unwrap();
+    let mut cli = Cli::spawn_with(&server.addr, "hog", &["--download-dir", dir]);
+    assert_eq!(cli.event().await["event"], "connected");
+    cli.type_line("/get a.bin --pause-at 50").await;
+    loop {
+        if next_transfer_state(&mut cli).await["state"] == "paused" {
+            break;
+        }
+    }
+    cli.type_line("/get a.bin").await;
+    let err = cli.event().await;
+    assert_eq!(
+        (err["event"].as_str(), err["code"].as_str()),
+        (Some("error"), Some("busy")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
+    let server = start_with(|_| {}).await;
+    let data = vec![42u8; 1_234_567];
+    std::fs::write(server.files.path().join("one.bin"), &data).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("saved.bin");
+    let output = Command::new(env!("CARGO_BIN_EXE_messenger"))
+        .args([
+            "--server",
+            &server.addr,
+            "--name",
+            "oneshot",
+            "get",
+            "one.bin",
+            "-o",
+        ])
+        .arg(&target)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let printed = std::path::PathBuf::from(stdout.trim());
+    assert_eq!(printed, target.canonicalize().unwrap());
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    assert!(stderr.contains("last byte 42"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_messenger"))
+        .args([
+            "--server",
+            &server.addr,
+            "--name",
+            "oneshot2",
+            "get",
+            "missing.bin",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no shared file"), "{stderr}");
+}

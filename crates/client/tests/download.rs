@@ -1,0 +1,424 @@
+//! Downloads end to end: a real server and real clients over 127.0.0.1, files on disk, the
+//! reliable UDP transport in between.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use client::{Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState};
+use server::{Config, Server, ServerHandle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct TestServer {
+    handle: ServerHandle,
+    addr: String,
+    files: tempfile::TempDir,
+}
+
+async fn start(udp_ports: usize) -> TestServer {
+    let files = tempfile::tempdir().unwrap();
+    serve(files, udp_ports).await
+}
+
+async fn serve(files: tempfile::TempDir, udp_ports: usize) -> TestServer {
+    let config = Config::local(files.path(), udp_ports);
+    let handle = Server::bind(config).await.unwrap().spawn().unwrap();
+    let addr = handle.addr().to_string();
+    TestServer {
+        handle,
+        addr,
+        files,
+    }
+}
+
+/// Writes a file of `size` pseudo-random bytes (so misplaced bytes show) and returns its bytes'
+/// hash.
+fn make_file(dir: &Path, name: &str, size: u64) -> String {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+    let mut hasher = blake3::Hasher::new();
+    let mut state: u64 = size ^ 0x9e37_79b9_7f4a_7c15;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        for b in &mut chunk[..n] {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = (state >> 24) as u8;
+        }
+        file.write_all(&chunk[..n]).unwrap();
+        hasher.update(&chunk[..n]);
+        left -= n as u64;
+    }
+    file.flush().unwrap();
+    hasher.finalize().to_hex().to_string()
+}
+
+fn opts(dir: &Path) -> DownloadOptions {
+    DownloadOptions {
+        dir: dir.to_path_buf(),
+        ..DownloadOptions::default()
+    }
+}
+
+/// The next event of transfer `id`, skipping chat and other transfers.
+async fn next_of(events: &mut Events, id: u64) -> TransferState {
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("timed out waiting for a transfer event")
+            .expect("event stream ended");
+        match event {
+            Event::Transfer(TransferEvent { id: got, state, .. }) if got == id => return state,
+            Event::Disconnected { message, .. } => panic!("disconnected: {message}"),
+            _ => {}
+        }
+    }
+}
+
+/// Waits for transfer `id` to end and returns how.
+async fn outcome(events: &mut Events, id: u64) -> TransferState {
+    loop {
+        match next_of(events, id).await {
+            TransferState::Progress { .. }
+            | TransferState::Started { .. }
+            | TransferState::Queued { .. }
+            | TransferState::Resumed { .. } => {}
+            other => return other,
+        }
+    }
+}
+
+/// Asserts that transfer `id` completed with exactly the expected bytes.
+async fn assert_done(events: &mut Events, id: u64, expected_hash: &str, size: u64) -> PathBuf {
+    match outcome(events, id).await {
+        TransferState::Done {
+            bytes,
+            path,
+            hash,
+            last_byte,
+        } => {
+            assert_eq!(bytes, size);
+            assert_eq!(hash, expected_hash);
+            let on_disk = std::fs::read(&path).unwrap();
+            assert_eq!(on_disk.len() as u64, size);
+            assert_eq!(blake3::hash(&on_disk).to_hex().to_string(), expected_hash);
+            assert_eq!(
+                last_byte,
+                on_disk.last().copied(),
+                "the last byte is reported"
+            );
+            assert!(path.is_absolute());
+            path
+        }
+        other => panic!("transfer {id} ended as {other:?}"),
+    }
+}
+
+async fn wait_until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition never held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_bytes_for_edge_sizes() {
+    let server = start(4).await;
+    // Empty, one byte, and sizes around one datagram's payload at the small and large sizes.
+    let sizes = [
+        0u64, 1, 1151, 1152, 1153, 1199, 1200, 1201, 65_399, 65_400, 65_401, 3_000_000,
+    ];
+    let hashes: Vec<String> = sizes
+        .iter()
+        .map(|&n| make_file(server.files.path(), &format!("f{n}.bin"), n))
+        .collect();
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "edge").await.unwrap();
+    for (size, hash) in sizes.iter().zip(&hashes) {
+        let id = client
+            .download(&format!("f{size}.bin"), opts(dest.path()))
+            .await
+            .unwrap();
+        let path = assert_done(&mut events, id, hash, *size).await;
+        if *size == 0 {
+            assert!(std::fs::read(path).unwrap().is_empty());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_mb_file_arrives_intact() {
+    let server = start(2).await;
+    let size = 200 * 1024 * 1024 + 7;
+    let hash = make_file(server.files.path(), "big.bin", size);
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "big").await.unwrap();
+    let id = client.download("big.bin", opts(dest.path())).await.unwrap();
+    assert_done(&mut events, id, &hash, size).await;
+    wait_until(|| server.handle.transfers().free_ports() == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_download_one_file_while_a_fourth_waits_paused_at_half() {
+    let server = start(4).await;
+    let size = 20 * 1024 * 1024;
+    let hash = make_file(server.files.path(), "shared.bin", size);
+    let dest = tempfile::tempdir().unwrap();
+
+    let (patient, mut patient_events) = Client::connect(&server.addr, "patient").await.unwrap();
+    let paused_opts = DownloadOptions {
+        pause_at: Some(50.0),
+        ..opts(&dest.path().join("patient"))
+    };
+    let patient_id = patient.download("shared.bin", paused_opts).await.unwrap();
+    let paused_at = loop {
+        match next_of(&mut patient_events, patient_id).await {
+            TransferState::Paused {
+                bytes,
+                at_pause_point: true,
+            } => break bytes,
+            TransferState::Started { .. } | TransferState::Progress { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        paused_at >= size / 2 && paused_at < size,
+        "paused at {paused_at}"
+    );
+
+    let mut others = Vec::new();
+    for name in ["one", "two", "three"] {
+        let (client, events) = Client::connect(&server.addr, name).await.unwrap();
+        let id = client
+            .download("shared.bin", opts(&dest.path().join(name)))
+            .await
+            .unwrap();
+        others.push((client, events, id));
+    }
+    for (_, events, id) in &mut others {
+        assert_done(events, *id, &hash, size).await;
+    }
+    // While the others ran, the paused one stayed where it was.
+    let status = patient.transfers();
+    assert_eq!(status[0].state, "paused");
+    assert!(status[0].bytes < size);
+
+    patient.resume(patient_id).unwrap();
+    assert!(matches!(
+        next_of(&mut patient_events, patient_id).await,
+        TransferState::Resumed { .. }
+    ));
+    assert_done(&mut patient_events, patient_id, &hash, size).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_two_ports_queues_the_third_request() {
+    let server = start(2).await;
+    let size = 8 * 1024 * 1024;
+    let hash = make_file(server.files.path(), "q.bin", size);
+    let dest = tempfile::tempdir().unwrap();
+    let mut clients = Vec::new();
+    // The first two pause at once, holding both ports, so the third must queue.
+    for name in ["a", "b"] {
+        let (client, mut events) = Client::connect(&server.addr, name).await.unwrap();
+        let o = DownloadOptions {
+            pause_at: Some(1.0),
+            ..opts(&dest.path().join(name))
+        };
+        let id = client.download("q.bin", o).await.unwrap();
+        loop {
+            if let TransferState::Paused { .. } = next_of(&mut events, id).await {
+                break;
+            }
+        }
+        clients.push((client, events, id));
+    }
+    assert_eq!(server.handle.transfers().free_ports(), 0);
+    let (third, mut third_events) = Client::connect(&server.addr, "c").await.unwrap();
+    let third_id = third
+        .download("q.bin", opts(&dest.path().join("c")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_of(&mut third_events, third_id).await,
+        TransferState::Queued { position: 0 }
+    );
+    // Finishing one frees a port for the third.
+    let (first, first_events, first_id) = &mut clients[0];
+    first.resume(*first_id).unwrap();
+    assert_done(first_events, *first_id, &hash, size).await;
+    assert_done(&mut third_events, third_id, &hash, size).await;
+    let (second, second_events, second_id) = &mut clients[1];
+    second.resume(*second_id).unwrap();
+    assert_done(second_events, *second_id, &hash, size).await;
+    wait_until(|| server.handle.transfers().free_ports() == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_client_returns_its_port_and_resumes_later() {
+    let server = start(1).await;
+    let size = 16 * 1024 * 1024;
+    let hash = make_file(server.files.path(), "r.bin", size);
+    let dest = tempfile::tempdir().unwrap();
+    {
+        let (client, mut events) = Client::connect(&server.addr, "leaver").await.unwrap();
+        let o = DownloadOptions {
+            pause_at: Some(40.0),
+            ..opts(dest.path())
+        };
+        let id = client.download("r.bin", o).await.unwrap();
+        loop {
+            if let TransferState::Paused { .. } = next_of(&mut events, id).await {
+                break;
+            }
+        }
+        assert_eq!(server.handle.transfers().free_ports(), 0);
+        client.quit().await.unwrap();
+    }
+    wait_until(|| server.handle.transfers().free_ports() == 1).await;
+    assert!(
+        dest.path().join("r.bin.part").exists(),
+        "the partial data is kept"
+    );
+
+    let (client, mut events) = Client::connect(&server.addr, "leaver").await.unwrap();
+    let id = client.download("r.bin", opts(dest.path())).await.unwrap();
+    match next_of(&mut events, id).await {
+        TransferState::Started { offset, .. } => {
+            assert!(offset >= size * 2 / 5, "resumed at {offset}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_done(&mut events, id, &hash, size).await;
+    assert!(!dest.path().join("r.bin.part").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_resumes_after_the_server_restarts() {
+    let server = start(1).await;
+    let size = 16 * 1024 * 1024;
+    let hash = make_file(server.files.path(), "s.bin", size);
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "loyal").await.unwrap();
+    let o = DownloadOptions {
+        pause_at: Some(30.0),
+        ..opts(dest.path())
+    };
+    let id = client.download("s.bin", o).await.unwrap();
+    loop {
+        if let TransferState::Paused { .. } = next_of(&mut events, id).await {
+            break;
+        }
+    }
+    let TestServer { handle, files, .. } = server;
+    handle.stop().await;
+    let server = serve(files, 1).await;
+    let (client, mut events) = Client::connect(&server.addr, "loyal").await.unwrap();
+    let id = client.download("s.bin", opts(dest.path())).await.unwrap();
+    match next_of(&mut events, id).await {
+        TransferState::Started { offset, .. } => {
+            assert!(offset >= size * 3 / 10, "resumed at {offset}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_done(&mut events, id, &hash, size).await;
+}
+
+#[tokio::test]
+async fn names_outside_the_shared_folder_are_no_such_file() {
+    let server = start(1).await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"x").unwrap();
+    std::fs::write(server.files.path().join(".hidden"), b"x").unwrap();
+    std::fs::create_dir(server.files.path().join("sub")).unwrap();
+    std::fs::write(server.files.path().join("sub").join("inner"), b"x").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret"),
+        server.files.path().join("link"),
+    )
+    .unwrap();
+    let (client, _events) = Client::connect(&server.addr, "sneaky").await.unwrap();
+    let secret = outside.path().join("secret");
+    for name in [
+        "../secret",
+        secret.to_str().unwrap(),
+        "/etc/passwd",
+        ".hidden",
+        "sub",
+        "sub/inner",
+        "link",
+        "",
+        "nothing",
+        "..",
+        ".",
+    ] {
+        let err = client
+            .download(name, opts(outside.path()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::NoSuchFile), "{name:?}: {err}");
+    }
+    assert_eq!(server.handle.transfers().free_ports(), 1);
+}
+
+#[tokio::test]
+async fn cancel_frees_the_port_and_removes_the_part_file() {
+    let server = start(1).await;
+    make_file(server.files.path(), "c.bin", 8 * 1024 * 1024);
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "quitter").await.unwrap();
+    let o = DownloadOptions {
+        pause_at: Some(10.0),
+        ..opts(dest.path())
+    };
+    let id = client.download("c.bin", o).await.unwrap();
+    loop {
+        if let TransferState::Paused { .. } = next_of(&mut events, id).await {
+            break;
+        }
+    }
+    client.cancel(id).await.unwrap();
+    assert_eq!(outcome(&mut events, id).await, TransferState::Cancelled);
+    wait_until(|| server.handle.transfers().free_ports() == 1).await;
+    assert!(!dest.path().join("c.bin.part").exists());
+    let err = client.cancel(999).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NoSuchTransfer));
+}
+
+#[tokio::test]
+async fn over_the_queue_limit_requests_are_busy() {
+    let files = tempfile::tempdir().unwrap();
+    make_file(files.path(), "b.bin", 4 * 1024 * 1024);
+    let mut config = Config::local(files.path(), 1);
+    config.max_queued = 1;
+    let handle = Server::bind(config).await.unwrap().spawn().unwrap();
+    let addr = handle.addr().to_string();
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&addr, "greedy").await.unwrap();
+    let hold = DownloadOptions {
+        pause_at: Some(5.0),
+        ..opts(dest.path())
+    };
+    let first = client.download("b.bin", hold).await.unwrap();
+    loop {
+        if let TransferState::Paused { .. } = next_of(&mut events, first).await {
+            break;
+        }
+    }
+    let (other, _e) = Client::connect(&addr, "other").await.unwrap();
+    other
+        .download("b.bin", opts(&dest.path().join("o")))
+        .await
+        .unwrap(); // queued
+    let err = other
+        .download("b.bin", opts(&dest.path().join("p")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Busy));
+}

@@ -1,0 +1,328 @@
+//! Downloads: the pool of UDP ports, the queue of requests waiting for one, and the running
+//! transfers of every client.
+//!
+//! A port is leased when a transfer starts and comes back when the transfer task ends, however
+//! it ends (done, failed, cancelled, client gone), because the task owns the socket and hands it
+//! back on exit. Handing it back starts the next queued request.
+
+use crate::registry::Outbox;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use wire::{ErrorCode, ServerMsg};
+
+/// Which UDP ports transfers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpPorts {
+    /// Exactly these ports (the `--udp-ports LO-HI` flag).
+    Range(std::ops::RangeInclusive<u16>),
+    /// This many ports chosen by the OS (port 0): for tests that run side by side.
+    Ephemeral(usize),
+}
+
+impl UdpPorts {
+    /// Binds every socket of the pool now, so a port in use is an error at start-up rather than
+    /// a failed download later.
+    pub fn bind(&self, ip: std::net::IpAddr) -> std::io::Result<Vec<UdpSocket>> {
+        let addrs: Vec<SocketAddr> = match self {
+            Self::Range(range) => range.clone().map(|p| SocketAddr::new(ip, p)).collect(),
+            Self::Ephemeral(n) => (0..*n).map(|_| SocketAddr::new(ip, 0)).collect(),
+        };
+        addrs
+            .into_iter()
+            .map(|addr| {
+                let socket = std::net::UdpSocket::bind(addr).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot bind UDP port {addr}: {e}"))
+                })?;
+                socket.set_nonblocking(true)?;
+                let socket = UdpSocket::from_std(socket)?;
+                transport::driver::tune_socket(&socket);
+                Ok(socket)
+            })
+            .collect()
+    }
+}
+
+/// What a client asked for, ready to be served.
+pub struct Request {
+    /// The asking session.
+    pub session: u64,
+    /// The asking user's name.
+    pub user: String,
+    /// Where its offers go.
+    pub outbox: Outbox,
+    /// The file's name as the client asked for it.
+    pub file: String,
+    /// Its real path.
+    pub path: PathBuf,
+    /// Its size when the request was made.
+    pub size: u64,
+    /// Its BLAKE3 hash (hex).
+    pub hash: String,
+}
+
+/// How a request was answered.
+pub enum Admitted {
+    /// A port was free: the transfer runs; send this offer.
+    Ready(ServerMsg),
+    /// It waits its turn; send this notice.
+    Queued(ServerMsg),
+}
+
+/// A transfer as the server window shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferInfo {
+    /// Transfer id.
+    pub id: u64,
+    /// File name.
+    pub file: String,
+    /// UDP port, or `None` while queued.
+    pub port: Option<u16>,
+    /// The downloading user.
+    pub user: String,
+}
+
+struct Queued {
+    id: u64,
+    req: Request,
+}
+
+struct Active {
+    session: u64,
+    user: String,
+    file: String,
+    port: u16,
+    cancel: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    free: Vec<UdpSocket>,
+    queue: VecDeque<Queued>,
+    active: HashMap<u64, Active>,
+    next_id: u64,
+}
+
+/// The function that moves a file over one UDP socket: `serve(socket, token, path, cancel)`.
+/// It returns when the transfer ends for any reason; the socket then goes back to the pool.
+pub type ServeFn = Arc<
+    dyn Fn(
+            Arc<UdpSocket>,
+            [u8; 16],
+            PathBuf,
+            CancellationToken,
+        ) -> futures_util::future::BoxFuture<'static, ()>
+        + Send
+        + Sync,
+>;
+
+/// All transfers of the server.
+pub struct Transfers {
+    state: Mutex<State>,
+    pool_size: usize,
+    max_queue: usize,
+    per_client: usize,
+    serve: ServeFn,
+}
+
+impl Transfers {
+    /// A manager over `sockets`, queueing at most `max_queue` requests, each client having at
+    /// most `per_client` transfers running or queued.
+    pub fn new(
+        sockets: Vec<UdpSocket>,
+        max_queue: usize,
+        per_client: usize,
+        serve: ServeFn,
+    ) -> Self {
+        Self {
+            pool_size: sockets.len(),
+            state: Mutex::new(State {
+                free: sockets,
+                next_id: 1,
+                ..State::default()
+            }),
+            max_queue,
+            per_client,
+            serve,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `request` on a free port, or queues it, or refuses it with `busy`.
+    pub fn request(
+        self: &Arc<Self>,
+        req: Request,
+        req_no: Option<u64>,
+    ) -> Result<Admitted, ErrorCode> {
+        let mut st = self.lock();
+        let mine = st
+            .active
+            .values()
+            .filter(|a| a.session == req.session)
+            .count()
+            + st.queue
+                .iter()
+                .filter(|q| q.req.session == req.session)
+                .count();
+        if mine >= self.per_client {
+            return Err(ErrorCode::Busy);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        if let Some(socket) = st.free.pop() {
+            let offer = self.start(&mut st, id, req, socket, req_no);
+            return Ok(Admitted::Ready(offer));
+        }
+        if st.queue.len() >= self.max_queue {
+            return Err(ErrorCode::Busy);
+        }
+        let notice = ServerMsg::DownloadQueued {
+            req: req_no,
+            id,
+            file: req.file.clone(),
+            position: u32::try_from(st.queue.len()).unwrap_or(u32::MAX),
+        };
+        st.queue.push_back(Queued { id, req });
+        Ok(Admitted::Queued(notice))
+    }
+
+    /// Cancels transfer `id` of `session`, queued or running.
+    pub fn cancel(&self, session: u64, id: u64) -> Result<(), ErrorCode> {
+        let mut st = self.lock();
+        if let Some(active) = st.active.get(&id).filter(|a| a.session == session) {
+            active.cancel.cancel(); // its task ends and hands the port back
+            return Ok(());
+        }
+        let before = st.queue.len();
+        st.queue
+            .retain(|q| !(q.id == id && q.req.session == session));
+        if st.queue.len() < before {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoSuchTransfer)
+        }
+    }
+
+    /// Ends every transfer of a session that is going away.
+    pub fn end_session(&self, session: u64) {
+        let mut st = self.lock();
+        st.queue.retain(|q| q.req.session != session);
+        for active in st.active.values().filter(|a| a.session == session) {
+            active.cancel.cancel();
+        }
+    }
+
+    /// Ports not in use now.
+    pub fn free_ports(&self) -> usize {
+        self.lock().free.len()
+    }
+
+    /// Ports in the pool.
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// Every transfer, running or queued.
+    pub fn list(&self) -> Vec<TransferInfo> {
+        let st = self.lock();
+        let mut out: Vec<TransferInfo> = st
+            .active
+            .iter()
+            .map(|(id, a)| TransferInfo {
+                id: *id,
+                file: a.file.clone(),
+                port: Some(a.port),
+                user: a.user.clone(),
+            })
+            .chain(st.queue.iter().map(|q| TransferInfo {
+                id: q.id,
+                file: q.req.file.clone(),
+                port: None,
+                user: q.req.user.clone(),
+            }))
+            .collect();
+        out.sort_by_key(|t| t.id);
+        out
+    }
+
+    /// Runs transfer `id` on `socket` and returns the offer that tells the client so.
+    fn start(
+        self: &Arc<Self>,
+        st: &mut State,
+        id: u64,
+        req: Request,
+        socket: UdpSocket,
+        req_no: Option<u64>,
+    ) -> ServerMsg {
+        let token: [u8; 16] = rand::random();
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let cancel = CancellationToken::new();
+        st.active.insert(
+            id,
+            Active {
+                session: req.session,
+                user: req.user.clone(),
+                file: req.file.clone(),
+                port,
+                cancel: cancel.clone(),
+            },
+        );
+        let socket = Arc::new(socket);
+        let serve = (self.serve)(Arc::clone(&socket), token, req.path.clone(), cancel);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            serve.await;
+            this.finish(id, socket);
+        });
+        ServerMsg::DownloadReady {
+            req: req_no,
+            id,
+            file: req.file,
+            size: req.size,
+            hash: req.hash,
+            token: hex(&token),
+            port,
+        }
+    }
+
+    /// A transfer task ended: its port goes back, and the next queued request (if any) starts.
+    fn finish(self: &Arc<Self>, id: u64, socket: Arc<UdpSocket>) {
+        let mut st = self.lock();
+        st.active.remove(&id);
+        // The serve future is gone, so we hold the only reference.
+        let Ok(socket) = Arc::try_unwrap(socket) else {
+            tracing::error!(
+                id,
+                "transfer socket still shared after its task ended; port lost"
+            );
+            return;
+        };
+        match st.queue.pop_front() {
+            Some(next) => {
+                let outbox = next.req.outbox.clone();
+                let offer = self.start(&mut st, next.id, next.req, socket, None);
+                outbox.send_or_close(&offer);
+            }
+            None => st.free.push(socket),
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers")
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
