@@ -1,0 +1,683 @@
+//! The client window: a connect screen, then chat with conversations, the online list, the
+//! server's files and the transfers panel.
+
+use crate::net::{Command, Net, Update};
+use client::{Event, FileEntry, TransferState, human_size};
+use egui::{Color32, RichText};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A conversation: everyone, or one private partner.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Conversation {
+    /// Messages to and from everyone.
+    Everyone,
+    /// Private messages with one user.
+    With(String),
+}
+
+/// One line in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Local time, `HH:MM:SS`.
+    pub time: String,
+    /// Who wrote it (empty for notices).
+    pub from: String,
+    /// What.
+    pub text: String,
+    /// Ours, theirs or a notice.
+    pub kind: LineKind,
+}
+
+/// Whose line it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// We wrote it.
+    Mine,
+    /// Somebody else did.
+    Theirs,
+    /// Joins, leaves, errors.
+    Notice,
+}
+
+#[derive(Debug, Default)]
+struct Thread {
+    lines: Vec<Line>,
+    unread: usize,
+}
+
+/// A download as the transfers panel shows it.
+#[derive(Debug, Clone)]
+pub struct TransferView {
+    /// File name.
+    pub file: String,
+    /// `queued`, `running`, `paused`, `done`, `failed`, `cancelled`.
+    pub state: &'static str,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// File size, once known.
+    pub size: Option<u64>,
+    /// Recent goodput, bits per second.
+    pub rate_bps: u64,
+    /// Paused by itself at its pause point: the panel asks "continue?".
+    pub asks_to_continue: bool,
+    /// Where it was saved, once done.
+    pub path: Option<PathBuf>,
+    /// Why it failed, or the done summary.
+    pub note: String,
+    /// (seconds since start, Mbit/s) samples for the chart.
+    pub history: Vec<[f64; 2]>,
+    started: Instant,
+}
+
+enum Screen {
+    Connect,
+    Chat,
+}
+
+/// The whole client window's state.
+pub struct ClientApp {
+    net: Net,
+    /// Server address on the connect screen (remembered between runs).
+    pub addr: String,
+    /// Name on the connect screen (remembered between runs).
+    pub name: String,
+    /// Where downloads go.
+    pub download_dir: PathBuf,
+    screen: Screen,
+    connecting: bool,
+    connect_error: Option<String>,
+    me: String,
+    online: Vec<String>,
+    threads: BTreeMap<Conversation, Thread>,
+    selected: Conversation,
+    composer: String,
+    files: Vec<FileEntry>,
+    ask_at_half: bool,
+    transfers: BTreeMap<u64, TransferView>,
+    status: Option<String>,
+    time_format: fn(chrono::DateTime<chrono::Utc>) -> String,
+}
+
+impl ClientApp {
+    /// A window in its connect screen, talking to the network through `net`.
+    pub fn new(net: Net, addr: String, name: String, download_dir: PathBuf) -> Self {
+        let mut threads = BTreeMap::new();
+        threads.insert(Conversation::Everyone, Thread::default());
+        Self {
+            net,
+            addr,
+            name,
+            download_dir,
+            screen: Screen::Connect,
+            connecting: false,
+            connect_error: None,
+            me: String::new(),
+            online: Vec::new(),
+            threads,
+            selected: Conversation::Everyone,
+            composer: String::new(),
+            files: Vec::new(),
+            ask_at_half: false,
+            transfers: BTreeMap::new(),
+            status: None,
+            time_format: local,
+        }
+    }
+
+    /// How message times are shown (local `HH:MM:SS` by default).
+    pub fn set_time_format(&mut self, format: fn(chrono::DateTime<chrono::Utc>) -> String) {
+        self.time_format = format;
+    }
+
+    /// True once connected.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.screen, Screen::Chat)
+    }
+
+    /// The lines of a conversation.
+    pub fn lines(&self, conversation: &Conversation) -> &[Line] {
+        self.threads
+            .get(conversation)
+            .map_or(&[], |t| t.lines.as_slice())
+    }
+
+    /// Unread lines of a conversation.
+    pub fn unread(&self, conversation: &Conversation) -> usize {
+        self.threads.get(conversation).map_or(0, |t| t.unread)
+    }
+
+    /// The conversation the composer writes to.
+    pub fn selected(&self) -> &Conversation {
+        &self.selected
+    }
+
+    /// Users online, as last heard.
+    pub fn online(&self) -> &[String] {
+        &self.online
+    }
+
+    /// The server's files, as last listed.
+    pub fn files(&self) -> &[FileEntry] {
+        &self.files
+    }
+
+    /// Downloads by id.
+    pub fn transfers(&self) -> &BTreeMap<u64, TransferView> {
+        &self.transfers
+    }
+
+    /// The connect screen's error, if any.
+    pub fn connect_error(&self) -> Option<&str> {
+        self.connect_error.as_deref()
+    }
+
+    /// Applies everything the network sent since the last frame.
+    pub fn poll_network(&mut self) {
+        while let Some(update) = self.net.poll() {
+            self.apply(update);
+        }
+    }
+
+    fn apply(&mut self, update: Update) {
+        match update {
+            Update::Connected { name, users } => {
+                self.connecting = false;
+                self.connect_error = None;
+                self.me = name;
+                self.online = users;
+                self.screen = Screen::Chat;
+                self.net.send(Command::Files);
+            }
+            Update::ConnectFailed(why) => {
+                self.connecting = false;
+                self.connect_error = Some(why);
+            }
+            Update::Users(users) => self.online = users,
+            Update::Files(files) => self.files = files,
+            Update::Error(why) => self.status = Some(why),
+            Update::Event(event) => self.event(event),
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Joined { name, time } => {
+                if !self.online.contains(&name) {
+                    self.online.push(name.clone());
+                    self.online.sort_by_key(|n| n.to_lowercase());
+                }
+                self.notice((self.time_format)(time), format!("{name} joined"));
+            }
+            Event::Left { name, reason, time } => {
+                self.online.retain(|n| n != &name);
+                let why = if reason == "quit" {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                };
+                self.notice((self.time_format)(time), format!("{name} left{why}"));
+            }
+            Event::Message {
+                from,
+                text,
+                private,
+                time,
+            } => {
+                let conversation = if private {
+                    Conversation::With(from.clone())
+                } else {
+                    Conversation::Everyone
+                };
+                let line = Line {
+                    time: (self.time_format)(time),
+                    from,
+                    text,
+                    kind: LineKind::Theirs,
+                };
+                self.push(conversation, line);
+            }
+            Event::Users(users) => self.online = users,
+            Event::Files(files) => self.files = files,
+            Event::Error { message, .. } => self.status = Some(message),
+            Event::Transfer(t) => self.transfer(t),
+            Event::Disconnected { message, .. } => {
+                self.screen = Screen::Connect;
+                self.connect_error = Some(format!("disconnected: {message}"));
+                self.transfers.clear();
+            }
+        }
+    }
+
+    fn transfer(&mut self, t: client::TransferEvent) {
+        let view = self.transfers.entry(t.id).or_insert_with(|| TransferView {
+            file: t.file.clone(),
+            state: "queued",
+            bytes: 0,
+            size: None,
+            rate_bps: 0,
+            asks_to_continue: false,
+            path: None,
+            note: String::new(),
+            history: Vec::new(),
+            started: Instant::now(),
+        });
+        match t.state {
+            TransferState::Queued { position } => {
+                view.state = "queued";
+                view.note = format!("waiting for a free port ({position} ahead)");
+            }
+            TransferState::Started { size, offset } => {
+                view.state = "running";
+                view.size = Some(size);
+                view.bytes = offset;
+                view.note.clear();
+            }
+            TransferState::Progress {
+                bytes,
+                size,
+                rate_bps,
+            } => {
+                view.bytes = bytes;
+                view.size = Some(size);
+                view.rate_bps = rate_bps;
+                let t = view.started.elapsed().as_secs_f64();
+                view.history.push([t, rate_bps as f64 / 1e6]);
+                if view.history.len() > 600 {
+                    view.history.remove(0);
+                }
+            }
+            TransferState::Paused {
+                bytes,
+                at_pause_point,
+            } => {
+                view.state = "paused";
+                view.bytes = bytes;
+                view.rate_bps = 0;
+                view.asks_to_continue = at_pause_point;
+            }
+            TransferState::Resumed { bytes } => {
+                view.state = "running";
+                view.bytes = bytes;
+                view.asks_to_continue = false;
+            }
+            TransferState::Done {
+                bytes,
+                path,
+                last_byte,
+                ..
+            } => {
+                view.state = "done";
+                view.bytes = bytes;
+                view.size = Some(bytes);
+                let last = last_byte.map_or("none".into(), |b| b.to_string());
+                view.note = format!("verified; last byte sent: {last}");
+                view.path = Some(path);
+            }
+            TransferState::Failed { error } => {
+                view.state = "failed";
+                view.note = error;
+            }
+            TransferState::Cancelled => view.state = "cancelled",
+        }
+    }
+
+    fn notice(&mut self, time: String, text: String) {
+        let line = Line {
+            time,
+            from: String::new(),
+            text,
+            kind: LineKind::Notice,
+        };
+        self.push(Conversation::Everyone, line);
+    }
+
+    fn push(&mut self, conversation: Conversation, line: Line) {
+        let reading = conversation == self.selected;
+        let thread = self.threads.entry(conversation).or_default();
+        thread.lines.push(line);
+        if !reading {
+            thread.unread += 1;
+        }
+    }
+
+    fn select(&mut self, conversation: Conversation) {
+        self.threads.entry(conversation.clone()).or_default().unread = 0;
+        self.selected = conversation;
+    }
+
+    fn send_composer(&mut self) {
+        let text = self.composer.trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        self.composer.clear();
+        let command = match &self.selected {
+            Conversation::Everyone => Command::SendAll(text.clone()),
+            Conversation::With(to) => Command::SendPrivate {
+                to: to.clone(),
+                text: text.clone(),
+            },
+        };
+        self.net.send(command);
+        let line = Line {
+            time: (self.time_format)(chrono::Utc::now()),
+            from: self.me.clone(),
+            text,
+            kind: LineKind::Mine,
+        };
+        self.push(self.selected.clone(), line);
+    }
+
+    /// Draws the whole window; call once per frame.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll_network();
+        match self.screen {
+            Screen::Connect => self.connect_screen(ui),
+            Screen::Chat => self.chat_screen(ui),
+        }
+    }
+
+    fn connect_screen(&mut self, ui: &mut egui::Ui) {
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.vertical_centered(|ui| {
+                ui.add_space(40.0);
+                ui.heading("messenger");
+                ui.add_space(20.0);
+            });
+            egui::Grid::new("connect")
+                .num_columns(2)
+                .spacing([12.0, 8.0])
+                .show(ui, |ui| {
+                    let label = ui.label("Server");
+                    ui.text_edit_singleline(&mut self.addr)
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    let label = ui.label("Name");
+                    let name = ui
+                        .text_edit_singleline(&mut self.name)
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    let enter = name.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    ui.label("");
+                    let button = ui.add_enabled(!self.connecting, egui::Button::new("Connect"));
+                    if (button.clicked() || enter) && !self.connecting {
+                        self.connecting = true;
+                        self.connect_error = None;
+                        self.net.send(Command::Connect {
+                            addr: self.addr.trim().to_owned(),
+                            name: self.name.trim().to_owned(),
+                        });
+                    }
+                    ui.end_row();
+                });
+            if self.connecting {
+                ui.label("connecting…");
+            }
+            if let Some(err) = &self.connect_error {
+                ui.colored_label(Color32::from_rgb(220, 60, 60), err);
+            }
+        });
+    }
+
+    fn chat_screen(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::top("top").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.strong(format!("{} @ {}", self.me, self.addr));
+                ui.separator();
+                if ui.button("Show online").clicked() {
+                    self.net.send(Command::Users);
+                }
+                if ui.button("Server files").clicked() {
+                    self.net.send(Command::Files);
+                }
+                if ui.button("Log out").clicked() {
+                    self.net.send(Command::Disconnect);
+                }
+                if let Some(status) = &self.status {
+                    ui.separator();
+                    ui.colored_label(Color32::from_rgb(220, 60, 60), status);
+                }
+            });
+        });
+        egui::Panel::left("people")
+            .default_size(170.0)
+            .show(ui, |ui| self.people(ui));
+        egui::Panel::right("files")
+            .default_size(340.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    self.files_panel(ui);
+                    ui.separator();
+                    self.transfers_panel(ui);
+                });
+            });
+        egui::Panel::bottom("composer").show(ui, |ui| self.composer(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.messages(ui));
+    }
+
+    fn people(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Conversations");
+        let conversations: Vec<Conversation> = self.threads.keys().cloned().collect();
+        for conversation in conversations {
+            let unread = self.unread(&conversation);
+            let title = match &conversation {
+                Conversation::Everyone => "Everyone".to_owned(),
+                Conversation::With(name) => name.clone(),
+            };
+            let title = if unread > 0 {
+                format!("{title} ({unread})")
+            } else {
+                title
+            };
+            if ui
+                .selectable_label(self.selected == conversation, title)
+                .clicked()
+            {
+                self.select(conversation);
+            }
+        }
+        ui.separator();
+        ui.heading(format!("Online ({})", self.online.len()));
+        let online = self.online.clone();
+        for name in online {
+            if name == self.me {
+                ui.label(format!("{name} (you)"));
+            } else if ui.link(&name).on_hover_text("write privately").clicked() {
+                self.select(Conversation::With(name));
+            }
+        }
+    }
+
+    fn messages(&mut self, ui: &mut egui::Ui) {
+        let lines = self.lines(&self.selected).to_vec();
+        egui::ScrollArea::vertical()
+            .stick_to_bottom(true)
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                for line in lines {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(RichText::new(&line.time).weak().monospace());
+                        match line.kind {
+                            LineKind::Notice => {
+                                ui.label(RichText::new(&line.text).italics().weak());
+                            }
+                            LineKind::Mine => {
+                                ui.label(
+                                    RichText::new(format!("{}:", line.from))
+                                        .strong()
+                                        .color(Color32::from_rgb(90, 160, 90)),
+                                );
+                                ui.label(&line.text);
+                            }
+                            LineKind::Theirs => {
+                                ui.label(
+                                    RichText::new(format!("{}:", line.from))
+                                        .strong()
+                                        .color(Color32::from_rgb(80, 140, 220)),
+                                );
+                                ui.label(&line.text);
+                            }
+                        }
+                    });
+                }
+            });
+    }
+
+    fn composer(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let to = match &self.selected {
+                Conversation::Everyone => "To: everyone".to_owned(),
+                Conversation::With(name) => format!("To: {name}"),
+            };
+            let label = ui.label(to);
+            let edit = egui::TextEdit::singleline(&mut self.composer)
+                .hint_text("write a message")
+                .desired_width(ui.available_width() - 70.0);
+            let response = ui.add(edit).labelled_by(label.id);
+            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui.button("Send").clicked() || enter {
+                self.send_composer();
+                response.request_focus();
+            }
+        });
+    }
+
+    fn files_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Server files");
+        ui.checkbox(&mut self.ask_at_half, "Ask to continue at 50%");
+        if self.files.is_empty() {
+            ui.label(RichText::new("no files shared").weak());
+        }
+        let files = self.files.clone();
+        egui::Grid::new("files")
+            .num_columns(3)
+            .striped(true)
+            .show(ui, |ui| {
+                for file in files {
+                    ui.label(&file.name);
+                    ui.label(human_size(file.size));
+                    if ui
+                        .button("Download")
+                        .on_hover_text(format!("download {}", file.name))
+                        .clicked()
+                    {
+                        let pause_at = self.ask_at_half.then_some(50.0);
+                        self.net.send(Command::Download {
+                            file: file.name.clone(),
+                            dir: self.download_dir.clone(),
+                            pause_at,
+                        });
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+
+    fn transfers_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Transfers");
+        if self.transfers.is_empty() {
+            ui.label(RichText::new("no transfers yet").weak());
+        }
+        let ids: Vec<u64> = self.transfers.keys().rev().copied().collect();
+        for id in ids {
+            let Some(t) = self.transfers.get(&id).cloned() else {
+                continue;
+            };
+            ui.group(|ui| {
+                ui.horizontal(|ui| {
+                    ui.strong(&t.file);
+                    ui.label(RichText::new(t.state).weak());
+                });
+                let fraction = match t.size {
+                    Some(0) => 1.0,
+                    Some(size) => t.bytes as f32 / size as f32,
+                    None => 0.0,
+                };
+                ui.add(egui::ProgressBar::new(fraction).show_percentage());
+                if t.state == "running" || t.state == "paused" {
+                    let eta = match (t.size, t.rate_bps) {
+                        (Some(size), rate) if rate > 0 => {
+                            let secs = size.saturating_sub(t.bytes) as f64 * 8.0 / rate as f64;
+                            format!("ETA {}:{:02}", secs as u64 / 60, secs as u64 % 60)
+                        }
+                        _ => "ETA --:--".into(),
+                    };
+                    ui.label(format!(
+                        "{} of {} at {}/s, {eta}",
+                        human_size(t.bytes),
+                        t.size.map_or("?".into(), human_size),
+                        human_size(t.rate_bps / 8)
+                    ));
+                }
+                if t.asks_to_continue {
+                    ui.label(RichText::new("Half way there. Continue?").strong());
+                }
+                ui.horizontal(|ui| match t.state {
+                    "running" => {
+                        if ui.button("Pause").clicked() {
+                            self.net.send(Command::Pause(id));
+                        }
+                        if ui.button("Cancel").clicked() {
+                            self.net.send(Command::Cancel(id));
+                        }
+                    }
+                    "paused" => {
+                        if ui.button("Continue").clicked() {
+                            self.net.send(Command::Resume(id));
+                        }
+                        if ui.button("Cancel").clicked() {
+                            self.net.send(Command::Cancel(id));
+                        }
+                    }
+                    "queued" if ui.button("Cancel").clicked() => {
+                        self.net.send(Command::Cancel(id));
+                    }
+                    "done" => {
+                        if ui.button("Open folder").clicked()
+                            && let Some(dir) = t.path.as_ref().and_then(|p| p.parent())
+                        {
+                            open_folder(dir);
+                        }
+                    }
+                    _ => {}
+                });
+                if !t.note.is_empty() {
+                    ui.label(RichText::new(&t.note).weak());
+                }
+                // The live chart, while data flows.
+                if t.state == "running" && t.history.len() > 1 {
+                    egui_plot::Plot::new(("rate", id))
+                        .height(80.0)
+                        .allow_drag(false)
+                        .allow_zoom(false)
+                        .allow_scroll(false)
+                        .y_axis_label("Mbit/s")
+                        .show(ui, |plot| {
+                            plot.line(egui_plot::Line::new("goodput", t.history.clone()));
+                        });
+                }
+            });
+        }
+    }
+}
+
+fn local(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.with_timezone(&chrono::Local)
+        .format("%H:%M:%S")
+        .to_string()
+}
+
+fn open_folder(dir: &std::path::Path) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    if let Err(err) = std::process::Command::new(opener).arg(dir).spawn() {
+        tracing::warn!(%err, "cannot open {}", dir.display());
+    }
+}

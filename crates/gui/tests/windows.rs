@@ -1,0 +1,277 @@
+//! The GUI driven like a person would: egui_kittest clicks and types into the real UI state,
+//! with a real server on 127.0.0.1 and, where needed, a second user from the client library.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use client::{Client, Event};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use gui::net::Net;
+use gui::{ClientApp, Conversation, LogBuffer, ServerApp};
+use server::{Config, Server, ServerHandle};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start_server(rt: &tokio::runtime::Runtime, files: &std::path::Path) -> ServerHandle {
+    rt.block_on(async {
+        Server::bind(Config::local(files, 2))
+            .await
+            .unwrap()
+            .spawn()
+            .unwrap()
+    })
+}
+
+fn client_window<'a>(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    dir: &std::path::Path,
+) -> Harness<'a, ClientApp> {
+    let net = Net::start(rt.handle(), Arc::new(|| {}));
+    let mut app = ClientApp::new(net, addr.to_owned(), String::new(), dir.to_path_buf());
+    // A fixed clock keeps the snapshots comparable from run to run.
+    app.set_time_format(|_| "12:00:00".into());
+    Harness::builder()
+        .with_size(egui::vec2(1000.0, 640.0))
+        .build_ui_state(|ui, app: &mut ClientApp| app.show(ui), app)
+}
+
+/// Steps the UI until `cond` holds (the network answers on other threads).
+fn run_until<S>(harness: &mut Harness<'_, S>, what: &str, mut cond: impl FnMut(&S) -> bool) {
+    for _ in 0..1000 {
+        harness.step();
+        if cond(harness.state()) {
+            harness.run_steps(2);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn type_into(harness: &mut Harness<'_, ClientApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.step();
+    harness.get_by_label(label).type_text(text);
+    harness.step();
+}
+
+fn connect_as(harness: &mut Harness<'_, ClientApp>, name: &str) {
+    type_into(harness, "Name", name);
+    harness.get_by_label("Connect").click();
+    run_until(harness, "connected", ClientApp::is_connected);
+}
+
+/// Hides what changes from run to run (ports and folders chosen by the OS) before a snapshot.
+fn mask_volatile<S>(harness: &mut Harness<'_, S>) {
+    let volatile: Vec<egui::Rect> = harness
+        .query_all_by(|node| {
+            let text = node.value().or_else(|| node.label()).unwrap_or_default();
+            text.contains("127.0.0.1:") || text.contains("/tmp")
+        })
+        .map(|node| node.rect())
+        .collect();
+    for rect in volatile {
+        harness.mask(rect);
+    }
+}
+
+async fn next_message(events: &mut client::Events) -> (String, String, bool) {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Event::Message {
+            from,
+            text,
+            private,
+            ..
+        } = event
+        {
+            return (from, text, private);
+        }
+    }
+}
+
+#[test]
+fn chat_from_the_window_to_everyone_and_privately() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("notes.txt"), b"hello").unwrap();
+    let server = start_server(&rt, files.path());
+    let addr = server.addr().to_string();
+    let mut window = client_window(&rt, &addr, files.path());
+    connect_as(&mut window, "alice");
+
+    let (bob, mut bob_events) = rt.block_on(Client::connect(&addr, "bob")).unwrap();
+    run_until(&mut window, "bob is listed online", |app| {
+        app.online().contains(&"bob".to_string())
+    });
+    window.get_by_label_contains("bob joined");
+
+    // Send to everyone from the composer.
+    type_into(&mut window, "To: everyone", "hello everyone");
+    window.get_by_label("Send").click();
+    window.run_steps(2);
+    let got = rt.block_on(next_message(&mut bob_events));
+    assert_eq!(got, ("alice".into(), "hello everyone".into(), false));
+
+    // Receive a broadcast.
+    rt.block_on(bob.send_all("hi alice")).unwrap();
+    run_until(&mut window, "bob's message shows", |app| {
+        app.lines(&Conversation::Everyone)
+            .iter()
+            .any(|l| l.text == "hi alice")
+    });
+    window.get_by_label("hi alice");
+
+    // A private message arrives in its own conversation with an unread count.
+    rt.block_on(bob.send_private("alice", "secret")).unwrap();
+    run_until(&mut window, "the private message arrives", |app| {
+        app.unread(&Conversation::With("bob".into())) == 1
+    });
+    window.get_by_label("bob (1)");
+
+    // Clicking bob in the online list opens the private conversation; the reply is private.
+    window.get_by_label("bob").click();
+    window.run_steps(2);
+    assert_eq!(window.state().selected(), &Conversation::With("bob".into()));
+    assert_eq!(window.state().unread(&Conversation::With("bob".into())), 0);
+    window.get_by_label("secret");
+    type_into(&mut window, "To: bob", "psst");
+    window.get_by_label("Send").click();
+    window.run_steps(2);
+    let got = rt.block_on(next_message(&mut bob_events));
+    assert_eq!(got, ("alice".into(), "psst".into(), true));
+
+    run_until(&mut window, "the file list arrives", |app| {
+        !app.files().is_empty()
+    });
+    window.get_by_label("notes.txt");
+    window.get_by_label("Everyone").click();
+    window.run_steps(2);
+    mask_volatile(&mut window);
+    window.snapshot("client_chat");
+
+    window.get_by_label("Log out").click();
+    run_until(&mut window, "back on the connect screen", |app| {
+        !app.is_connected()
+    });
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn connect_errors_show_in_place() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let server = start_server(&rt, files.path());
+    let addr = server.addr().to_string();
+    let _taken = rt.block_on(Client::connect(&addr, "carol")).unwrap();
+
+    let mut window = client_window(&rt, &addr, files.path());
+    type_into(&mut window, "Name", "carol");
+    window.get_by_label("Connect").click();
+    run_until(&mut window, "the refusal shows", |app| {
+        app.connect_error().is_some()
+    });
+    assert!(window.state().connect_error().unwrap().contains("taken"));
+    window.get_by_label_contains("already taken");
+    mask_volatile(&mut window);
+    window.snapshot("client_connect_error");
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut window = client_window(&rt, &dead.to_string(), files.path());
+    type_into(&mut window, "Name", "dave");
+    window.get_by_label("Connect").click();
+    run_until(&mut window, "the failure shows", |app| {
+        app.connect_error().is_some()
+    });
+    assert!(
+        window
+            .state()
+            .connect_error()
+            .unwrap()
+            .contains("cannot reach")
+    );
+}
+
+#[test]
+fn server_window_lists_users_and_stops() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let mut app = ServerApp::new(rt.handle().clone(), LogBuffer::default());
+    app.start(Some(Config::local(files.path(), 3)));
+    let addr = app.handle().unwrap().addr().to_string();
+    let mut window = Harness::builder()
+        .with_size(egui::vec2(900.0, 560.0))
+        .build_ui_state(|ui, app: &mut ServerApp| app.show(ui), app);
+    let (_a, _ea) = rt.block_on(Client::connect(&addr, "ann")).unwrap();
+    let (_b, _eb) = rt.block_on(Client::connect(&addr, "ben")).unwrap();
+    window.run_steps(2);
+    window.get_by_label("Online (2)");
+    window.get_by_label("ann");
+    window.get_by_label("ben");
+    window.get_by_label("UDP ports in use: 0 of 3");
+    window.get_by_label_contains("listening on");
+    mask_volatile(&mut window);
+    window.snapshot("server_window");
+
+    window.get_by_label("Stop").click();
+    window.run_steps(2);
+    assert!(window.state().handle().is_none());
+    window.get_by_label("Start");
+}
+
+#[test]
+fn download_asks_to_continue_half_way_then_finishes() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(files.path().join("movie.bin"), &data).unwrap();
+    let server = start_server(&rt, files.path());
+    let dest = tempfile::tempdir().unwrap();
+    let mut window = client_window(&rt, &server.addr().to_string(), dest.path());
+    connect_as(&mut window, "viewer");
+    run_until(&mut window, "the file list arrives", |app| {
+        !app.files().is_empty()
+    });
+    window.get_by_label("movie.bin");
+
+    window.get_by_label("Ask to continue at 50%").click();
+    window.run_steps(2);
+    window.get_by_label("Download").click();
+    run_until(&mut window, "the transfer pauses half way", |app| {
+        app.transfers()
+            .values()
+            .any(|t| t.state == "paused" && t.asks_to_continue)
+    });
+    let t = window.state().transfers().values().next().unwrap().clone();
+    assert!(
+        t.bytes >= 4_000_000 && t.bytes < 8_000_000,
+        "paused at {}",
+        t.bytes
+    );
+    window.get_by_label("Half way there. Continue?");
+    mask_volatile(&mut window);
+    window.snapshot("client_transfer_paused");
+
+    window.get_by_label("Continue").click();
+    run_until(&mut window, "the transfer finishes", |app| {
+        app.transfers().values().any(|t| t.state == "done")
+    });
+    window.get_by_label("Open folder");
+    let t = window.state().transfers().values().next().unwrap().clone();
+    assert_eq!(std::fs::read(t.path.unwrap()).unwrap(), data);
+    rt.block_on(server.stop());
+}
