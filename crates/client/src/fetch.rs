@@ -36,6 +36,7 @@ pub(crate) async fn fetch(
         .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     transport::driver::tune_socket(&socket);
     let offset = part.contiguous();
+    let checkpoint = part.checkpoint();
     let (progress_tx, mut progress) = mpsc::channel(4);
     let opts = transport::driver::FetchOptions {
         server,
@@ -59,6 +60,10 @@ pub(crate) async fn fetch(
             (outcome, _) = &mut transfer => break outcome,
             Some(p) = progress.recv() => {
                 bytes = p.bytes;
+                // A few times a second: a client killed now resumes from about here.
+                if let Err(err) = checkpoint.save() {
+                    tracing::warn!(%err, "cannot record download progress");
+                }
                 reporter.progress(p.bytes, p.rate_bps);
                 if p.reached_pause_point {
                     reporter.pause_point_reached(p.bytes).await;

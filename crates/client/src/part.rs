@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Meta {
@@ -28,12 +30,32 @@ pub struct PartFile {
     hash: String,
     size: u64,
     written: Written,
-    /// `contiguous` when the meta file was last written.
-    saved: u64,
+    checkpoint: Checkpoint,
 }
 
-/// How far the in-order prefix advances between two updates of the meta file.
-const SAVE_EVERY: u64 = 4 * 1024 * 1024;
+/// Records a [`PartFile`]'s progress in its meta file from another task while the transfer
+/// writes to it, so that a client killed at any moment resumes from its last checkpoint.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    meta_path: PathBuf,
+    hash: String,
+    size: u64,
+    contiguous: Arc<AtomicU64>,
+}
+
+impl Checkpoint {
+    /// Writes the meta file (atomically: a temporary file renamed over it).
+    pub fn save(&self) -> io::Result<()> {
+        let meta = Meta {
+            hash: self.hash.clone(),
+            size: self.size,
+            contiguous: self.contiguous.load(Ordering::Acquire),
+        };
+        let tmp = self.meta_path.with_extension("meta.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
+        std::fs::rename(&tmp, &self.meta_path)
+    }
+}
 
 impl PartFile {
     /// Opens `dir/NAME.part` for the file version `hash`/`size`, keeping what an earlier
@@ -57,6 +79,12 @@ impl PartFile {
         if contiguous == 0 {
             file.set_len(0)?;
         }
+        let checkpoint = Checkpoint {
+            meta_path: meta_path.clone(),
+            hash: hash.to_owned(),
+            size,
+            contiguous: Arc::new(AtomicU64::new(contiguous)),
+        };
         let mut part = Self {
             file,
             path,
@@ -64,7 +92,7 @@ impl PartFile {
             hash: hash.to_owned(),
             size,
             written: Written::starting_at(contiguous),
-            saved: contiguous,
+            checkpoint,
         };
         part.save_meta()?;
         Ok(part)
@@ -90,23 +118,20 @@ impl PartFile {
             })?;
         std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)?;
         self.written.add(offset, end);
-        if self.written.contiguous >= self.saved + SAVE_EVERY {
-            self.save_meta()?;
-        }
+        self.checkpoint
+            .contiguous
+            .store(self.written.contiguous, Ordering::Release);
         Ok(())
+    }
+
+    /// A handle that saves this file's progress from elsewhere.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.checkpoint.clone()
     }
 
     /// Records progress so that a restart resumes from here.
     pub fn save_meta(&mut self) -> io::Result<()> {
-        self.saved = self.written.contiguous;
-        let meta = Meta {
-            hash: self.hash.clone(),
-            size: self.size,
-            contiguous: self.written.contiguous,
-        };
-        let tmp = self.meta_path.with_extension("meta.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
-        std::fs::rename(&tmp, &self.meta_path)
+        self.checkpoint.save()
     }
 
     /// Checks the whole file against the expected hash and, if it matches, moves it to a free
@@ -332,4 +357,3 @@ mod tests {
         assert!(part.write_at(2, b"ab").is_err());
     }
 }
-

@@ -177,3 +177,50 @@ async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no shared file"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_client_returns_its_port_and_resumes_after_a_restart() {
+    let server = start_with(|_| {}).await;
+    let data: Vec<u8> = (0..6_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(server.files.path().join("k.bin"), &data).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let dir = dest.path().to_str().unwrap();
+    let free = |s: &common::TestServer| s.handle.transfers().free_ports();
+    assert_eq!(free(&server), 2);
+
+    let mut cli = Cli::spawn_with(&server.addr, "victim", &["--download-dir", dir]);
+    assert_eq!(cli.event().await["event"], "connected");
+    cli.type_line("/get k.bin --pause-at 40").await;
+    loop {
+        if next_transfer_state(&mut cli).await["state"] == "paused" {
+            break;
+        }
+    }
+    assert_eq!(free(&server), 1, "the transfer holds a port");
+    cli.child.kill().await.unwrap(); // SIGKILL: no goodbye, no cancel
+    let mut back = false;
+    for _ in 0..250 {
+        if free(&server) == 2 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(back, "the killed client's port came back");
+    assert!(dest.path().join("k.bin.part").exists());
+
+    // The same client again: it resumes from the .part and verifies.
+    let mut cli = Cli::spawn_with(&server.addr, "victim", &["--download-dir", dir]);
+    assert_eq!(cli.event().await["event"], "connected");
+    cli.type_line("/get k.bin").await;
+    let started = next_transfer_state(&mut cli).await;
+    assert_eq!(started["state"], "started", "{started}");
+    assert!(
+        started["offset"].as_u64().unwrap() >= 2_400_000,
+        "resumed at {}",
+        started["offset"]
+    );
+    let done = next_transfer_state(&mut cli).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(std::fs::read(done["path"].as_str().unwrap()).unwrap(), data);
+}
