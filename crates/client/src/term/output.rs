@@ -169,6 +169,12 @@ impl Output {
         }
         let id = t.id;
         let file = &t.file;
+        if let TransferState::Paused { bytes, .. } = &t.state {
+            // The live line says so too, instead of showing the last speed.
+            let line = format!("[{id}] {file} paused at {}", human_size(*bytes));
+            let line = self.paint(DIM, &line);
+            self.printer.status(id, Some(line));
+        }
         let text = match &t.state {
             TransferState::Queued { position } => {
                 format!(
