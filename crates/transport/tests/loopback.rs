@@ -87,3 +87,164 @@ async fn an_empty_stream_finishes() {
     );
     assert!(got.is_empty());
 }
+
+#[tokio::test]
+async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
+    let len = 2_000_000;
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let token = [3u8; 16];
+    let served = tokio::spawn(async move {
+        driver::serve(
+            &server,
+            token,
+            data(len),
+            Config::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (control_tx, control) = watch::channel(Control::Run);
+    let (progress_tx, mut progress) = tokio::sync::mpsc::channel(16);
+    let opts = driver::FetchOptions {
+        server: addr,
+        token,
+        offset: 0,
+        pause_at: Some(1_000_000),
+        config: Config::default(),
+    };
+    let fetch = tokio::spawn(async move {
+        let (outcome, sink) =
+            driver::fetch(&client, opts, Vec::new(), control, Some(progress_tx)).await;
+        (outcome, sink)
+    });
+    // Wait for the report that says the pause point was reached; nothing beyond it arrives.
+    loop {
+        let report = tokio::time::timeout(Duration::from_secs(10), progress.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if report.reached_pause_point {
+            assert_eq!(report.contiguous, 1_000_000);
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It stays paused while the application says Run; a Pause then Run resumes it.
+    let paused_at = progress
+        .try_recv()
+        .map(|r| r.contiguous)
+        .unwrap_or(1_000_000);
+    assert_eq!(paused_at, 1_000_000);
+    control_tx.send(Control::Pause).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    control_tx.send(Control::Run).unwrap();
+    let (outcome, sink) = tokio::time::timeout(Duration::from_secs(30), fetch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            outcome.event,
+            Event::Finished {
+                total: 2_000_000,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(sink == data(len), "bytes differ");
+    assert!(matches!(
+        served.await.unwrap().event,
+        Event::Finished { .. }
+    ));
+}
+
+#[tokio::test]
+async fn cancelling_a_fetch_aborts_both_ends() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let token = [4u8; 16];
+    let served = tokio::spawn(async move {
+        driver::serve(
+            &server,
+            token,
+            data(50_000_000),
+            Config::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (control_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: addr,
+        token,
+        offset: 0,
+        pause_at: Some(10_000_000),
+        config: Config::default(),
+    };
+    let fetch =
+        tokio::spawn(async move { driver::fetch(&client, opts, Vec::new(), control, None).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    control_tx.send(Control::Cancel).unwrap();
+    let (outcome, _) = tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        outcome.event,
+        Event::Aborted {
+            reason: transport::AbortReason::Cancelled,
+            by_peer: false
+        }
+    );
+    let served = tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        served.event,
+        Event::Aborted {
+            reason: transport::AbortReason::Cancelled,
+            by_peer: true
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_gets_no_answer() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let config = Config {
+        idle_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let cfg = config.clone();
+    let served = tokio::spawn(async move {
+        driver::serve(&server, [1u8; 16], data(10), cfg, std::future::pending()).await
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: addr,
+        token: [2u8; 16],
+        offset: 0,
+        pause_at: None,
+        config,
+    };
+    let (outcome, _) = driver::fetch(&client, opts, Vec::new(), control, None).await;
+    assert_eq!(
+        outcome.event,
+        Event::Aborted {
+            reason: transport::AbortReason::IdleTimeout,
+            by_peer: false
+        }
+    );
+    assert_eq!(
+        outcome.stats.packets_received, 0,
+        "the server answered a wrong token"
+    );
+    assert!(matches!(served.await.unwrap().event, Event::Aborted { .. }));
+}
