@@ -2,8 +2,9 @@
 //! port pool and the log.
 
 use server::{Config, Server, ServerHandle, UdpPorts};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Lines of log kept for the window.
 const LOG_LINES: usize = 2000;
@@ -60,6 +61,8 @@ pub struct ServerApp {
     running: Option<ServerHandle>,
     error: Option<String>,
     log: LogBuffer,
+    /// Per transfer: when and how many bytes we last looked, and the rate then (bits/s).
+    rates: HashMap<u64, (Instant, u64, u64)>,
 }
 
 impl ServerApp {
@@ -73,6 +76,7 @@ impl ServerApp {
             running: None,
             error: None,
             log,
+            rates: HashMap::new(),
         }
     }
 
@@ -219,20 +223,33 @@ impl ServerApp {
                 (size - free) as f32 / size as f32
             };
             ui.add(egui::ProgressBar::new(used));
+            let list = transfers.list();
+            let now = Instant::now();
+            self.rates.retain(|id, _| list.iter().any(|t| t.id == *id));
             egui::Grid::new("transfers")
-                .num_columns(4)
+                .num_columns(5)
                 .striped(true)
                 .show(ui, |ui| {
                     ui.strong("id");
                     ui.strong("file");
                     ui.strong("user");
                     ui.strong("UDP port");
+                    ui.strong("rate");
                     ui.end_row();
-                    for t in transfers.list() {
+                    for t in &list {
                         ui.label(t.id.to_string());
                         ui.label(&t.file);
                         ui.label(&t.user);
                         ui.label(t.port.map_or("queued".into(), |p| p.to_string()));
+                        // Sent bytes over the last half second or so.
+                        let entry = self.rates.entry(t.id).or_insert((now, t.bytes_sent, 0));
+                        let elapsed = now.saturating_duration_since(entry.0);
+                        if elapsed >= Duration::from_millis(500) {
+                            let bits = t.bytes_sent.saturating_sub(entry.1) * 8;
+                            let rate = (bits as f64 / elapsed.as_secs_f64()) as u64;
+                            *entry = (now, t.bytes_sent, rate);
+                        }
+                        ui.label(format!("{}/s", client::human_size(entry.2 / 8)));
                         ui.end_row();
                     }
                 });

@@ -227,6 +227,41 @@ fn server_window_lists_users_and_stops() {
     mask_volatile(&mut window);
     window.snapshot("server_window");
 
+    // A transfer shows with its file, user, UDP port and rate.
+    std::fs::write(files.path().join("f.bin"), vec![5u8; 4_000_000]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let opts = client::DownloadOptions {
+        dir: dest.path().to_path_buf(),
+        pause_at: Some(50.0),
+        save_as: None,
+    };
+    let (ann, mut ann_events) = (_a, _ea);
+    rt.block_on(ann.download("f.bin", opts)).unwrap();
+    rt.block_on(async {
+        loop {
+            if let Some(Event::Transfer(client::TransferEvent {
+                state: client::TransferState::Paused { .. },
+                ..
+            })) = ann_events.recv().await
+            {
+                break;
+            }
+        }
+    });
+    window.run_steps(2);
+    let port = window.state().handle().unwrap().transfers().list()[0]
+        .port
+        .unwrap();
+    window.get_by_label("f.bin");
+    window.get_by_label(&port.to_string());
+    window.get_by_label("UDP ports in use: 1 of 3");
+    window.get_by_label("0 B/s"); // paused: nothing moves
+    assert_eq!(
+        window.query_all_by_label("ann").count(),
+        2,
+        "online and as the downloader"
+    );
+
     window.get_by_label("Stop").click();
     window.run_steps(2);
     assert!(window.state().handle().is_none());

@@ -9,6 +9,7 @@ use crate::registry::Outbox;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,8 @@ pub struct TransferInfo {
     pub port: Option<u16>,
     /// The downloading user.
     pub user: String,
+    /// Stream bytes sent so far, retransmissions included (for rates).
+    pub bytes_sent: u64,
 }
 
 struct Queued {
@@ -96,6 +99,7 @@ struct Active {
     file: String,
     port: u16,
     cancel: CancellationToken,
+    sent: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -106,14 +110,16 @@ struct State {
     next_id: u64,
 }
 
-/// The function that moves a file over one UDP socket: `serve(socket, token, path, cancel)`.
-/// It returns when the transfer ends for any reason; the socket then goes back to the pool.
+/// The function that moves a file over one UDP socket:
+/// `serve(socket, token, path, cancel, bytes_sent)`. It returns when the transfer ends for any
+/// reason; the socket then goes back to the pool. It counts the bytes it sends in `bytes_sent`.
 pub type ServeFn = Arc<
     dyn Fn(
             Arc<UdpSocket>,
             [u8; 16],
             PathBuf,
             CancellationToken,
+            Arc<AtomicU64>,
         ) -> futures_util::future::BoxFuture<'static, ()>
         + Send
         + Sync,
@@ -239,12 +245,14 @@ impl Transfers {
                 file: a.file.clone(),
                 port: Some(a.port),
                 user: a.user.clone(),
+                bytes_sent: a.sent.load(Ordering::Relaxed),
             })
             .chain(st.queue.iter().map(|q| TransferInfo {
                 id: q.id,
                 file: q.req.file.clone(),
                 port: None,
                 user: q.req.user.clone(),
+                bytes_sent: 0,
             }))
             .collect();
         out.sort_by_key(|t| t.id);
@@ -263,6 +271,7 @@ impl Transfers {
         let token: [u8; 16] = rand::random();
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let cancel = CancellationToken::new();
+        let sent = Arc::new(AtomicU64::new(0));
         st.active.insert(
             id,
             Active {
@@ -271,10 +280,11 @@ impl Transfers {
                 file: req.file.clone(),
                 port,
                 cancel: cancel.clone(),
+                sent: Arc::clone(&sent),
             },
         );
         let socket = Arc::new(socket);
-        let serve = (self.serve)(Arc::clone(&socket), token, req.path.clone(), cancel);
+        let serve = (self.serve)(Arc::clone(&socket), token, req.path.clone(), cancel, sent);
         let this = Arc::clone(self);
         tokio::spawn(async move {
             serve.await;
