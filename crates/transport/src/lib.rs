@@ -176,4 +176,6 @@ pub struct Stats {
     pub cwnd: u64,
     /// Pacing rate, bits per second.
     pub pacing_bps: u64,
+    /// Stream bytes delivered per second since data began to flow, bits per second.
+    pub goodput_bps: u64,
 }

@@ -37,6 +37,10 @@ pub struct Receiver<K: Sink> {
     paused: bool,
     /// The end of the furthest data seen, and the byte just before it.
     tail: Option<(u64, u8)>,
+    /// First byte asked for.
+    start: u64,
+    /// When the first and the latest data arrived.
+    data_times: Option<(Instant, Instant)>,
     /// Pause by itself once every byte below this offset is here.
     pause_at: Option<u64>,
     granted: u64,
@@ -78,6 +82,8 @@ impl<K: Sink> Receiver<K> {
             islands: BTreeMap::new(),
             paused: false,
             tail: None,
+            start: offset,
+            data_times: None,
             pause_at: None,
             granted,
             next_pn: 0,
@@ -142,6 +148,10 @@ impl<K: Sink> Receiver<K> {
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
         stats.bytes_delivered = self.contiguous;
+        stats.goodput_bps = self.data_times.map_or(0, |(first, last)| {
+            let bytes = self.contiguous.saturating_sub(self.start);
+            crate::sender::rate_bps(bytes, last.saturating_duration_since(first))
+        });
         stats
     }
 
@@ -288,6 +298,8 @@ impl<K: Sink> Receiver<K> {
     }
 
     fn on_data(&mut self, now: Instant, offset: u64, payload: &[u8]) {
+        let first = self.data_times.map_or(now, |(first, _)| first);
+        self.data_times = Some((first, now));
         let end = offset + payload.len() as u64;
         if self.total.is_some_and(|total| end > total) {
             return; // beyond the stream: a broken or hostile sender

@@ -71,6 +71,8 @@ pub struct Sender<S: Source> {
     /// When the latest HELLO_ACK left, until the peer acks it: the address is not proven to
     /// be the peer's before, so nothing but HELLO_ACKs goes there.
     unvalidated_since: Option<Instant>,
+    /// When the address was proven and data could start.
+    flowing_since: Option<Instant>,
     send_close: bool,
     send_ping: bool,
     abort: Option<AbortReason>,
@@ -140,6 +142,7 @@ impl<S: Source> Sender<S> {
             loss_time: None,
             send_hello_ack: true,
             unvalidated_since: Some(now),
+            flowing_since: None,
             send_close: false,
             send_ping: false,
             abort: None,
@@ -171,6 +174,12 @@ impl<S: Source> Sender<S> {
         stats.smoothed_rtt = self.rtt.smoothed();
         stats.cwnd = self.cc.window();
         stats.pacing_bps = (self.cc.pacing_rate(&self.rtt) * 8.0) as u64;
+        stats.goodput_bps = self.flowing_since.map_or(0, |since| {
+            rate_bps(
+                stats.bytes_delivered,
+                self.delivered_time.saturating_duration_since(since),
+            )
+        });
         stats
     }
 
@@ -216,6 +225,7 @@ impl<S: Source> Sender<S> {
             } => {
                 self.update_flow(packet.pn, max_offset);
                 if let Some(sent) = self.unvalidated_since.take() {
+                    self.flowing_since = Some(now);
                     // Only a peer that got our HELLO_ACK at its address can ack it. It also
                     // gives the first RTT sample.
                     let ack_delay = Duration::from_micros(u64::from(ack_delay_us));
@@ -601,6 +611,16 @@ impl<S: Source> Sender<S> {
         self.last_eliciting_sent = Some(now);
         self.pacer.on_sent(size as f64);
         self.cc.on_sent(now, size, self.in_flight);
+    }
+}
+
+/// `bytes` over `time`, in bits per second (0 for no time).
+pub(crate) fn rate_bps(bytes: u64, time: Duration) -> u64 {
+    let secs = time.as_secs_f64();
+    if secs > 0.0 {
+        (bytes as f64 * 8.0 / secs) as u64
+    } else {
+        0
     }
 }
 

@@ -145,12 +145,9 @@ impl Controller for Bbr {
         if self.bw_samples.is_empty() {
             return (INITIAL_PACKETS as f64 * self.mss) as u64;
         }
-        let gain = if self.mode == Mode::Startup {
-            STARTUP_GAIN
-        } else {
-            CWND_GAIN
-        };
-        (gain * self.bdp()).max(floor) as u64
+        // Startup paces at 2.77x but caps inflight at 2 BDP like the other modes (as BBRv2
+        // does): the overshoot that fills a one-BDP queue and drops is then bounded.
+        (CWND_GAIN * self.bdp()).max(floor) as u64
     }
 
     fn pacing_rate(&self, rtt: &RttEstimator) -> f64 {
