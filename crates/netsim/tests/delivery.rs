@@ -205,3 +205,26 @@ fn the_same_seed_gives_the_same_run() {
     assert_eq!(a.timeline, b.timeline);
     assert_eq!(a.sender_stats, b.sender_stats);
 }
+
+#[test]
+fn a_peer_that_never_hears_back_ends_in_idle_timeout_on_both_sides() {
+    let mut scenario = one_flow(FlowSpec::new(MB));
+    scenario.forward.loss = 1.0; // the sender's packets never arrive
+    let report = netsim::run(&scenario);
+    let flow = &report.flows[0];
+    let idle = transport::Event::Aborted {
+        reason: transport::AbortReason::IdleTimeout,
+        by_peer: false,
+    };
+    assert_eq!(flow.receiver_event.as_ref(), Some(&idle));
+    assert_eq!(flow.sender_event.as_ref(), Some(&idle));
+    assert_eq!(
+        flow.sender_stats.bytes_sent, 0,
+        "no data to an address that never acked"
+    );
+    assert!(
+        report.ended_at < Duration::from_secs(90),
+        "ended at {:?}",
+        report.ended_at
+    );
+}

@@ -1,0 +1,189 @@
+//! The sender driven packet by packet, smoltcp style: what goes out after each ack or timer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+use transport::packet::{self, Frame, Packet};
+use transport::{Config, Event, Receiver, Sender};
+
+const TOKEN: [u8; 16] = [1; 16];
+const CONN: u64 = 77;
+
+fn encode(pn: u64, frame: Frame<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 2048];
+    let n = packet::encode(
+        &Packet {
+            conn_id: CONN,
+            pn,
+            frame,
+        },
+        &mut buf,
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn ack(pn: u64, ranges: &[(u64, u64)], max_offset: u64) -> Vec<u8> {
+    encode(
+        pn,
+        Frame::Ack {
+            ack_delay_us: 0,
+            max_offset,
+            ranges: ranges.to_vec(),
+        },
+    )
+}
+
+/// A sender of `len` bytes in 1200-byte datagrams whose HELLO_ACK (pn 0) is already acked at
+/// `t0 + 10 ms`, with flow control up to `window`.
+fn open_sender(t0: Instant, len: usize, window: u64) -> Sender<Vec<u8>> {
+    let hello = encode(
+        0,
+        Frame::Hello {
+            token: TOKEN,
+            offset: 0,
+            max_offset: window,
+            max_datagram: 1200,
+        },
+    );
+    let config = Config {
+        max_datagram: 1200,
+        ..Config::default()
+    };
+    let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let mut sender = Sender::accept(t0, &hello, &TOKEN, data, config).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = sender.poll_transmit(t0, &mut buf).unwrap();
+    let hello_ack = packet::decode(&buf[..n]).unwrap();
+    assert!(matches!(hello_ack.frame, Frame::HelloAck { .. }));
+    assert_eq!(
+        sender.poll_transmit(t0, &mut buf),
+        None,
+        "nothing but HELLO_ACK before the ack"
+    );
+    sender.handle_datagram(t0 + Duration::from_millis(10), &ack(1, &[(0, 0)], window));
+    sender
+}
+
+/// Every data packet the sender may send at `now`: (packet number, offset).
+fn drain(sender: &mut Sender<Vec<u8>>, now: Instant) -> Vec<(u64, u64)> {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::new();
+    while let Some(n) = sender.poll_transmit(now, &mut buf) {
+        if let Frame::Data { offset, .. } = packet::decode(&buf[..n]).unwrap().frame {
+            out.push((packet::decode(&buf[..n]).unwrap().pn, offset));
+        }
+    }
+    out
+}
+
+#[test]
+fn lost_data_is_resent_under_a_new_packet_number() {
+    let t0 = Instant::now();
+    let mut sender = open_sender(t0, 4 * 1174, 1 << 20);
+    let t1 = t0 + Duration::from_millis(10);
+    let sent = drain(&mut sender, t1);
+    assert_eq!(sent, vec![(1, 0), (2, 1174), (3, 2348), (4, 3522)]);
+    // Packets 2, 3 and 4 arrive, 1 does not: three later packets acked, so 1 is lost.
+    sender.handle_datagram(
+        t1 + Duration::from_millis(10),
+        &ack(2, &[(2, 4), (0, 0)], 1 << 20),
+    );
+    let resent = drain(&mut sender, t1 + Duration::from_millis(10));
+    assert_eq!(resent, vec![(5, 0)], "offset 0 again, packet number 5");
+    assert_eq!(sender.stats().packets_lost, 1);
+    assert_eq!(sender.stats().packets_retransmitted, 1);
+}
+
+#[test]
+fn a_packet_is_lost_after_nine_eighths_of_an_rtt_without_three_later_acks() {
+    let t0 = Instant::now();
+    let mut sender = open_sender(t0, 2 * 1174, 1 << 20);
+    let t1 = t0 + Duration::from_millis(10);
+    assert_eq!(drain(&mut sender, t1).len(), 2);
+    // Only packet 2 is acked: 1 is not lost yet (one later packet), but a timer is set.
+    let t2 = t1 + Duration::from_millis(10);
+    sender.handle_datagram(t2, &ack(2, &[(2, 2), (0, 0)], 1 << 20));
+    assert!(drain(&mut sender, t2).is_empty());
+    let deadline = sender.poll_timeout().unwrap();
+    assert!(deadline <= t1 + Duration::from_micros(11_250) + Duration::from_millis(1));
+    sender.handle_timeout(deadline);
+    assert_eq!(drain(&mut sender, deadline), vec![(3, 0)]);
+}
+
+#[test]
+fn window_zero_stops_new_data_and_reopening_resumes() {
+    let t0 = Instant::now();
+    let mut sender = open_sender(t0, 10 * 1174, 2 * 1174);
+    let t1 = t0 + Duration::from_millis(10);
+    assert_eq!(
+        drain(&mut sender, t1).len(),
+        2,
+        "flow control allows two packets"
+    );
+    // Acked, but the window stays where it is: a pause.
+    sender.handle_datagram(
+        t1 + Duration::from_millis(10),
+        &ack(2, &[(1, 2), (0, 0)], 2 * 1174),
+    );
+    assert!(drain(&mut sender, t1 + Duration::from_millis(10)).is_empty());
+    assert_eq!(
+        sender
+            .poll_timeout()
+            .map(|t| t > t1 + Duration::from_secs(20)),
+        Some(true),
+        "only the idle timer is left"
+    );
+    // Reopened.
+    sender.handle_datagram(
+        t1 + Duration::from_secs(1),
+        &ack(3, &[(1, 2), (0, 0)], 1 << 20),
+    );
+    assert!(!drain(&mut sender, t1 + Duration::from_secs(1)).is_empty());
+}
+
+#[test]
+fn packets_of_another_connection_do_not_touch_the_receiver() {
+    let t0 = Instant::now();
+    let mut receiver = Receiver::new(t0, CONN, TOKEN, 0, Vec::new(), Config::default());
+    let mut buf = vec![0u8; 2048];
+    let n = receiver.poll_transmit(t0, &mut buf).unwrap();
+    assert!(matches!(
+        packet::decode(&buf[..n]).unwrap().frame,
+        Frame::Hello { offset: 0, .. }
+    ));
+    let mut other = packet::encode(
+        &Packet {
+            conn_id: CONN + 1,
+            pn: 0,
+            frame: Frame::HelloAck {
+                total: 5,
+                offset: 0,
+            },
+        },
+        &mut buf,
+    )
+    .unwrap();
+    receiver.handle_datagram(t0, &buf[..other]);
+    assert_eq!(receiver.poll_event(), None);
+    other = packet::encode(
+        &Packet {
+            conn_id: CONN,
+            pn: 0,
+            frame: Frame::HelloAck {
+                total: 5,
+                offset: 0,
+            },
+        },
+        &mut buf,
+    )
+    .unwrap();
+    receiver.handle_datagram(t0, &buf[..other]);
+    assert_eq!(
+        receiver.poll_event(),
+        Some(Event::Connected {
+            total: 5,
+            offset: 0
+        })
+    );
+}
