@@ -25,6 +25,6 @@ pub use download::{DownloadOptions, TransferStatus};
 pub use error::ClientError;
 pub use event::{Event, TransferEvent, TransferState};
 pub use fetch::Control;
-pub use part::{FinishError, PartFile, hash_file};
-pub use units::human_size;
+pub use part::{Checkpoint, FinishError, PartFile};
+pub use units::{eta, human_size};
 pub use wire::{ErrorCode, FileEntry};

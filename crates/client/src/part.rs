@@ -139,7 +139,7 @@ impl PartFile {
     /// path and the last byte's value.
     pub fn finish(self, name: &str) -> Result<(PathBuf, Option<u8>), FinishError> {
         self.file.sync_all().map_err(FinishError::Io)?;
-        let actual = hash_file(&self.path).map_err(FinishError::Io)?;
+        let actual = wire::hash_file(&self.path).map_err(FinishError::Io)?;
         if actual != self.hash {
             // Nothing in it can be trusted: start clean next time.
             let _ = std::fs::remove_file(&self.path);
@@ -196,21 +196,6 @@ pub enum FinishError {
     /// The disk failed.
     #[error("cannot finish the file: {0}")]
     Io(io::Error),
-}
-
-/// Hashes a file with BLAKE3 in 1 MiB reads.
-pub fn hash_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = io::Read::read(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// Creates (empty, exclusively) the first free name among `NAME`, `NAME (1).ext`, ... and

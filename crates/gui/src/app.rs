@@ -597,13 +597,9 @@ impl ClientApp {
                 };
                 ui.add(egui::ProgressBar::new(fraction).show_percentage());
                 if t.state == "running" || t.state == "paused" {
-                    let eta = match (t.size, t.rate_bps) {
-                        (Some(size), rate) if rate > 0 => {
-                            let secs = size.saturating_sub(t.bytes) as f64 * 8.0 / rate as f64;
-                            format!("ETA {}:{:02}", secs as u64 / 60, secs as u64 % 60)
-                        }
-                        _ => "ETA --:--".into(),
-                    };
+                    let eta = t.size.map_or("ETA --:--".into(), |size| {
+                        client::eta(t.bytes, size, t.rate_bps)
+                    });
                     ui.label(format!(
                         "{} of {} at {}/s, {eta}",
                         human_size(t.bytes),

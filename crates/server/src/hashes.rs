@@ -5,7 +5,7 @@
 //! askers share the work, and the server warms the cache in the background at start-up.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -45,28 +45,13 @@ impl HashCache {
         let owned = path.to_path_buf();
         let hash = cell
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || hash_file(&owned))
+                tokio::task::spawn_blocking(move || wire::hash_file(&owned))
                     .await
                     .map_err(io::Error::other)?
             })
             .await?;
         Ok((hash.clone(), size))
     }
-}
-
-/// Hashes a file in 1 MiB reads; never holds more than that in memory.
-pub fn hash_file(path: &Path) -> io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().to_hex().to_string())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod udp;
 
 pub use catalog::FileCatalog;
 pub use config::Config;
-pub use hashes::{HashCache, hash_file};
+pub use hashes::HashCache;
 pub use registry::{CloseReason, Registry};
 pub use transfers::{TransferInfo, Transfers, UdpPorts};
 

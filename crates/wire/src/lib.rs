@@ -8,11 +8,13 @@
 #![forbid(unsafe_code)]
 
 mod code;
+mod digest;
 mod frame;
 mod message;
 mod name;
 
 pub use code::ErrorCode;
+pub use digest::hash_file;
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, encode_frame};
 pub use message::{ClientMsg, DecodeError, FileEntry, ServerMsg};
 pub use name::{MAX_NAME_LEN, NameError, name_key, validate_name};

@@ -256,12 +256,7 @@ impl Output {
         } else {
             bytes as f64 * 100.0 / size as f64
         };
-        let eta = if rate_bps > 0 {
-            let secs = (size.saturating_sub(bytes) as f64 * 8.0 / rate_bps as f64).round() as u64;
-            format!("ETA {}:{:02}", secs / 60, secs % 60)
-        } else {
-            "ETA --:--".to_string()
-        };
+        let eta = client::eta(bytes, size, rate_bps);
         let line = format!(
             "[{id}] {file} {pct:5.1}% {} / {} at {}/s, {eta}",
             human_size(bytes),
