@@ -7,7 +7,7 @@ use crate::data::{CheckingSink, PatternSource};
 use crate::link::{Link, LinkConfig};
 use crate::rng::Rng;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 use transport::{Config, Event, Receiver, Sender, Stats};
 
@@ -197,8 +197,10 @@ struct Flow {
     source: PatternSource,
     receiver: Option<Receiver<CheckingSink>>,
     sender: Option<Sender<PatternSource>>,
-    receiver_timer: Option<Duration>,
-    sender_timer: Option<Duration>,
+    /// Wakes in the event queue for each end, so that a deadline already covered by an
+    /// earlier wake is not queued again (the idle timer moves with every packet).
+    receiver_wakes: BTreeSet<Duration>,
+    sender_wakes: BTreeSet<Duration>,
     report: FlowReport,
     last_rtt_sample: Option<Duration>,
     paused: bool,
@@ -241,8 +243,8 @@ pub fn run(scenario: &Scenario) -> Report {
                 },
                 receiver: None,
                 sender: None,
-                receiver_timer: None,
-                sender_timer: None,
+                receiver_wakes: BTreeSet::new(),
+                sender_wakes: BTreeSet::new(),
                 report: FlowReport {
                     stream_seed: seed,
                     receiver_event: None,
@@ -375,23 +377,17 @@ impl Sim {
                 self.service(flow, to);
             }
             What::Wake { flow, side, at } => {
+                // Early wakes are harmless: the endpoint finds nothing due.
                 let f = &mut self.flows[flow];
-                let timer = match side {
-                    Side::Sender => f.sender_timer,
-                    Side::Receiver => f.receiver_timer,
-                };
-                if timer != Some(at) {
-                    return; // superseded
-                }
                 match side {
                     Side::Sender => {
-                        f.sender_timer = None;
+                        f.sender_wakes.remove(&at);
                         if let Some(s) = &mut f.sender {
                             s.handle_timeout(now);
                         }
                     }
                     Side::Receiver => {
-                        f.receiver_timer = None;
+                        f.receiver_wakes.remove(&at);
                         if let Some(r) = &mut f.receiver {
                             r.handle_timeout(now);
                         }
@@ -489,20 +485,17 @@ impl Sim {
             }
         };
         let at = timeout.map(|t| t.saturating_duration_since(self.epoch).max(now_d));
-        let timer = match side {
-            Side::Sender => &mut f.sender_timer,
-            Side::Receiver => &mut f.receiver_timer,
+        let wakes = match side {
+            Side::Sender => &mut f.sender_wakes,
+            Side::Receiver => &mut f.receiver_wakes,
         };
-        // A wake already due no later than the new deadline stays: when it fires the endpoint
-        // finds nothing due and the timer is armed again. This keeps stale wakes out of the
-        // queue (the idle timer moves with every packet).
-        match (at, *timer) {
-            (Some(at), Some(armed)) if armed <= at => {}
-            (Some(at), _) => {
-                *timer = Some(at);
-                self.schedule(at, What::Wake { flow: i, side, at });
-            }
-            (None, _) => *timer = None,
+        // A queued wake no later than the deadline covers it: when it fires the endpoint is
+        // asked again.
+        if let Some(at) = at
+            && wakes.first().is_none_or(|&first| first > at)
+        {
+            wakes.insert(at);
+            self.schedule(at, What::Wake { flow: i, side, at });
         }
     }
 
