@@ -13,7 +13,7 @@ const ACK_EVERY: u32 = 2;
 /// First HELLO / DONE retry interval (doubles up to a second).
 const RETRY: Duration = Duration::from_millis(200);
 /// DONEs sent without a CLOSE before we finish anyway: we have every byte.
-const DONE_TRIES: u32 = 10;
+const DONE_TRIES: u32 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -445,7 +445,15 @@ impl<K: Sink> Receiver<K> {
             self.ack_deadline = None;
         }
         if self.ping_at.is_some_and(|t| now >= t) {
-            self.ping_at = Some(now + self.config.keepalive);
+            // Ping every keepalive; once the sender has missed answering one, every second,
+            // so that a lossy path does not run into the idle timeout.
+            let silent = now.saturating_duration_since(self.last_recv) > self.config.keepalive;
+            let next = if silent {
+                self.config.keepalive.min(Duration::from_secs(1))
+            } else {
+                self.config.keepalive
+            };
+            self.ping_at = Some(now + next);
             return self.encode(Frame::Ping, buf);
         }
         None

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// The receiver acks within this long (it acks every second packet sooner).
 const MAX_ACK_DELAY: Duration = Duration::from_millis(5);
+/// Acks held longer than this by the receiver give no RTT sample (its own acks go out within
+/// 2 ms; older ones are repeats).
+const STALE_ACK_DELAY: Duration = Duration::from_millis(25);
 /// Longest probe timeout after backoff (unless one RTT alone is longer).
 const MAX_PTO: Duration = Duration::from_secs(2);
 /// Lost packet numbers remembered to spot spurious retransmissions.
@@ -229,8 +232,10 @@ impl<S: Source> Sender<S> {
                     // Only a peer that got our HELLO_ACK at its address can ack it. It also
                     // gives the first RTT sample.
                     let ack_delay = Duration::from_micros(u64::from(ack_delay_us));
-                    self.rtt
-                        .update(now.saturating_duration_since(sent), ack_delay);
+                    if ack_delay <= STALE_ACK_DELAY {
+                        self.rtt
+                            .update(now.saturating_duration_since(sent), ack_delay);
+                    }
                     self.delivered_time = now;
                 }
                 self.on_ack(now, Duration::from_micros(u64::from(ack_delay_us)), &ranges);
@@ -323,8 +328,12 @@ impl<S: Source> Sender<S> {
         if let Some((pn, sent)) = newly.last()
             && *pn == largest
         {
-            self.rtt
-                .update(now.saturating_duration_since(sent.time), ack_delay);
+            // An ack the receiver repeated on a timer (handshake, pause, finish) can be seconds old
+            // and says nothing about the path: no sample from it.
+            if ack_delay <= STALE_ACK_DELAY {
+                self.rtt
+                    .update(now.saturating_duration_since(sent.time), ack_delay);
+            }
         }
         for (_, sent) in &newly {
             self.in_flight = self.in_flight.saturating_sub(sent.size);
@@ -393,7 +402,8 @@ impl<S: Source> Sender<S> {
         // Exponential backoff (RFC 9002 6.2.1), capped so that a run of lost probes never
         // leaves the peer silent for as long as its idle timeout.
         let base = self.rtt.pto(MAX_ACK_DELAY);
-        let pto = (base * 2u32.saturating_pow(self.pto_count.min(10))).min(base.max(MAX_PTO));
+        let cap = base.max(MAX_PTO).min(self.config.idle_timeout / 4);
+        let pto = (base * 2u32.saturating_pow(self.pto_count.min(10))).min(cap);
         self.last_eliciting_sent.map(|t| t + pto)
     }
 
