@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 const ACK_DELAY: Duration = Duration::from_millis(2);
 /// Ack at once after this many data packets.
 const ACK_EVERY: u32 = 2;
-/// First HELLO / DONE retry interval (doubles up to a second).
+/// Retry interval of HELLOs, DONEs and repeated acks (HELLOs and acks double it up to 1 s).
 const RETRY: Duration = Duration::from_millis(200);
 /// DONEs sent without a CLOSE before we finish anyway: we have every byte.
-const DONE_TRIES: u32 = 20;
+const DONE_TRIES: u32 = 30;
+/// Acks repeated while paused before data flowed, before the keepalive takes over.
+const PAUSED_TRIES: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -185,6 +187,7 @@ impl<K: Sink> Receiver<K> {
                 // Repeat the reopened window until data flows again.
                 self.retry_at = Some(now + RETRY);
                 self.retry_every = RETRY;
+                self.tries = 0;
             }
         }
         self.ack_deadline = Some(now); // tell the sender at once
@@ -242,6 +245,7 @@ impl<K: Sink> Receiver<K> {
                     // Until data flows, repeat our ack of it: if it is lost the sender waits.
                     self.retry_at = Some(now + RETRY);
                     self.retry_every = RETRY;
+                    self.tries = 0;
                     self.events.push_back(Event::Connected { total, offset });
                     self.check_done(now);
                 }
@@ -407,7 +411,11 @@ impl<K: Sink> Receiver<K> {
         }
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = Some(now + self.retry_every);
-            self.retry_every = (self.retry_every * 2).min(Duration::from_secs(1));
+            // HELLOs and acks back off; DONEs do not: they are tiny and few, and the sender
+            // lingers only a few PTOs after the last one it heard.
+            if self.state != State::Done {
+                self.retry_every = (self.retry_every * 2).min(Duration::from_secs(1));
+            }
             self.tries += 1;
             match self.state {
                 State::Connecting => {
@@ -422,7 +430,14 @@ impl<K: Sink> Receiver<K> {
                 State::Done => return self.encode(Frame::Done, buf),
                 // The sender has not started (or restarted after a pause): repeat the ack and
                 // the window it carries.
-                State::Open => self.ack_deadline = Some(now),
+                State::Open => {
+                    self.ack_deadline = Some(now);
+                    if self.paused && self.tries >= PAUSED_TRIES {
+                        // Paused before data flowed: the keepalive takes over (the sender's
+                        // answers to it are acked, with the window).
+                        self.retry_at = None;
+                    }
+                }
                 State::Closed => {}
             }
         }

@@ -74,6 +74,8 @@ pub struct Sender<S: Source> {
     /// When the latest HELLO_ACK left, until the peer acks it: the address is not proven to
     /// be the peer's before, so nothing but HELLO_ACKs goes there.
     unvalidated_since: Option<Instant>,
+    /// Packet number of the latest HELLO_ACK.
+    hello_ack_pn: u64,
     /// When the address was proven and data could start.
     flowing_since: Option<Instant>,
     send_close: bool,
@@ -145,6 +147,7 @@ impl<S: Source> Sender<S> {
             loss_time: None,
             send_hello_ack: true,
             unvalidated_since: Some(now),
+            hello_ack_pn: 0,
             flowing_since: None,
             send_close: false,
             send_ping: false,
@@ -231,8 +234,11 @@ impl<S: Source> Sender<S> {
                     self.flowing_since = Some(now);
                     // Only a peer that got our HELLO_ACK at its address can ack it. It also
                     // gives the first RTT sample.
+                    // (Only if the ack is for it: the first ack to arrive may be for a later
+                    // PING, long after.)
                     let ack_delay = Duration::from_micros(u64::from(ack_delay_us));
-                    if ack_delay <= STALE_ACK_DELAY {
+                    let for_hello_ack = ranges.first().is_some_and(|r| r.1 == self.hello_ack_pn);
+                    if for_hello_ack && ack_delay <= STALE_ACK_DELAY {
                         self.rtt
                             .update(now.saturating_duration_since(sent), ack_delay);
                     }
@@ -492,6 +498,7 @@ impl<S: Source> Sender<S> {
             if self.unvalidated_since.is_some() {
                 self.unvalidated_since = Some(now);
             }
+            self.hello_ack_pn = self.next_pn;
             let frame = Frame::HelloAck {
                 total: self.total,
                 offset: self.next_offset.min(self.total),
