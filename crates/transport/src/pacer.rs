@@ -14,6 +14,8 @@ pub struct Pacer {
 /// never less than a few packets.
 const BURST_TIME: Duration = Duration::from_millis(2);
 const BURST_PACKETS: f64 = 4.0;
+/// Longest a packet waits for the pacer.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
 impl Pacer {
     /// A full bucket.
@@ -43,7 +45,10 @@ impl Pacer {
         if self.tokens >= bytes || rate <= 0.0 {
             now
         } else {
-            now + Duration::from_secs_f64((bytes - self.tokens) / rate)
+            // Never a panic on a degenerate rate, and never more than a second of waiting.
+            let wait =
+                Duration::try_from_secs_f64((bytes - self.tokens) / rate).unwrap_or(MAX_WAIT);
+            now + wait.min(MAX_WAIT)
         }
     }
 

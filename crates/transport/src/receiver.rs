@@ -238,8 +238,8 @@ impl<K: Sink> Receiver<K> {
                 if self.state == State::Connecting {
                     self.total = Some(total);
                     // Data may have come before this answer: keep what it filled in. The
-                    // sender starts where we asked, or at the end if we asked beyond it.
-                    let _ = offset;
+                    // sender starts where we asked (`offset`), or at the end if we asked beyond
+                    // it.
                     self.contiguous = self.contiguous.min(total);
                     self.state = State::Open;
                     // Until data flows, repeat our ack of it: if it is lost the sender waits.
