@@ -208,7 +208,7 @@ impl Client {
     /// arrive as [`Event::Transfer`]. Fails with `no_such_file` or `busy`.
     pub async fn download(&self, file: &str, opts: DownloadOptions) -> Result<u64, ClientError> {
         let req = self.next_req();
-        self.inner.downloads.asked(req, file.to_owned(), opts);
+        self.inner.downloads.asked(req, file.to_owned(), opts)?;
         let msg = ClientMsg::Download {
             file: file.to_owned(),
             req: Some(req),

@@ -88,8 +88,29 @@ impl Downloads {
     }
 
     /// Remembers the options of request `req` until the server answers it.
-    pub(crate) fn asked(&self, req: u64, file: String, opts: DownloadOptions) {
-        lock(&self.asked).insert(req, (file, opts));
+    /// Refuses a second download into the same `NAME.part` while the first is not over (they
+    /// would write the same file).
+    pub(crate) fn asked(
+        &self,
+        req: u64,
+        file: String,
+        opts: DownloadOptions,
+    ) -> Result<(), ClientError> {
+        let target = |file: &str, opts: &DownloadOptions| {
+            opts.dir.join(opts.save_as.as_deref().unwrap_or(file))
+        };
+        let wanted = target(&file, &opts);
+        let mut asked = lock(&self.asked);
+        let busy = asked.values().any(|(f, o)| target(f, o) == wanted)
+            || lock(&self.entries).values().any(|e| {
+                matches!(e.status.state, "queued" | "running" | "paused")
+                    && target(&e.status.file, &e.opts) == wanted
+            });
+        if busy {
+            return Err(ClientError::AlreadyDownloading(wanted));
+        }
+        asked.insert(req, (file, opts));
+        Ok(())
     }
 
     /// The request was refused or never answered.

@@ -30,6 +30,9 @@ pub enum ClientError {
     /// The connection is closed.
     #[error("not connected")]
     Disconnected,
+    /// A download into the same file is already under way.
+    #[error("{} is already being downloaded", .0.display())]
+    AlreadyDownloading(std::path::PathBuf),
 }
 
 impl ClientError {
@@ -37,6 +40,7 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Server { code, .. } => Some(*code),
+            Self::AlreadyDownloading(_) => Some(ErrorCode::Busy),
             _ => None,
         }
     }

@@ -111,6 +111,7 @@ async fn busy_when_every_port_is_taken_and_no_queue_is_allowed() {
     })
     .await;
     std::fs::write(server.files.path().join("a.bin"), vec![1u8; 2_000_000]).unwrap();
+    std::fs::write(server.files.path().join("b.bin"), vec![2u8; 1000]).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let dir = dest.path().to_str().unwrap();
     let mut cli = Cli::spawn_with(&server.addr, "hog", &["--download-dir", dir]);

@@ -422,3 +422,32 @@ async fn over_the_queue_limit_requests_are_busy() {
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Busy));
 }
+
+#[tokio::test]
+async fn a_second_download_into_the_same_file_is_refused_while_the_first_runs() {
+    let server = start(2).await;
+    make_file(server.files.path(), "d.bin", 4 * 1024 * 1024);
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "twice").await.unwrap();
+    let hold = DownloadOptions {
+        pause_at: Some(10.0),
+        ..opts(dest.path())
+    };
+    let id = client.download("d.bin", hold).await.unwrap();
+    loop {
+        if let TransferState::Paused { .. } = next_of(&mut events, id).await {
+            break;
+        }
+    }
+    let err = client
+        .download("d.bin", opts(dest.path()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, client::ClientError::AlreadyDownloading(_)),
+        "{err}"
+    );
+    // Into another folder it is fine.
+    let other = tempfile::tempdir().unwrap();
+    client.download("d.bin", opts(other.path())).await.unwrap();
+}
