@@ -300,7 +300,7 @@ pub(crate) struct Reporter<'a> {
 
 impl Reporter<'_> {
     /// Data arrived.
-    pub(crate) fn progress(&mut self, bytes: u64, rate_bps: u64) {
+    pub(crate) fn progress(&mut self, bytes: u64, rate_bps: u64, stats: &transport::Stats) {
         let id = self.offer.id;
         let label = if self.paused { "paused" } else { "running" };
         self.downloads.update(id, label, bytes);
@@ -308,6 +308,8 @@ impl Reporter<'_> {
             bytes,
             size: self.offer.size,
             rate_bps,
+            rtt_us: u64::try_from(stats.smoothed_rtt.as_micros()).unwrap_or(u64::MAX),
+            lost: stats.packets_lost,
         };
         // Progress may be dropped if the front end is behind; state changes never are.
         let _ = self

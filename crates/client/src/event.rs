@@ -97,6 +97,11 @@ pub enum TransferState {
         size: u64,
         /// Recent goodput, bits per second.
         rate_bps: u64,
+        /// Round-trip time to the sender as the transport measured it, microseconds (0 before
+        /// any sample).
+        rtt_us: u64,
+        /// Packets from the sender that never arrived (each was sent again).
+        lost: u64,
     },
     /// The transfer is paused: by the user, or at its `--pause-at` point (`at_pause_point`).
     Paused {

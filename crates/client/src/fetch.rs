@@ -64,7 +64,7 @@ pub(crate) async fn fetch(
                 if let Err(err) = checkpoint.save() {
                     tracing::warn!(%err, "cannot record download progress");
                 }
-                reporter.progress(p.bytes, p.rate_bps);
+                reporter.progress(p.bytes, p.rate_bps, &p.stats);
                 if p.reached_pause_point {
                     reporter.pause_point_reached(p.bytes).await;
                 }

@@ -19,7 +19,11 @@ async fn next_transfer_state(cli: &mut Cli) -> Value {
             return ev;
         }
         assert!(
-            ev["bytes"].is_u64() && ev["size"].is_u64() && ev["rate_bps"].is_u64(),
+            ev["bytes"].is_u64()
+                && ev["size"].is_u64()
+                && ev["rate_bps"].is_u64()
+                && ev["rtt_ms"].is_number()
+                && ev["lost"].is_u64(),
             "{ev}"
         );
     }

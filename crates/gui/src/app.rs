@@ -60,6 +60,10 @@ pub struct TransferView {
     pub size: Option<u64>,
     /// Recent goodput, bits per second.
     pub rate_bps: u64,
+    /// Round-trip time to the server from the transport's statistics, microseconds.
+    pub rtt_us: u64,
+    /// Packets lost on the way, from the transport's statistics.
+    pub lost: u64,
     /// Paused by itself at its pause point: the panel asks "continue?".
     pub asks_to_continue: bool,
     /// Where it was saved, once done.
@@ -180,7 +184,8 @@ impl ClientApp {
         }
     }
 
-    fn apply(&mut self, update: Update) {
+    /// Applies one update from the network (what [`ClientApp::poll_network`] does with each).
+    pub fn apply(&mut self, update: Update) {
         match update {
             Update::Connected { name, users } => {
                 self.connecting = false;
@@ -257,6 +262,8 @@ impl ClientApp {
             bytes: 0,
             size: None,
             rate_bps: 0,
+            rtt_us: 0,
+            lost: 0,
             asks_to_continue: false,
             path: None,
             note: String::new(),
@@ -278,10 +285,14 @@ impl ClientApp {
                 bytes,
                 size,
                 rate_bps,
+                rtt_us,
+                lost,
             } => {
                 view.bytes = bytes;
                 view.size = Some(size);
                 view.rate_bps = rate_bps;
+                view.rtt_us = rtt_us;
+                view.lost = lost;
                 let t = view.started.elapsed().as_secs_f64();
                 view.history.push([t, rate_bps as f64 / 1e6]);
                 if view.history.len() > 600 {
@@ -642,8 +653,16 @@ impl ClientApp {
                 if !t.note.is_empty() {
                     ui.label(RichText::new(&t.note).weak());
                 }
-                // The live chart, while data flows.
+                // The live chart, while data flows, with the transport's RTT and loss.
                 if t.state == "running" && t.history.len() > 1 {
+                    ui.label(
+                        RichText::new(format!(
+                            "RTT {:.2} ms, {} packets lost",
+                            t.rtt_us as f64 / 1000.0,
+                            t.lost
+                        ))
+                        .weak(),
+                    );
                     egui_plot::Plot::new(("rate", id))
                         .height(80.0)
                         .allow_drag(false)

@@ -310,3 +310,41 @@ fn download_asks_to_continue_half_way_then_finishes() {
     assert_eq!(std::fs::read(t.path.unwrap()).unwrap(), data);
     rt.block_on(server.stop());
 }
+
+#[test]
+fn a_running_transfer_shows_its_throughput_chart_with_rtt_and_loss() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut window = client_window(&rt, "127.0.0.1:1", dir.path());
+    // Feed the window what the network would say about a connection and a transfer.
+    window.state_mut().apply(gui::net::Update::Connected {
+        name: "me".into(),
+        users: vec!["me".into()],
+    });
+    let transfer = |state| {
+        gui::net::Update::Event(Event::Transfer(client::TransferEvent {
+            id: 7,
+            file: "big.iso".into(),
+            state,
+        }))
+    };
+    let started = client::TransferState::Started {
+        size: 1_000_000,
+        offset: 0,
+    };
+    window.state_mut().apply(transfer(started));
+    for (bytes, rate_bps) in [(100_000, 80_000_000), (300_000, 120_000_000)] {
+        let state = client::TransferState::Progress {
+            bytes,
+            size: 1_000_000,
+            rate_bps,
+            rtt_us: 1250,
+            lost: 3,
+        };
+        window.state_mut().apply(transfer(state));
+    }
+    window.run_steps(2);
+    window.get_by_label("RTT 1.25 ms, 3 packets lost");
+    window.get_by_label_contains("at 14.3 MiB/s");
+    assert_eq!(window.state().transfers()[&7].history.len(), 2);
+}

@@ -2,6 +2,7 @@
 //! [`Sink`] as it arrives (in any order), acknowledges packets and grants flow-control window.
 
 use crate::packet::{self, Frame, MAX_ACK_RANGES, Packet};
+use crate::rtt::RttEstimator;
 use crate::{AbortReason, Config, Event, Sink, Stats};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -56,6 +57,14 @@ pub struct Receiver<K: Sink> {
     retry_every: Duration,
     tries: u32,
     ping_at: Option<Instant>,
+    /// The receiver's own RTT view, for statistics: from HELLO to HELLO_ACK, and from each
+    /// keepalive PING to the sender's answer. It sends nothing extra to measure it (the
+    /// sender's estimate, from every ack, is the one congestion control uses).
+    rtt: RttEstimator,
+    /// When our outstanding RTT probe (a HELLO or keepalive PING) left.
+    probe_sent: Option<Instant>,
+    /// Sender packet numbers skipped and not (yet) filled in: packets lost on the way here.
+    missing: u64,
     abort: Option<AbortReason>,
     state: State,
     last_recv: Instant,
@@ -97,6 +106,9 @@ impl<K: Sink> Receiver<K> {
             retry_every: RETRY,
             tries: 0,
             ping_at: None,
+            rtt: RttEstimator::default(),
+            probe_sent: None,
+            missing: 0,
             abort: None,
             state: State::Connecting,
             last_recv: now,
@@ -150,6 +162,11 @@ impl<K: Sink> Receiver<K> {
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
         stats.bytes_delivered = self.contiguous;
+        stats.packets_lost = self.missing;
+        if self.rtt.has_sample() {
+            stats.min_rtt = self.rtt.min();
+            stats.smoothed_rtt = self.rtt.smoothed();
+        }
         stats.goodput_bps = self.data_times.map_or(0, |(first, last)| {
             let bytes = self.contiguous.saturating_sub(self.start);
             crate::sender::rate_bps(bytes, last.saturating_duration_since(first))
@@ -236,6 +253,7 @@ impl<K: Sink> Receiver<K> {
                 self.on_packet(now, packet.pn);
                 self.ack_deadline = Some(now);
                 if self.state == State::Connecting {
+                    self.rtt_sample(now);
                     self.total = Some(total);
                     // Data may have come before this answer: keep what it filled in. The
                     // sender starts where we asked (`offset`), or at the end if we asked beyond
@@ -272,6 +290,7 @@ impl<K: Sink> Receiver<K> {
             Frame::Ping => {
                 self.on_packet(now, packet.pn);
                 self.ack_deadline = Some(now);
+                self.rtt_sample(now); // the sender answers our pings with one
             }
             Frame::Hello { .. } | Frame::Ack { .. } | Frame::Done => {}
         }
@@ -285,9 +304,26 @@ impl<K: Sink> Receiver<K> {
         });
     }
 
+    /// Closes the outstanding RTT probe, if any, with a sample.
+    fn rtt_sample(&mut self, now: Instant) {
+        if let Some(sent) = self.probe_sent.take() {
+            self.rtt
+                .update(now.saturating_duration_since(sent), Duration::ZERO);
+        }
+    }
+
     /// Records an ack-eliciting packet number.
     fn on_packet(&mut self, now: Instant, pn: u64) {
         let largest = self.received.first().map(|r| r.1);
+        let seen = self
+            .received
+            .iter()
+            .any(|&(start, end)| start <= pn && pn <= end);
+        match largest {
+            Some(l) if pn > l + 1 => self.missing += pn - l - 1,
+            Some(l) if pn < l && !seen => self.missing = self.missing.saturating_sub(1),
+            _ => {}
+        }
         let in_order = largest.is_none_or(|l| pn == l + 1);
         insert_pn(&mut self.received, pn);
         if largest.is_none_or(|l| pn > l) {
@@ -425,6 +461,8 @@ impl<K: Sink> Receiver<K> {
                         max_offset: self.granted,
                         max_datagram: u16::try_from(self.config.datagram()).unwrap_or(u16::MAX),
                     };
+                    // The latest HELLO times the first round trip (a retry restarts it).
+                    self.probe_sent = Some(now);
                     return self.encode(frame, buf);
                 }
                 State::Done => return self.encode(Frame::Done, buf),
@@ -469,6 +507,7 @@ impl<K: Sink> Receiver<K> {
                 self.config.keepalive
             };
             self.ping_at = Some(now + next);
+            self.probe_sent.get_or_insert(now);
             return self.encode(Frame::Ping, buf);
         }
         None
@@ -541,6 +580,80 @@ fn add_range(contiguous: &mut u64, islands: &mut BTreeMap<u64, u64>, start: u64,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn packet(pn: u64, frame: Frame<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        let n = packet::encode(
+            &Packet {
+                conn_id: 9,
+                pn,
+                frame,
+            },
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn the_handshake_times_the_round_trip_and_gaps_count_as_lost() {
+        let t0 = Instant::now();
+        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), Config::default());
+        let mut buf = vec![0u8; 2048];
+        assert!(rx.poll_transmit(t0, &mut buf).is_some(), "the HELLO");
+        let t1 = t0 + Duration::from_millis(30);
+        rx.handle_datagram(
+            t1,
+            &packet(
+                0,
+                Frame::HelloAck {
+                    total: 100,
+                    offset: 0,
+                },
+            ),
+        );
+        assert_eq!(rx.stats().min_rtt, Duration::from_millis(30));
+        for pn in [1, 2, 4, 5, 8] {
+            let offset = pn * 10;
+            rx.handle_datagram(
+                t1,
+                &packet(
+                    pn,
+                    Frame::Data {
+                        offset,
+                        payload: &[7; 10],
+                    },
+                ),
+            );
+        }
+        assert_eq!(rx.stats().packets_lost, 3, "3, 6 and 7 never came");
+        rx.handle_datagram(
+            t1,
+            &packet(
+                6,
+                Frame::Data {
+                    offset: 60,
+                    payload: &[7; 10],
+                },
+            ),
+        );
+        rx.handle_datagram(
+            t1,
+            &packet(
+                6,
+                Frame::Data {
+                    offset: 60,
+                    payload: &[7; 10],
+                },
+            ),
+        );
+        assert_eq!(
+            rx.stats().packets_lost,
+            2,
+            "a late packet is not lost; a duplicate counts once"
+        );
+    }
 
     fn ranges_of(pns: &[u64]) -> Vec<(u64, u64)> {
         let mut ranges = Vec::new();

@@ -196,6 +196,7 @@ impl Output {
                 bytes,
                 size,
                 rate_bps,
+                ..
             } => {
                 self.show_progress(id, file, *bytes, *size, *rate_bps);
                 return;
@@ -389,8 +390,11 @@ pub fn transfer_json(t: &TransferEvent) -> Value {
             bytes,
             size,
             rate_bps,
+            rtt_us,
+            lost,
         } => json!({"event": "transfer", "id": id, "file": file,
-            "state": "progress", "bytes": bytes, "size": size, "rate_bps": rate_bps}),
+            "state": "progress", "bytes": bytes, "size": size, "rate_bps": rate_bps,
+            "rtt_ms": *rtt_us as f64 / 1000.0, "lost": lost}),
         TransferState::Paused {
             bytes,
             at_pause_point,
