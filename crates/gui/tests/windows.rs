@@ -348,3 +348,42 @@ fn a_running_transfer_shows_its_throughput_chart_with_rtt_and_loss() {
     window.get_by_label_contains("at 14.3 MiB/s");
     assert_eq!(window.state().transfers()[&7].history.len(), 2);
 }
+
+#[test]
+fn pause_and_continue_buttons_control_a_running_transfer() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let size = 200_000_000u64;
+    std::fs::write(files.path().join("big.bin"), vec![3u8; size as usize]).unwrap();
+    let server = start_server(&rt, files.path());
+    let dest = tempfile::tempdir().unwrap();
+    let mut window = client_window(&rt, &server.addr().to_string(), dest.path());
+    connect_as(&mut window, "pauser");
+    run_until(&mut window, "the file list arrives", |app| {
+        !app.files().is_empty()
+    });
+    // Stop at 50 % first, so the transfer is known to be under way when we press Pause.
+    window.get_by_label("Ask to continue at 50%").click();
+    window.run_steps(2);
+    window.get_by_label("Download").click();
+    run_until(&mut window, "the pause point", |app| {
+        app.transfers().values().any(|t| t.asks_to_continue)
+    });
+    window.get_by_label("Continue").click();
+    run_until(&mut window, "running again", |app| {
+        app.transfers().values().any(|t| t.state == "running")
+    });
+    window.get_by_label("Pause").click();
+    run_until(&mut window, "paused by the button", |app| {
+        app.transfers()
+            .values()
+            .any(|t| t.state == "paused" && !t.asks_to_continue)
+    });
+    let t = window.state().transfers().values().next().unwrap().clone();
+    assert!(t.bytes < size, "paused before the end");
+    window.get_by_label("Continue").click();
+    run_until(&mut window, "the transfer finishes", |app| {
+        app.transfers().values().any(|t| t.state == "done")
+    });
+    rt.block_on(server.stop());
+}
