@@ -325,8 +325,10 @@ impl Reporter<'_> {
     /// The transfer paused itself at its `pause_at` point: record it as paused (so that a
     /// resume continues it) and ask the user.
     pub(crate) async fn pause_point_reached(&mut self, bytes: u64) {
-        self.paused(true, bytes, true).await;
+        // The control first: once the user has heard of the pause, a resume they send must
+        // come after it, never be overwritten by it.
         let _ = self.downloads.control(self.offer.id, Control::Pause);
+        self.paused(true, bytes, true).await;
     }
 
     /// The transfer paused (`at_pause_point` when by itself) or resumed.

@@ -56,8 +56,18 @@ pub(crate) async fn fetch(
     let mut transfer = std::pin::pin!(transfer);
     let mut bytes = offset;
     let outcome = loop {
+        // Biased, control first: a pause or resume is reported before any progress that the
+        // transport made after it, so the events read in the order they happened.
         tokio::select! {
-            (outcome, _) = &mut transfer => break outcome,
+            biased;
+            Ok(()) = watch_control.changed() => {
+                let state = *watch_control.borrow_and_update();
+                match state {
+                    Control::Pause => reporter.paused(true, bytes, false).await,
+                    Control::Run => reporter.paused(false, bytes, false).await,
+                    Control::Cancel => {}
+                }
+            }
             Some(p) = progress.recv() => {
                 bytes = p.bytes;
                 // A few times a second: a client killed now resumes from about here.
@@ -69,14 +79,7 @@ pub(crate) async fn fetch(
                     reporter.pause_point_reached(p.bytes).await;
                 }
             }
-            Ok(()) = watch_control.changed() => {
-                let state = *watch_control.borrow_and_update();
-                match state {
-                    Control::Pause => reporter.paused(true, bytes, false).await,
-                    Control::Run => reporter.paused(false, bytes, false).await,
-                    Control::Cancel => {}
-                }
-            }
+            (outcome, _) = &mut transfer => break outcome,
         }
     };
     match outcome.event {

@@ -210,10 +210,11 @@ async fn three_download_one_file_while_a_fourth_waits_paused_at_half() {
     assert!(status[0].bytes < size);
 
     patient.resume(patient_id).unwrap();
-    assert!(matches!(
-        next_of(&mut patient_events, patient_id).await,
-        TransferState::Resumed { .. }
-    ));
+    let resumed = next_of(&mut patient_events, patient_id).await;
+    assert!(
+        matches!(resumed, TransferState::Resumed { .. }),
+        "{resumed:?}"
+    );
     assert_done(&mut patient_events, patient_id, &hash, size).await;
 }
 

@@ -219,7 +219,12 @@ pub async fn fetch<K: Sink>(
                 Event::Finished { .. } | Event::Aborted { .. } => {
                     last.get_or_insert(event);
                 }
-                Event::PauseReached { .. } => reached_pause_point = true,
+                Event::PauseReached { .. } => {
+                    reached_pause_point = true;
+                    // The receiver paused itself: that is the state now, so the next Run the
+                    // application sends resumes it, even if its Pause never reached us.
+                    applied = Some(Control::Pause);
+                }
                 Event::Connected { .. } => {}
             }
         }
