@@ -193,18 +193,20 @@ pub async fn fetch<K: Sink>(
     let mut last = None;
     let mut report_at = Instant::now() + PROGRESS_EVERY;
     let mut reported = (Instant::now(), conn.received_bytes());
-    // Applied only when it changes: a fetch that paused itself at its pause point stays
-    // paused until the application says otherwise.
-    let mut applied = None;
+    // The control is applied when it changes (and once at the start), never re-applied from
+    // its value: a fetch that paused itself at its pause point stays paused until the
+    // application changes the control, whatever it said before.
+    let apply = |conn: &mut Receiver<K>, state: Control| match state {
+        Control::Run => conn.set_paused(now(), false),
+        Control::Pause => conn.set_paused(now(), true),
+        Control::Cancel => conn.abort(AbortReason::Cancelled),
+    };
+    let initial = *control.borrow_and_update();
+    apply(&mut conn, initial);
     loop {
-        let state = *control.borrow_and_update();
-        if applied != Some(state) {
-            applied = Some(state);
-            match state {
-                Control::Run => conn.set_paused(now(), false),
-                Control::Pause => conn.set_paused(now(), true),
-                Control::Cancel => conn.abort(AbortReason::Cancelled),
-            }
+        if control.has_changed().unwrap_or(false) {
+            let state = *control.borrow_and_update();
+            apply(&mut conn, state);
         }
         let t = now();
         while let Some(n) = conn.poll_transmit(t, &mut buf) {
@@ -219,12 +221,7 @@ pub async fn fetch<K: Sink>(
                 Event::Finished { .. } | Event::Aborted { .. } => {
                     last.get_or_insert(event);
                 }
-                Event::PauseReached { .. } => {
-                    reached_pause_point = true;
-                    // The receiver paused itself: that is the state now, so the next Run the
-                    // application sends resumes it, even if its Pause never reached us.
-                    applied = Some(Control::Pause);
-                }
+                Event::PauseReached { .. } => reached_pause_point = true,
                 Event::Connected { .. } => {}
             }
         }
@@ -278,6 +275,9 @@ pub async fn fetch<K: Sink>(
             changed = control.changed() => {
                 if changed.is_err() {
                     conn.abort(AbortReason::Cancelled); // nobody controls us any more
+                } else {
+                    // `changed()` marked the value seen: apply it at the top of the loop.
+                    control.mark_changed();
                 }
             }
         }
