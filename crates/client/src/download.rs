@@ -222,7 +222,7 @@ impl Downloads {
         &self,
         offer: &Offer,
         opts: &DownloadOptions,
-        mut control: watch::Receiver<Control>,
+        control: watch::Receiver<Control>,
     ) -> Result<TransferState, String> {
         let local_name = opts.save_as.clone().unwrap_or_else(|| offer.file.clone());
         let (dir, name, hash, size) = (
@@ -259,7 +259,7 @@ impl Downloads {
             offer.token,
             pause_point,
             &mut part,
-            &mut control,
+            control,
             &mut reporter,
         )
         .await;

@@ -1,11 +1,12 @@
 //! Moving one file's bytes over the reliable UDP transport into a [`PartFile`].
 
 use crate::download::Reporter;
-use crate::part::PartFile;
+use crate::part::{Checkpoint, PartFile};
 use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 pub use transport::driver::Control;
+use transport::driver::Progress;
 use transport::{AbortReason, Event};
 
 /// How a fetch ended, when it did not fail.
@@ -23,7 +24,7 @@ pub(crate) async fn fetch(
     token: [u8; 16],
     pause_at: Option<u64>,
     part: &mut PartFile,
-    control: &mut watch::Receiver<Control>,
+    control: watch::Receiver<Control>,
     reporter: &mut Reporter<'_>,
 ) -> Result<Ended, String> {
     let local: SocketAddr = if server.is_ipv4() {
@@ -45,43 +46,21 @@ pub(crate) async fn fetch(
         pause_at,
         config: transport::Config::default(),
     };
-    let mut watch_control = control.clone();
-    let transfer = transport::driver::fetch(
-        &socket,
-        opts,
-        &mut *part,
-        control.clone(),
-        Some(progress_tx),
-    );
+    let transfer = transport::driver::fetch(&socket, opts, &mut *part, control, Some(progress_tx));
     let mut transfer = std::pin::pin!(transfer);
-    let mut bytes = offset;
     let outcome = loop {
-        // Biased, control first: a pause or resume is reported before any progress that the
-        // transport made after it, so the events read in the order they happened.
+        // Reports first, and those left when the transfer ends too: pauses and resumes come
+        // from the transport itself, in order with its progress (it is the one place that
+        // knows when data stopped and started again), and none may be lost.
         tokio::select! {
             biased;
-            Ok(()) = watch_control.changed() => {
-                let state = *watch_control.borrow_and_update();
-                match state {
-                    Control::Pause => reporter.paused(true, bytes, false).await,
-                    Control::Run => reporter.paused(false, bytes, false).await,
-                    Control::Cancel => {}
-                }
-            }
-            Some(p) = progress.recv() => {
-                bytes = p.bytes;
-                // A few times a second: a client killed now resumes from about here.
-                if let Err(err) = checkpoint.save() {
-                    tracing::warn!(%err, "cannot record download progress");
-                }
-                reporter.progress(p.bytes, p.rate_bps, &p.stats);
-                if p.reached_pause_point {
-                    reporter.pause_point_reached(p.bytes).await;
-                }
-            }
+            Some(p) = progress.recv() => report(p, &checkpoint, reporter).await,
             (outcome, _) = &mut transfer => break outcome,
         }
     };
+    while let Ok(p) = progress.try_recv() {
+        report(p, &checkpoint, reporter).await;
+    }
     match outcome.event {
         Event::Finished { .. } => Ok(Ended::Complete),
         Event::Aborted {
@@ -96,5 +75,23 @@ pub(crate) async fn fetch(
         Event::Connected { .. } | Event::PauseReached { .. } => {
             Err("the transfer ended unexpectedly".into())
         }
+    }
+}
+
+/// Passes one transport report on to the user and records the progress on disk.
+async fn report(p: Progress, checkpoint: &Checkpoint, reporter: &mut Reporter<'_>) {
+    // A few times a second: a client killed now resumes from about here.
+    if let Err(err) = checkpoint.save() {
+        tracing::warn!(%err, "cannot record download progress");
+    }
+    // A resume is told before the progress it brings, a pause after the progress before it.
+    if !p.paused {
+        reporter.paused(false, p.bytes, false).await;
+    }
+    reporter.progress(p.bytes, p.rate_bps, &p.stats);
+    if p.reached_pause_point {
+        reporter.pause_point_reached(p.bytes).await;
+    } else if p.paused {
+        reporter.paused(true, p.bytes, false).await;
     }
 }

@@ -165,8 +165,6 @@ async fn a_200_mb_file_arrives_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug, issue #4 stays open: under CI load the paused fourth download sometimes \
-            completes without being resumed (its pause does not hold); run with --ignored"]
 async fn three_download_one_file_while_a_fourth_waits_paused_at_half() {
     let server = start(4).await;
     let size = 20 * 1024 * 1024;

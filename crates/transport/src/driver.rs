@@ -149,6 +149,8 @@ pub struct Progress {
     pub rate_bps: u64,
     /// Connection statistics.
     pub stats: Stats,
+    /// True while the receiver is paused (by the control or at its pause point).
+    pub paused: bool,
     /// True when this report says the pause point was just reached (the fetch paused itself).
     pub reached_pause_point: bool,
 }
@@ -169,8 +171,10 @@ pub struct FetchOptions {
 }
 
 /// Receives a stream into `sink`, obeying `control` (applied whenever it changes), reporting on
-/// `progress` a few times a second (reports are dropped when the channel is full, except the
-/// one that says the pause point was reached). Returns how it ended and the sink.
+/// `progress` a few times a second. Reports are dropped when the channel is full, except those
+/// that change [`Progress::paused`]: every pause and resume is reported, in order with the
+/// progress around it, by this one task (a second observer of `control` could see a resume
+/// after the data it let through). Returns how it ended and the sink.
 pub async fn fetch<K: Sink>(
     socket: &UdpSocket,
     opts: FetchOptions,
@@ -203,6 +207,7 @@ pub async fn fetch<K: Sink>(
     };
     let initial = *control.borrow_and_update();
     apply(&mut conn, initial);
+    let mut reported_paused = false;
     loop {
         if control.has_changed().unwrap_or(false) {
             let state = *control.borrow_and_update();
@@ -225,9 +230,11 @@ pub async fn fetch<K: Sink>(
                 Event::Connected { .. } => {}
             }
         }
-        // Report when something moved (a paused transfer stays quiet), and always the pause.
+        // Report when something moved (a paused transfer stays quiet), and always a pause or
+        // resume.
         let moved = conn.received_bytes() != reported.1;
-        if (reached_pause_point || (moved && Instant::now() >= report_at))
+        let pause_changed = reached_pause_point || conn.is_paused() != reported_paused;
+        if (pause_changed || (moved && Instant::now() >= report_at))
             && let Some(progress) = &progress
         {
             let (then, bytes_then) = reported;
@@ -240,9 +247,11 @@ pub async fn fetch<K: Sink>(
                 total: conn.total(),
                 rate_bps,
                 stats: conn.stats(),
+                paused: conn.is_paused(),
                 reached_pause_point,
             };
-            if reached_pause_point {
+            if pause_changed {
+                reported_paused = report.paused;
                 let _ = progress.send(report).await;
             } else {
                 let _ = progress.try_send(report);

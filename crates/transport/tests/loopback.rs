@@ -162,6 +162,76 @@ async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
 }
 
 #[tokio::test]
+async fn every_pause_and_resume_is_reported_before_the_fetch_ends() {
+    let len = 20_000_000;
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let token = [5u8; 16];
+    tokio::spawn(async move {
+        driver::serve(
+            &server,
+            token,
+            data(len),
+            Config::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (control_tx, control) = watch::channel(Control::Pause);
+    // A one-slot channel read slowly: ordinary reports are dropped, state changes never.
+    let (progress_tx, mut progress) = tokio::sync::mpsc::channel(1);
+    let opts = driver::FetchOptions {
+        server: addr,
+        token,
+        offset: 0,
+        pause_at: None,
+        config: Config::default(),
+    };
+    let fetch = tokio::spawn(async move {
+        driver::fetch(&client, opts, Vec::new(), control, Some(progress_tx))
+            .await
+            .0
+    });
+    let first = tokio::time::timeout(Duration::from_secs(10), progress.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.paused, "a fetch started paused says so");
+    assert_eq!(first.bytes, 0);
+    // A slow reader: reports that come while it sleeps find the slot full.
+    let reader = tokio::spawn(async move {
+        let mut states = vec![first.paused];
+        while let Some(report) = progress.recv().await {
+            if states.last() != Some(&report.paused) {
+                states.push(report.paused);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        states
+    });
+    control_tx.send(Control::Run).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    control_tx.send(Control::Pause).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    control_tx.send(Control::Run).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), fetch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(outcome.event, Event::Finished { .. }),
+        "{outcome:?}"
+    );
+    let states = reader.await.unwrap();
+    assert_eq!(
+        states,
+        [true, false, true, false],
+        "every change is reported, in order, by the time the fetch returns"
+    );
+}
+
+#[tokio::test]
 async fn cancelling_a_fetch_aborts_both_ends() {
     let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
