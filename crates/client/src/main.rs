@@ -14,7 +14,8 @@ use term::output::Output;
 /// Chat from the terminal. Lines you type go to everyone; /help lists the commands.
 ///
 /// With --json, every event is one JSON object per line on stdout (for scripts).
-/// Exit status: 0 after /quit or end of input, 1 when the connection fails or is lost.
+/// Exit status: 0 after /quit or end of input (once running downloads have finished), 1 when
+/// the connection fails or is lost.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -100,7 +101,19 @@ async fn run(args: Args) -> ExitCode {
 
     // Once we said goodbye, the server's bye should follow at once; do not wait forever for it.
     let mut quit_deadline: Option<tokio::time::Instant> = None;
+    // At the end of input, downloads under way finish before we leave (a script that pipes
+    // `/get FILE` in gets the file); paused ones stay paused, their `.part` kept for later.
+    let mut draining = false;
     loop {
+        if draining && quit_deadline.is_none() && !has_running_transfers(&client) {
+            match goodbye(&client).await {
+                Some(deadline) => quit_deadline = Some(deadline),
+                None => {
+                    out.disconnected("quit", "goodbye");
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
         let quitting = quit_deadline.is_some();
         let give_up =
             tokio::time::sleep_until(quit_deadline.unwrap_or_else(tokio::time::Instant::now));
@@ -117,19 +130,22 @@ async fn run(args: Args) -> ExitCode {
                 Some(event) => out.event(&event),
                 None => return ExitCode::FAILURE,
             },
-            line = lines.recv(), if !quitting => {
+            line = lines.recv(), if !quitting && !draining => {
                 let command = match line {
                     Some(line) => command::parse(&line),
-                    None => Ok(Command::Quit),
+                    None => {
+                        draining = true;
+                        Ok(Command::Nothing)
+                    }
                 };
                 match command {
-                    Ok(Command::Quit) => {
-                        if client.quit().await.is_err() {
+                    Ok(Command::Quit) => match goodbye(&client).await {
+                        Some(deadline) => quit_deadline = Some(deadline),
+                        None => {
                             out.disconnected("quit", "goodbye");
                             return ExitCode::SUCCESS;
                         }
-                        quit_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3));
-                    }
+                    },
                     Ok(command) => execute(&client, command, &download_dir, &mut out).await,
                     Err(CommandError::Unknown(word)) => out.error(
                         "unknown_command",
@@ -142,6 +158,21 @@ async fn run(args: Args) -> ExitCode {
             }
         }
     }
+}
+
+/// Says goodbye to the server; returns how long to wait for its answer, or `None` when the
+/// connection is already gone.
+async fn goodbye(client: &Client) -> Option<tokio::time::Instant> {
+    client.quit().await.ok()?;
+    Some(tokio::time::Instant::now() + Duration::from_secs(3))
+}
+
+/// True while a download is queued or moving data (a paused one waits for a command).
+fn has_running_transfers(client: &Client) -> bool {
+    client
+        .transfers()
+        .iter()
+        .any(|t| matches!(t.state, "queued" | "running"))
 }
 
 async fn execute(client: &Client, command: Command, dir: &std::path::Path, out: &mut Output) {

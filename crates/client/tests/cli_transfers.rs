@@ -108,6 +108,46 @@ async fn transfer_events_follow_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_end_of_a_script_running_downloads_finish_and_paused_ones_wait() {
+    let server = start_with(|_| {}).await;
+    let data: Vec<u8> = (0..20_000_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+    std::fs::write(server.files.path().join("a.bin"), &data).unwrap();
+    std::fs::write(server.files.path().join("b.bin"), &data[..4_000_000]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let dir = dest.path().to_str().unwrap();
+    let mut cli = Cli::spawn_with(&server.addr, "script", &["--download-dir", dir]);
+    assert_eq!(cli.event().await["event"], "connected");
+    // The whole script at once, then the end of input.
+    cli.type_line("/get b.bin --pause-at 10\n/get a.bin").await;
+    cli.close_stdin();
+    let mut done = Vec::new();
+    let mut paused = Vec::new();
+    loop {
+        let ev = cli.event().await;
+        match (ev["event"].as_str(), ev["state"].as_str()) {
+            (Some("transfer"), Some("done")) => done.push(ev["file"].as_str().unwrap().to_owned()),
+            (Some("transfer"), Some("paused")) => {
+                paused.push(ev["file"].as_str().unwrap().to_owned());
+            }
+            (Some("disconnected"), _) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        done,
+        ["a.bin"],
+        "the running download finished before the client left"
+    );
+    assert_eq!(paused, ["b.bin"]);
+    assert_eq!(std::fs::read(dest.path().join("a.bin")).unwrap(), data);
+    assert!(
+        dest.path().join("b.bin.part").exists(),
+        "the paused one is kept for later"
+    );
+    assert_eq!(cli.exit_code().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_when_every_port_is_taken_and_no_queue_is_allowed() {
     let server = start_with(|c| {
         c.max_queued = 0;
