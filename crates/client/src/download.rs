@@ -20,6 +20,9 @@ pub struct DownloadOptions {
     pub pause_at: Option<f64>,
     /// Name to save under, instead of the server's name for the file.
     pub save_as: Option<String>,
+    /// Largest UDP datagram to receive (1200 to 65507 bytes); `None` picks one for the path:
+    /// the largest on loopback, 1452 bytes elsewhere. Lower it for paths with a small MTU.
+    pub max_datagram: Option<usize>,
 }
 
 impl Default for DownloadOptions {
@@ -28,6 +31,7 @@ impl Default for DownloadOptions {
             dir: PathBuf::from("."),
             pause_at: None,
             save_as: None,
+            max_datagram: None,
         }
     }
 }
@@ -258,6 +262,7 @@ impl Downloads {
             server,
             offer.token,
             pause_point,
+            opts.max_datagram,
             &mut part,
             control,
             &mut reporter,

@@ -18,11 +18,14 @@ pub(crate) enum Ended {
 }
 
 /// Receives the file from `server` into `part`, starting at its contiguous prefix, pausing by
-/// itself at `pause_at` (an offset), obeying `control` and reporting through `reporter`.
+/// itself at `pause_at` (an offset), in datagrams of at most `max_datagram` bytes (the
+/// transport's choice if `None`), obeying `control` and reporting through `reporter`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn fetch(
     server: SocketAddr,
     token: [u8; 16],
     pause_at: Option<u64>,
+    max_datagram: Option<usize>,
     part: &mut PartFile,
     control: watch::Receiver<Control>,
     reporter: &mut Reporter<'_>,
@@ -44,7 +47,10 @@ pub(crate) async fn fetch(
         token,
         offset,
         pause_at,
-        config: transport::Config::default(),
+        config: transport::Config {
+            max_datagram: max_datagram.unwrap_or(transport::MAX_DATAGRAM),
+            ..transport::Config::default()
+        },
     };
     let transfer = transport::driver::fetch(&socket, opts, &mut *part, control, Some(progress_tx));
     let mut transfer = std::pin::pin!(transfer);

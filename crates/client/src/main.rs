@@ -31,6 +31,10 @@ struct Args {
     /// Where downloads are saved.
     #[arg(long, default_value = ".")]
     download_dir: PathBuf,
+    /// Largest UDP datagram for downloads, in bytes (1200-65507); by default the largest on
+    /// loopback and 1452 elsewhere. Lower it when a VPN or tunnel makes the path's MTU smaller.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1200..=65507))]
+    max_datagram: Option<u16>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -67,7 +71,7 @@ async fn main() -> ExitCode {
                 &args.name,
                 file,
                 output.as_deref(),
-                &args.download_dir,
+                &download_options(&args),
                 args.json,
             )
             .await
@@ -94,7 +98,7 @@ async fn run(args: Args) -> ExitCode {
     };
     let color =
         !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let download_dir = args.download_dir.clone();
+    let download = download_options(&args);
     let (mut lines, printer) = term::input::start(!args.json);
     let mut out = Output::new(args.json, color, printer);
     out.connected(client.name(), &args.server, client.users_at_join());
@@ -146,7 +150,7 @@ async fn run(args: Args) -> ExitCode {
                             return ExitCode::SUCCESS;
                         }
                     },
-                    Ok(command) => execute(&client, command, &download_dir, &mut out).await,
+                    Ok(command) => execute(&client, command, &download, &mut out).await,
                     Err(CommandError::Unknown(word)) => out.error(
                         "unknown_command",
                         &format!("unknown command {word}; /help lists the commands"),
@@ -175,13 +179,26 @@ fn has_running_transfers(client: &Client) -> bool {
         .any(|t| matches!(t.state, "queued" | "running"))
 }
 
-async fn execute(client: &Client, command: Command, dir: &std::path::Path, out: &mut Output) {
+/// What every download of this run shares: the folder and the datagram size.
+fn download_options(args: &Args) -> client::DownloadOptions {
+    client::DownloadOptions {
+        dir: args.download_dir.clone(),
+        max_datagram: args.max_datagram.map(usize::from),
+        ..client::DownloadOptions::default()
+    }
+}
+
+async fn execute(
+    client: &Client,
+    command: Command,
+    download: &client::DownloadOptions,
+    out: &mut Output,
+) {
     let result = match command {
         Command::Get { file, pause_at } => {
             let opts = client::DownloadOptions {
-                dir: dir.to_path_buf(),
                 pause_at,
-                save_as: None,
+                ..download.clone()
             };
             client.download(&file, opts).await.map(drop)
         }

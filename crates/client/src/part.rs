@@ -5,6 +5,10 @@
 //! many bytes from the start are known to be written. Data may arrive out of order, so the
 //! `.part` can have holes past that point; a resumed download starts from the recorded prefix,
 //! never from the file's length.
+//!
+//! Data that arrives in order is gathered into large writes (a file system takes one 1 MiB
+//! write several times faster than sixteen of 64 KiB) and hashed as it is written, while it is
+//! still in the CPU's cache, so that verifying the finished file does not read it all again.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,6 +25,9 @@ struct Meta {
     contiguous: u64,
 }
 
+/// Data gathered in order before it is written: this much at most.
+const WRITE_BEHIND: usize = 1 << 20;
+
 /// An open `.part` file and what is known about its contents.
 #[derive(Debug)]
 pub struct PartFile {
@@ -29,7 +36,14 @@ pub struct PartFile {
     meta_path: PathBuf,
     hash: String,
     size: u64,
+    /// What is on disk.
     written: Written,
+    /// In-order data not yet written: it belongs at `pending_at`.
+    pending: Vec<u8>,
+    pending_at: u64,
+    /// The hash of the first `hashed` bytes (never past `written.contiguous`).
+    hasher: blake3::Hasher,
+    hashed: u64,
     checkpoint: Checkpoint,
 }
 
@@ -92,8 +106,14 @@ impl PartFile {
             hash: hash.to_owned(),
             size,
             written: Written::starting_at(contiguous),
+            pending: Vec::new(),
+            pending_at: 0,
+            hasher: blake3::Hasher::new(),
+            hashed: 0,
             checkpoint,
         };
+        // Hash what an earlier attempt wrote now, before the transfer needs the CPU.
+        part.hash_up_to_contiguous(None)?;
         part.save_meta()?;
         Ok(part)
     }
@@ -103,24 +123,92 @@ impl PartFile {
         self.written.contiguous
     }
 
-    /// Bytes written in all, holes excluded.
+    /// Bytes on disk in all, holes excluded (data held back is counted once written).
     pub fn bytes(&self) -> u64 {
         self.written.total()
     }
 
-    /// Writes `data` at `offset`.
+    /// Writes `data` at `offset` (perhaps later, with the data that follows it: see
+    /// [`PartFile::flush`]).
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let end = offset
+        offset
             .checked_add(data.len() as u64)
             .filter(|&end| end <= self.size)
             .ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "data beyond the file's end")
             })?;
+        let follows = !self.pending.is_empty()
+            && offset == self.pending_at + self.pending.len() as u64
+            && self.pending.len() + data.len() <= WRITE_BEHIND;
+        if !follows {
+            self.flush()?;
+            if data.len() >= WRITE_BEHIND {
+                return self.write_now(offset, data);
+            }
+            self.pending_at = offset;
+        }
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(WRITE_BEHIND);
+        }
+        self.pending.extend_from_slice(data);
+        if self.pending.len() == WRITE_BEHIND {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes out the data held back.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let result = self.write_now(self.pending_at, &pending);
+        // Keep the allocation for the next run of data.
+        self.pending = pending;
+        self.pending.clear();
+        result
+    }
+
+    fn write_now(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)?;
-        self.written.add(offset, end);
+        self.written.add(offset, offset + data.len() as u64);
         self.checkpoint
             .contiguous
             .store(self.written.contiguous, Ordering::Release);
+        self.hash_up_to_contiguous(Some((offset, data)))
+    }
+
+    /// Brings the hash up to the contiguous prefix: from `fresh` (data just written at an
+    /// offset) where it covers the next bytes, else reading the file back (after a hole was
+    /// filled, or for what an earlier attempt wrote).
+    fn hash_up_to_contiguous(&mut self, fresh: Option<(u64, &[u8])>) -> io::Result<()> {
+        let target = self.written.contiguous;
+        let mut scratch = Vec::new();
+        while self.hashed < target {
+            if let Some((at, data)) = fresh
+                && at <= self.hashed
+                && self.hashed < at + data.len() as u64
+            {
+                let from = usize::try_from(self.hashed - at).map_err(io::Error::other)?;
+                let to = usize::try_from(target.min(at + data.len() as u64) - at)
+                    .map_err(io::Error::other)?;
+                self.hasher.update(&data[from..to]);
+                self.hashed += (to - from) as u64;
+                continue;
+            }
+            let mut end = target.min(self.hashed + WRITE_BEHIND as u64);
+            if let Some((at, _)) = fresh
+                && at > self.hashed
+            {
+                end = end.min(at);
+            }
+            let len = usize::try_from(end - self.hashed).map_err(io::Error::other)?;
+            scratch.resize(len, 0);
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut scratch, self.hashed)?;
+            self.hasher.update(&scratch);
+            self.hashed = end;
+        }
         Ok(())
     }
 
@@ -129,17 +217,28 @@ impl PartFile {
         self.checkpoint.clone()
     }
 
-    /// Records progress so that a restart resumes from here.
+    /// Writes out what is held back and records progress so that a restart resumes from here.
     pub fn save_meta(&mut self) -> io::Result<()> {
+        self.flush()?;
         self.checkpoint.save()
     }
 
     /// Checks the whole file against the expected hash and, if it matches, moves it to a free
     /// name in its folder (`NAME`, or `NAME (1).ext`, ... never overwriting). Returns the final
     /// path and the last byte's value.
-    pub fn finish(self, name: &str) -> Result<(PathBuf, Option<u8>), FinishError> {
+    pub fn finish(mut self, name: &str) -> Result<(PathBuf, Option<u8>), FinishError> {
+        self.flush().map_err(FinishError::Io)?;
         self.file.sync_all().map_err(FinishError::Io)?;
-        let actual = wire::hash_file(&self.path).map_err(FinishError::Io)?;
+        if self.written.contiguous != self.size {
+            return Err(FinishError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file is incomplete: {} of {} bytes",
+                    self.written.contiguous, self.size
+                ),
+            )));
+        }
+        let actual = self.hasher.finalize().to_hex().to_string();
         if actual != self.hash {
             // Nothing in it can be trusted: start clean next time.
             let _ = std::fs::remove_file(&self.path);
@@ -176,6 +275,10 @@ impl PartFile {
 impl transport::Sink for PartFile {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         PartFile::write_at(self, offset, data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        PartFile::flush(self)
     }
 }
 
@@ -333,6 +436,85 @@ mod tests {
         ));
         assert!(!dir.path().join("x").exists());
         assert!(!dir.path().join("x.part").exists());
+    }
+
+    /// `len` bytes that differ from place to place, and their hash.
+    fn content(len: usize) -> (Vec<u8>, String) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 7919) as u8).collect();
+        let hash = blake3::hash(&data).to_hex().to_string();
+        (data, hash)
+    }
+
+    #[test]
+    fn data_out_of_order_and_repeated_is_gathered_hashed_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, hash) = content(3 * WRITE_BEHIND + 12_345);
+        let mut part = PartFile::open(dir.path(), "d.bin", &hash, data.len() as u64).unwrap();
+        // Datagram-sized pieces: the second half first, a hole filled late, repeats.
+        let pieces: Vec<(usize, usize)> = (0..data.len())
+            .step_by(65_000)
+            .map(|at| (at, (at + 65_000).min(data.len())))
+            .collect();
+        let (first, second) = pieces.split_at(pieces.len() / 2);
+        for &(a, b) in second.iter().chain(&first[1..]).chain(&first[..1]) {
+            part.write_at(a as u64, &data[a..b]).unwrap();
+        }
+        for &(a, b) in &pieces[3..6] {
+            part.write_at(a as u64, &data[a..b]).unwrap();
+        }
+        let (path, last) = part.finish("d.bin").unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), data);
+        assert_eq!(last, data.last().copied());
+    }
+
+    #[test]
+    fn in_order_data_reaches_the_disk_on_flush_or_when_a_megabyte_is_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, hash) = content(2 * WRITE_BEHIND);
+        let mut part = PartFile::open(dir.path(), "f.bin", &hash, data.len() as u64).unwrap();
+        part.write_at(0, &data[..1000]).unwrap();
+        assert_eq!(part.bytes(), 0, "held back");
+        part.flush().unwrap();
+        assert_eq!(part.bytes(), 1000);
+        for at in (1000..WRITE_BEHIND + 1000).step_by(1024) {
+            part.write_at(at as u64, &data[at..at + 1024]).unwrap();
+        }
+        assert_eq!(
+            part.bytes(),
+            (WRITE_BEHIND + 1000) as u64,
+            "a full megabyte went out"
+        );
+        assert_eq!(
+            part.checkpoint.contiguous.load(Ordering::Acquire),
+            part.bytes()
+        );
+    }
+
+    #[test]
+    fn a_resumed_part_hashes_what_the_earlier_attempt_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, hash) = content(WRITE_BEHIND + 777);
+        let half = data.len() / 2;
+        let mut part = PartFile::open(dir.path(), "r.bin", &hash, data.len() as u64).unwrap();
+        part.write_at(0, &data[..half]).unwrap();
+        part.save_meta().unwrap();
+        drop(part);
+        let mut part = PartFile::open(dir.path(), "r.bin", &hash, data.len() as u64).unwrap();
+        assert_eq!(part.contiguous(), half as u64);
+        part.write_at(half as u64, &data[half..]).unwrap();
+        let (path, _) = part.finish("r.bin").unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_file_with_a_hole_is_not_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, hash) = content(10_000);
+        let mut part = PartFile::open(dir.path(), "h.bin", &hash, data.len() as u64).unwrap();
+        part.write_at(0, &data[..4000]).unwrap();
+        part.write_at(5000, &data[5000..]).unwrap();
+        assert!(matches!(part.finish("h.bin"), Err(FinishError::Io(_))));
+        assert!(!dir.path().join("h.bin").exists());
     }
 
     #[test]

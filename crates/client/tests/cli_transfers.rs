@@ -176,6 +176,35 @@ async fn busy_when_every_port_is_taken_and_no_queue_is_allowed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_datagrams_on_request_and_a_clear_error_below_the_minimum() {
+    let server = start_with(|_| {}).await;
+    let data: Vec<u8> = (0..700_001u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(server.files.path().join("s.bin"), &data).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let get = |name: &'static str, size: &'static str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_messenger"));
+        cmd.args(["--server", &server.addr, "--name", name])
+            .args(["--max-datagram", size, "--download-dir"])
+            .arg(dest.path())
+            .args(["get", "s.bin"])
+            .stdin(Stdio::null());
+        cmd
+    };
+    let output = get("small", "1200").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(std::fs::read(dest.path().join("s.bin")).unwrap(), data);
+
+    let output = get("tiny", "576").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(
+        stderr.contains("--max-datagram") && stderr.contains("1200"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
     let server = start_with(|_| {}).await;
     let data = vec![42u8; 1_234_567];

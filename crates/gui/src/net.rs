@@ -190,7 +190,7 @@ async fn execute(command: Command, session: &mut Option<(Client, client::Events)
             let opts = DownloadOptions {
                 dir,
                 pause_at,
-                save_as: None,
+                ..DownloadOptions::default()
             };
             client.download(&file, opts).await.map(drop)
         }

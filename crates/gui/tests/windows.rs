@@ -233,7 +233,7 @@ fn server_window_lists_users_and_stops() {
     let opts = client::DownloadOptions {
         dir: dest.path().to_path_buf(),
         pause_at: Some(50.0),
-        save_as: None,
+        ..client::DownloadOptions::default()
     };
     let (ann, mut ann_events) = (_a, _ea);
     rt.block_on(ann.download("f.bin", opts)).unwrap();

@@ -17,8 +17,15 @@ pub trait Source {
 
 /// The receiver's destination.
 pub trait Sink {
-    /// Writes `data` at `offset`. Data may arrive out of order and more than once.
+    /// Writes `data` at `offset`. Data may arrive out of order and more than once. A sink may
+    /// hold data back (to write it in larger pieces) until [`Sink::flush`].
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
+
+    /// Writes out whatever is held back. The receiver calls it before it tells the sender
+    /// that every byte arrived, and when it pauses.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Source for std::fs::File {
@@ -74,5 +81,9 @@ impl Sink for Vec<u8> {
 impl<T: Sink + ?Sized> Sink for &mut T {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         (**self).write_at(offset, data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
     }
 }

@@ -197,6 +197,8 @@ impl<K: Sink> Receiver<K> {
                 .max(self.contiguous);
             self.granted = highest;
             self.ping_at = Some(now + self.config.keepalive);
+            // What arrived is on disk while we wait (a restart resumes from it).
+            self.flush_sink();
         } else {
             self.granted = self.window_limit();
             self.ping_at = None;
@@ -379,8 +381,21 @@ impl<K: Sink> Receiver<K> {
         self.check_done(now);
     }
 
+    /// Writes out what the sink holds back; if it cannot, the transfer cannot succeed.
+    fn flush_sink(&mut self) {
+        if let Err(err) = self.sink.flush() {
+            tracing::warn!(%err, "cannot write the stream");
+            self.abort(AbortReason::SinkFailed);
+        }
+    }
+
     fn check_done(&mut self, now: Instant) {
         if self.state == State::Open && self.total == Some(self.contiguous) {
+            // Every byte must be written before we say so.
+            self.flush_sink();
+            if self.state == State::Closed {
+                return;
+            }
             self.state = State::Done;
             self.retry_at = Some(now);
             self.retry_every = RETRY;

@@ -12,7 +12,7 @@ pub async fn run(
     name: &str,
     file: &str,
     output: Option<&Path>,
-    download_dir: &Path,
+    download: &DownloadOptions,
     json: bool,
 ) -> ExitCode {
     let fail = |sentence: String| {
@@ -34,12 +34,12 @@ pub async fn run(
             };
             (dir.to_path_buf(), Some(name.to_owned()))
         }
-        None => (download_dir.to_path_buf(), None),
+        None => (download.dir.clone(), None),
     };
     let opts = DownloadOptions {
         dir,
-        pause_at: None,
         save_as,
+        ..download.clone()
     };
     let id = match client.download(file, opts).await {
         Ok(id) => id,
