@@ -33,6 +33,9 @@ pub struct Config {
     pub rate_limit: f64,
     /// Requests one client may make in a burst above the average.
     pub rate_burst: u32,
+    /// How long join and leave notices are gathered before they go out together (they go out
+    /// at once when a message from the user concerned is about to be delivered).
+    pub notice_delay: Duration,
 }
 
 impl Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             rate_limit: 50.0,
             rate_burst: 200,
+            notice_delay: Duration::from_millis(50),
         }
     }
 }

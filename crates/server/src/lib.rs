@@ -14,6 +14,7 @@ mod catalog;
 mod config;
 mod hashes;
 mod limit;
+mod notices;
 mod registry;
 mod session;
 mod transfers;
@@ -105,6 +106,7 @@ impl Server {
     pub async fn run(self, stop: CancellationToken) {
         let tracker = TaskTracker::new();
         tracker.spawn(warm_hashes(Arc::clone(&self.shared)));
+        tracker.spawn(deliver_notices(Arc::clone(&self.shared)));
         let mut next_session: u64 = 1;
         let pending = Arc::new(tokio::sync::Semaphore::new(self.shared.config.max_pending));
         loop {
@@ -143,6 +145,19 @@ impl Server {
         {
             tracing::warn!("some connections did not close in time");
         }
+    }
+}
+
+/// Delivers join and leave notices in batches: once some are waiting, a short while later
+/// (`notice_delay`), everything gathered by then goes out together.
+async fn deliver_notices(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = shared.registry.notices_waiting() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        tokio::time::sleep(shared.config.notice_delay).await;
+        shared.registry.flush_notices();
     }
 }
 

@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         rate_limit: args.rate_limit,
         rate_burst: args.rate_burst,
+        ..server::Config::default()
     };
     let server = server::Server::bind(config).await?;
     tracing::info!(

@@ -2,12 +2,15 @@
 //!
 //! The registry is the single owner of the user table. Its lock is never held across an await:
 //! delivering a message is a `try_send` into the recipient's bounded outbox, so a slow client
-//! can never stall the sender or anyone else; it is disconnected instead.
+//! can never stall the sender or anyone else; it is disconnected instead. Join and leave notices
+//! are gathered into batches (see [`crate::notices`]) so that a crowd joining at once costs each
+//! recipient one queue entry per batch rather than one per newcomer.
 
+use crate::notices::Notices;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use wire::{ErrorCode, ServerMsg, name_key};
 
@@ -127,36 +130,92 @@ struct Member {
     name: String,
     session: u64,
     outbox: Outbox,
+    /// Sequence number of this member's own `joined` notice: its welcome listed everyone up to
+    /// there, so it gets only later notices.
+    seen: u64,
+}
+
+/// Most bytes of notices gathered before they go out without waiting for the interval, so a
+/// batch stays a reasonable single queue entry (about a thousand notices).
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// What the registry's lock protects.
+#[derive(Default)]
+struct Table {
+    /// Keyed by name ignoring case, in that order (the order of the welcome's user list).
+    members: BTreeMap<String, Member>,
+    /// Join and leave notices not yet delivered.
+    notices: Notices,
+}
+
+impl Table {
+    /// Delivers the pending notices, one shared queue entry per member; returns the members
+    /// whose queues were full.
+    fn flush(&mut self) -> Vec<(String, u64)> {
+        if self.notices.is_empty() {
+            return Vec::new();
+        }
+        let batch = self.notices.take();
+        let mut slow = Vec::new();
+        for member in self.members.values() {
+            if let Some(frames) = batch.after(member.seen)
+                && member.outbox.deliver(frames) == Delivery::Full
+            {
+                slow.push((member.name.clone(), member.session));
+            }
+        }
+        slow
+    }
+
+    /// Queues a notice for everyone online; returns slow members if the batch had to go out
+    /// at once because it was full.
+    fn notice(&mut self, frame: &[u8]) -> (u64, Vec<(String, u64)>) {
+        let seq = self.notices.push(frame);
+        let slow = if self.notices.byte_len() >= MAX_BATCH_BYTES {
+            self.flush()
+        } else {
+            Vec::new()
+        };
+        (seq, slow)
+    }
 }
 
 /// The online users, keyed by name ignoring case.
+///
+/// Chat messages are queued for their recipients at once. Join and leave notices are gathered
+/// and go out together when [`Registry::flush_notices`] is called (the server does so a short
+/// interval after the first one), or at once when a message is about to be delivered, so that a
+/// user's messages never overtake the notice of their join.
 pub struct Registry {
-    members: RwLock<HashMap<String, Member>>,
+    table: RwLock<Table>,
     max_clients: usize,
+    /// Woken when notices start waiting.
+    noticed: Notify,
 }
 
 impl Registry {
     /// An empty registry that admits at most `max_clients` users.
     pub fn new(max_clients: usize) -> Self {
         Self {
-            members: RwLock::new(HashMap::new()),
+            table: RwLock::new(Table::default()),
             max_clients,
+            noticed: Notify::new(),
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Member>> {
-        // A panic elsewhere cannot leave the map half-updated (every update is one insert or
-        // remove), so a poisoned lock is still safe to use.
-        self.members.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, Table> {
+        // A panic elsewhere cannot leave the table half-updated (every update is one insert,
+        // remove or append), so a poisoned lock is still safe to use.
+        self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Member>> {
-        self.members.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Number of users online.
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.read().members.len()
     }
 
     /// True when nobody is online.
@@ -164,7 +223,8 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Adds `name` and queues `welcome(users)` as its first frame, then tells everyone else.
+    /// Adds `name` and queues `welcome(users)` as its first frame; everyone else hears of it
+    /// with the next batch of notices.
     pub fn join(
         &self,
         name: &str,
@@ -174,16 +234,22 @@ impl Registry {
     ) -> Result<(), ErrorCode> {
         let key = name_key(name);
         let slow = {
-            let mut members = self.write();
-            if members.contains_key(&key) {
+            let mut table = self.write();
+            if table.members.contains_key(&key) {
                 return Err(ErrorCode::NameTaken);
             }
-            if members.len() >= self.max_clients {
+            if table.members.len() >= self.max_clients {
                 return Err(ErrorCode::ServerFull);
             }
-            let mut users: Vec<String> = members.values().map(|m| m.name.clone()).collect();
-            users.push(name.to_owned());
-            users.sort_by_key(|n| name_key(n));
+            let mut users = Vec::with_capacity(table.members.len() + 1);
+            let mut me = Some(name.to_owned());
+            for (k, member) in &table.members {
+                if me.is_some() && k.as_str() > key.as_str() {
+                    users.extend(me.take());
+                }
+                users.push(member.name.clone());
+            }
+            users.extend(me);
             // The queue is new and empty, so the welcome always fits and always comes first.
             outbox.deliver(welcome(users).to_frame());
             let joined = ServerMsg::Joined {
@@ -191,58 +257,64 @@ impl Registry {
                 time: now_millis(),
             }
             .to_frame();
-            let slow = fan_out(&members, session, &joined);
-            members.insert(
+            let (seen, slow) = table.notice(&joined);
+            table.members.insert(
                 key,
                 Member {
                     name: name.to_owned(),
                     session,
                     outbox,
+                    seen,
                 },
             );
             slow
         };
+        self.noticed.notify_one();
         self.evict(slow);
         Ok(())
     }
 
     /// Removes the user of `session` (if still registered) and tells the others why.
     pub fn leave(&self, name: &str, session: u64, reason: CloseReason) {
-        let removed = {
-            let mut members = self.write();
-            let key = name_key(name);
-            match members.get(&key) {
-                Some(m) if m.session == session => members.remove(&key),
-                _ => None,
-            }
-        };
-        if let Some(member) = removed {
-            member.outbox.close(reason);
-            self.announce_left(&member.name, reason);
+        if let Some(slow) = self.remove(name, session, reason) {
+            self.evict(slow);
         }
     }
 
     /// Queues `frame` for every user but the sender.
     pub fn broadcast(&self, from_session: u64, frame: &Bytes) {
-        let slow = fan_out(&self.read(), from_session, frame);
+        let slow = {
+            let table = self.read();
+            if table.notices.is_empty() {
+                fan_out(&table.members, from_session, frame)
+            } else {
+                drop(table);
+                let mut table = self.write();
+                let mut slow = table.flush();
+                slow.extend(fan_out(&table.members, from_session, frame));
+                slow
+            }
+        };
         self.evict(slow);
     }
 
     /// Queues `frame` for the user called `to`.
     pub fn send_to(&self, to: &str, frame: Bytes) -> Result<(), ErrorCode> {
-        let delivery = {
-            let members = self.read();
-            let member = members.get(&name_key(to)).ok_or(ErrorCode::NoSuchUser)?;
-            (
-                member.outbox.deliver(frame),
-                member.session,
-                member.name.clone(),
-            )
+        let key = name_key(to);
+        let mut slow = Vec::new();
+        let delivered = {
+            let table = self.read();
+            if table.notices.is_empty() {
+                deliver_to(&table.members, &key, frame, &mut slow)
+            } else {
+                drop(table);
+                let mut table = self.write();
+                slow = table.flush();
+                deliver_to(&table.members, &key, frame, &mut slow)
+            }
         };
-        if let (Delivery::Full, session, name) = delivery {
-            self.evict(vec![(name, session)]);
-        }
-        Ok(())
+        self.evict(slow);
+        delivered
     }
 
     /// Queues a reply for the user of `session` itself; a client that cannot take even its own
@@ -255,42 +327,64 @@ impl Registry {
 
     /// Names online, sorted ignoring case.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.read().values().map(|m| m.name.clone()).collect();
-        names.sort_by_key(|n| name_key(n));
-        names
+        self.read()
+            .members
+            .values()
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Delivers the join and leave notices gathered so far.
+    pub fn flush_notices(&self) {
+        let slow = self.write().flush();
+        self.evict(slow);
+    }
+
+    /// Resolves when notices are waiting for [`Registry::flush_notices`] (or may be: a wake-up
+    /// can find them delivered already by a message that needed them out first).
+    pub async fn notices_waiting(&self) {
+        self.noticed.notified().await;
     }
 
     /// Closes every connection with `reason`, telling nobody (everyone is going).
     pub fn close_all(&self, reason: CloseReason) {
-        for member in self.write().drain().map(|(_, m)| m) {
+        let mut table = self.write();
+        table.notices = Notices::default();
+        for member in std::mem::take(&mut table.members).into_values() {
             member.outbox.close(reason);
         }
     }
 
-    /// Disconnects slow consumers. Announcing their departure can find further slow ones, so
-    /// this works through a list until it is empty.
-    fn evict(&self, mut slow: Vec<(String, u64)>) {
-        while let Some((name, session)) = slow.pop() {
-            let removed = {
-                let mut members = self.write();
-                let key = name_key(&name);
-                match members.get(&key) {
-                    Some(m) if m.session == session => members.remove(&key),
-                    _ => None,
-                }
-            };
-            let Some(member) = removed else { continue };
+    /// Removes the user of `session`, if still registered, closes its connection and queues
+    /// the notice of its leaving; returns the members found slow if that notice had to go out.
+    fn remove(&self, name: &str, session: u64, reason: CloseReason) -> Option<Vec<(String, u64)>> {
+        let (member, slow) = {
+            let mut table = self.write();
+            let key = name_key(name);
+            if !matches!(table.members.get(&key), Some(m) if m.session == session) {
+                return None;
+            }
+            let member = table.members.remove(&key)?;
+            let slow = table.notice(&left_frame(&member.name, reason)).1;
+            (member, slow)
+        };
+        if reason == CloseReason::SlowConsumer {
             tracing::info!(user = %member.name, "disconnecting slow consumer");
-            member.outbox.close(CloseReason::SlowConsumer);
-            let left = left_frame(&member.name, CloseReason::SlowConsumer);
-            slow.extend(fan_out(&self.read(), session, &left));
         }
+        member.outbox.close(reason);
+        self.noticed.notify_one();
+        Some(slow)
     }
 
-    fn announce_left(&self, name: &str, reason: CloseReason) {
-        let frame = left_frame(name, reason);
-        // The leaver is no longer registered, so session 0 (never used) excludes nobody.
-        self.broadcast(0, &frame);
+    /// Disconnects slow consumers. Announcing their departure can find further slow ones (when
+    /// a full batch goes out at once), so this works through a list until it is empty.
+    fn evict(&self, mut slow: Vec<(String, u64)>) {
+        while let Some((name, session)) = slow.pop() {
+            slow.extend(
+                self.remove(&name, session, CloseReason::SlowConsumer)
+                    .unwrap_or_default(),
+            );
+        }
     }
 }
 
@@ -304,7 +398,7 @@ fn left_frame(name: &str, reason: CloseReason) -> Bytes {
 }
 
 /// Queues `frame` for every member but `except`; returns the members whose queues were full.
-fn fan_out(members: &HashMap<String, Member>, except: u64, frame: &Bytes) -> Vec<(String, u64)> {
+fn fan_out(members: &BTreeMap<String, Member>, except: u64, frame: &Bytes) -> Vec<(String, u64)> {
     let mut slow = Vec::new();
     for member in members.values().filter(|m| m.session != except) {
         if member.outbox.deliver(frame.clone()) == Delivery::Full {
@@ -312,6 +406,20 @@ fn fan_out(members: &HashMap<String, Member>, except: u64, frame: &Bytes) -> Vec
         }
     }
     slow
+}
+
+/// Queues `frame` for the member whose key is `key`, noting it in `slow` if its queue is full.
+fn deliver_to(
+    members: &BTreeMap<String, Member>,
+    key: &str,
+    frame: Bytes,
+    slow: &mut Vec<(String, u64)>,
+) -> Result<(), ErrorCode> {
+    let member = members.get(key).ok_or(ErrorCode::NoSuchUser)?;
+    if member.outbox.deliver(frame) == Delivery::Full {
+        slow.push((member.name.clone(), member.session));
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch: the server's timestamp for messages and notices.
@@ -355,6 +463,79 @@ mod tests {
         assert_eq!(reg.names(), vec!["Alice", "bob"]);
     }
 
+    /// Every frame of every queue entry waiting in `rx`, one `Vec` per entry.
+    fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Vec<ServerMsg>> {
+        let mut entries = Vec::new();
+        while let Ok(mut entry) = rx.try_recv() {
+            let mut msgs = Vec::new();
+            while !entry.is_empty() {
+                let len = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]) as usize;
+                msgs.push(decode(entry.split_to(4 + len)));
+            }
+            entries.push(msgs);
+        }
+        entries
+    }
+
+    fn joined_names(msgs: &[ServerMsg]) -> Vec<String> {
+        msgs.iter()
+            .map(|m| match m {
+                ServerMsg::Joined { name, .. } => name.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_crowd_joining_reaches_each_member_as_one_queue_entry_of_later_joins_only() {
+        let reg = Registry::new(100);
+        let mut rxs = Vec::new();
+        for i in 0..50 {
+            let (outbox, rx) = Outbox::new(3);
+            reg.join(&format!("u{i:02}"), i + 1, outbox, welcome)
+                .unwrap();
+            rxs.push(rx);
+        }
+        reg.flush_notices();
+        let first = drain(&mut rxs[0]);
+        assert_eq!(first.len(), 2, "the welcome, then one entry for 49 joins");
+        let expected: Vec<String> = (1..50).map(|i| format!("u{i:02}")).collect();
+        assert_eq!(joined_names(&first[1]), expected, "in the order of joining");
+        // u10's welcome listed u00..u10; it hears of u11 onwards only.
+        let tenth = drain(&mut rxs[10]);
+        let ServerMsg::Welcome { users, .. } = &tenth[0][0] else {
+            panic!()
+        };
+        assert_eq!(users.len(), 11);
+        assert_eq!(joined_names(&tenth[1]), expected[10..]);
+        // The last one to join was told everything in its welcome.
+        assert_eq!(drain(&mut rxs[49]).len(), 1);
+        // Nothing left to send: flushing again queues nothing.
+        reg.flush_notices();
+        assert!(drain(&mut rxs[0]).is_empty());
+    }
+
+    #[test]
+    fn a_message_never_overtakes_the_notice_of_its_senders_join() {
+        let reg = Registry::new(10);
+        let (a, mut a_rx) = Outbox::new(10);
+        let (b, _b_rx) = Outbox::new(10);
+        reg.join("alice", 1, a, welcome).unwrap();
+        reg.join("bob", 2, b, welcome).unwrap();
+        let hi = ServerMsg::Message {
+            from: "bob".into(),
+            text: "hi".into(),
+            private: false,
+            time: 0,
+        };
+        reg.broadcast(2, &hi.to_frame());
+        reg.send_to("alice", hi.to_frame()).unwrap();
+        let entries = drain(&mut a_rx);
+        assert!(matches!(&entries[0][..], [ServerMsg::Welcome { .. }]));
+        assert!(matches!(&entries[1][..], [ServerMsg::Joined { name, .. }] if name == "bob"));
+        assert_eq!(entries[2..], [vec![hi.clone()], vec![hi]]);
+    }
+
     #[test]
     fn a_full_queue_evicts_only_that_member_and_tells_the_others() {
         let reg = Registry::new(10);
@@ -363,19 +544,38 @@ mod tests {
         let (sender, _sender_rx) = Outbox::new(100);
         reg.join("slow", 1, slow.clone(), welcome).unwrap();
         reg.join("fast", 2, fast, welcome).unwrap();
+        reg.flush_notices();
+        // slow's queue holds: welcome, the batch with joined(fast); the next batch overflows it.
+        assert_eq!(slow.reason(), None, "a batch takes one place in the queue");
         reg.join("sender", 3, sender, welcome).unwrap();
-        // slow's queue holds: welcome, joined(fast); joined(sender) overflowed it.
+        reg.flush_notices();
         assert_eq!(slow.reason(), Some(CloseReason::SlowConsumer));
         assert_eq!(reg.names(), vec!["fast", "sender"]);
-        let mut seen = Vec::new();
-        while let Ok(frame) = fast_rx.try_recv() {
-            seen.push(decode(frame));
-        }
+        reg.flush_notices();
+        let seen: Vec<ServerMsg> = drain(&mut fast_rx).into_iter().flatten().collect();
         assert!(
             seen.iter()
                 .any(|m| matches!(m, ServerMsg::Left { name, reason, .. }
             if name == "slow" && reason == "slow_consumer"))
         );
+    }
+
+    #[test]
+    fn leaves_are_batched_like_joins_and_the_leaver_hears_nothing_more() {
+        let reg = Registry::new(10);
+        let (a, mut a_rx) = Outbox::new(10);
+        let (b, mut b_rx) = Outbox::new(10);
+        reg.join("alice", 1, a, welcome).unwrap();
+        reg.join("bob", 2, b, welcome).unwrap();
+        reg.leave("bob", 2, CloseReason::Quit);
+        reg.flush_notices();
+        let entries = drain(&mut a_rx);
+        assert!(matches!(
+            &entries[1][..],
+            [ServerMsg::Joined { .. }, ServerMsg::Left { name, reason, .. }]
+            if name == "bob" && reason == "quit"
+        ));
+        assert_eq!(drain(&mut b_rx).len(), 1, "only its welcome");
     }
 
     #[test]

@@ -99,6 +99,31 @@ async fn joins_and_leaves_are_seen_by_every_other_client() {
 }
 
 #[tokio::test]
+async fn a_newcomers_first_message_comes_after_the_notice_of_its_join() {
+    // Notices are gathered for a long while here; the message must not wait for them, nor
+    // overtake them.
+    let server = start_with(|c| c.notice_delay = Duration::from_secs(30)).await;
+    let (_watcher, mut events) = join(&server, "watcher").await;
+    let mut raw = RawClient::connect(&server.addr).await;
+    raw.hello("eager").await;
+    raw.send(&ClientMsg::SendAll {
+        text: "first!".into(),
+        req: None,
+    })
+    .await;
+    let event = next(&mut events).await;
+    assert!(
+        matches!(&event, Event::Joined { name, .. } if name == "eager"),
+        "{event:?}"
+    );
+    let event = next(&mut events).await;
+    assert!(
+        matches!(&event, Event::Message { from, text, .. } if from == "eager" && text == "first!"),
+        "{event:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_dropped_connection_is_announced_as_left() {
     let server = start().await;
     let (_watcher, mut events) = join(&server, "watcher").await;
