@@ -5,12 +5,15 @@ use crate::Shared;
 use crate::limit::TokenBucket;
 use crate::registry::{CloseReason, Outbox, now_millis};
 use crate::transfers::{Admitted, Request};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -22,6 +25,8 @@ use wire::{
 
 /// Most bytes the writer gathers from the outbox into one socket write.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Most frames in one socket write (well under the system's limit of 1024 buffers).
+const MAX_SLICES: usize = 64;
 /// How long a closing connection may take to flush its last frames.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -365,9 +370,12 @@ fn message_frame(from: &str, text: String, private: bool) -> Bytes {
 
 /// Drains the outbox onto the socket, many frames per write. When the connection is closed it
 /// flushes what is queued, sends the `bye` frame and shuts the socket.
+///
+/// Frames go out with vectored writes straight from the shared buffers they were queued in: a
+/// broadcast or a batch of notices is never copied per recipient, and an idle client holds no
+/// write buffer.
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbox: Outbox) {
-    // Grows only when there is something to send: idle clients cost no buffer.
-    let mut batch = BytesMut::new();
+    let mut frames: VecDeque<Bytes> = VecDeque::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -375,39 +383,79 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbo
             () = outbox.closed() => None,
         };
         let Some(first) = first else { break };
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
+        let mut bytes = first.len();
+        frames.push_back(first);
+        while bytes < WRITE_BATCH && frames.len() < MAX_SLICES {
             match rx.try_recv() {
-                Ok(frame) => batch.extend_from_slice(&frame),
+                Ok(frame) => {
+                    bytes += frame.len();
+                    frames.push_back(frame);
+                }
                 Err(_) => break,
             }
         }
-        let write = wr.write_all_buf(&mut batch);
         let written = tokio::select! {
-            res = write => res.is_ok(),
+            res = write_frames(&mut wr, &mut frames) => res.is_ok(),
             // A client that does not read is evicted once its queue fills; stop waiting then.
             () = outbox.closed() => false,
         };
         if !written {
             break;
         }
+        if frames.capacity() > MAX_SLICES {
+            frames = VecDeque::new();
+        }
     }
     let reason = outbox.reason().unwrap_or(CloseReason::Disconnected);
     let _ = timeout(LINGER, async {
+        // A frame cut short by the close is finished first, so the stream stays well-formed.
         if reason != CloseReason::SlowConsumer {
             // Whatever was queued before the close still goes out (e.g. a reply to the request
             // that preceded a quit). A slow consumer gets only the bye.
             while let Ok(frame) = rx.try_recv() {
-                batch.extend_from_slice(&frame);
+                frames.push_back(frame);
             }
         }
         if reason != CloseReason::Disconnected {
-            batch.extend_from_slice(&reason.bye().to_frame());
+            frames.push_back(reason.bye().to_frame());
         }
-        let _ = wr.write_all_buf(&mut batch).await;
+        let _ = write_frames(&mut wr, &mut frames).await;
         let _ = wr.shutdown().await;
     })
     .await;
+}
+
+/// Writes `frames` in order, removing each once it is on the socket. If the future is dropped
+/// half-way, `frames` holds exactly what was not written yet (a frame cut short keeps its tail).
+async fn write_frames(wr: &mut OwnedWriteHalf, frames: &mut VecDeque<Bytes>) -> io::Result<()> {
+    while !frames.is_empty() {
+        // The slices live only while polling, so they do not take room in every idle writer.
+        let mut written = std::future::poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = frames.len().min(MAX_SLICES);
+            for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
+                *slice = IoSlice::new(frame);
+            }
+            Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count])
+        })
+        .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = frames.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                frames.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes one frame straight to the socket, before the writer task exists.
