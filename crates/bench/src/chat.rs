@@ -1,14 +1,29 @@
-//! Chat load: N clients joined to a real `messenger-server` process; some send to everyone at a
-//! set rate; every receiver measures end-to-end latency. Reports deliveries per second, latency
-//! percentiles and the server's memory and CPU (from /proc).
+//! Chat load: N clients joined to a real server process; some of them send to everyone (and,
+//! optionally, privately to one client picked at random) at a set rate; every receiver measures
+//! end-to-end latency. Reports how long the crowd took to join, deliveries per second, latency
+//! percentiles, and the CPU and memory of the server and of this generator (from /proc).
+//!
+//! The server is `messenger-server`, or ngIRCd for comparison (its channel standing for
+//! "everyone"). Senders talk to messenger through the client library; the crowd of receivers
+//! speaks the protocol directly and looks at nothing but the chat messages, because all the
+//! clients share the machine with the server and a heavier receiver would measure itself.
+
+mod irc;
 
 use anyhow::{Context, bail};
+use bytes::{Bytes, BytesMut};
 use client::{Client, Event};
+use std::borrow::Cow;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::task::JoinHandle;
+use tokio_util::codec::Decoder;
+use wire::{ClientMsg, FrameCodec, PROTOCOL_VERSION};
 
 /// Options of the chat benchmark.
 #[derive(Debug, clap::Args)]
@@ -19,17 +34,500 @@ pub struct Args {
     /// Of those, how many send.
     #[arg(long, default_value_t = 10)]
     senders: usize,
-    /// Messages per second each sender sends to everyone (0 = only measure idle clients).
-    #[arg(long, default_value_t = 50.0)]
+    /// Messages per second each sender sends to everyone (0 with --private-rate 0: only
+    /// measure the joining and the idle clients).
+    #[arg(long, default_value_t = 60.0)]
     rate: f64,
+    /// Private messages per second each sender sends, each to one client picked at random.
+    #[arg(long, default_value_t = 0.0)]
+    private_rate: f64,
     /// Seconds of sending.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Clients joining at the same time.
+    #[arg(long, default_value_t = 50)]
+    join_concurrency: usize,
+    /// The server under load: messenger, or ngircd (an IRC server from Debian, `apt-get
+    /// install ngircd`) with every client in one channel.
+    #[arg(long, value_enum, default_value_t = Peer::Messenger)]
+    server: Peer,
 }
 
+/// Which server the load goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Peer {
+    /// `messenger-server`, built beside this binary.
+    Messenger,
+    /// ngIRCd, the IRC server packaged by Debian.
+    Ngircd,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Peer::Messenger => "messenger",
+            Peer::Ngircd => "ngIRCd",
+        })
+    }
+}
+
+/// How long after the last message was sent deliveries are still waited for. Whatever arrives
+/// later counts as not delivered.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Runs the benchmark and prints its tables (markdown) on stdout.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let server = Server::start(args.server, args.clients)?;
+    let pid = server.child.id();
+    let (rss_before, _) = usage(pid)?;
+    let tally = Arc::new(Tally {
+        epoch: Instant::now(),
+        measuring: AtomicBool::new(false),
+    });
+    eprintln!("joining {} clients", args.clients);
+    let joining = Instant::now();
+    let crowd = join_all(&server, &args, &tally).await?;
+    let join_secs = joining.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss_idle, _) = usage(pid)?;
+    println!("| server | clients | join time | server RSS idle | RSS per client |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.1} s | {:.1} MiB | {:.1} KiB |",
+        args.server,
+        args.clients,
+        join_secs,
+        mib(rss_idle),
+        rss_idle.saturating_sub(rss_before) as f64 / 1024.0 / args.clients.max(1) as f64
+    );
+    let sending = args.senders > 0 && (args.rate > 0.0 || args.private_rate > 0.0);
+    if !sending {
+        return Ok(());
+    }
+    let (links, readers): (Vec<Link>, Vec<JoinHandle<Seen>>) = crowd.into_iter().unzip();
+    let mut links = links.into_iter();
+    let senders: Vec<Link> = links.by_ref().take(args.senders).collect();
+    let mut idle: Vec<Link> = links.collect();
+
+    let (_, cpu_before) = usage(pid)?;
+    let (_, own_before) = usage(std::process::id())?;
+    let start_us = tally.now_us();
+    let started = Instant::now();
+    tally.measuring.store(true, Ordering::Relaxed);
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for (me, link) in senders.into_iter().enumerate() {
+        let load = Load {
+            me,
+            clients: args.clients,
+            rate: args.rate,
+            private_rate: args.private_rate,
+            deadline,
+        };
+        tasks.push(tokio::spawn(load.send(link, Arc::clone(&tally))));
+    }
+    let (mut sent_all, mut sent_private) = (0, 0);
+    let mut senders = Vec::new();
+    for task in tasks {
+        let (link, all, private) = task.await?;
+        sent_all += all;
+        sent_private += private;
+        senders.push(link);
+    }
+    tokio::time::sleep(DRAIN).await;
+    tally.measuring.store(false, Ordering::Relaxed);
+    let (rss_busy, cpu_after) = usage(pid)?;
+    let (_, own_after) = usage(std::process::id())?;
+
+    for link in senders.iter_mut().chain(idle.iter_mut()) {
+        link.quit().await;
+    }
+    let mut seen = Seen::default();
+    for reader in readers {
+        if let Ok(Ok(part)) = tokio::time::timeout(Duration::from_secs(10), reader).await {
+            seen.merge(part);
+        }
+    }
+    let expected = sent_all * (args.clients as u64 - 1) + sent_private;
+    // From the first send to the last delivery: the server's sustained rate, not the offer;
+    // CPU over the same span (after the last delivery there is nothing to do).
+    let elapsed = seen.last_us.saturating_sub(start_us).max(1) as f64 / 1e6;
+    seen.all.sort_unstable();
+    seen.private.sort_unstable();
+    println!();
+    println!(
+        "| server | clients | senders x rate (+ private) | deliveries/s | delivered | p50 ms | p99 ms | max ms | server CPU | server RSS | generator CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} x {}/s{} | {:.0} | {:.2} % | {:.2} | {:.2} | {:.2} | {:.0} % | {:.1} MiB | {:.0} % |",
+        args.server,
+        args.clients,
+        args.senders,
+        args.rate,
+        if args.private_rate > 0.0 {
+            format!(" (+ {}/s private)", args.private_rate)
+        } else {
+            String::new()
+        },
+        seen.delivered as f64 / elapsed,
+        seen.delivered as f64 * 100.0 / expected.max(1) as f64,
+        percentile(&seen.all, 0.5),
+        percentile(&seen.all, 0.99),
+        percentile(&seen.all, 1.0),
+        (cpu_after - cpu_before) / elapsed * 100.0,
+        mib(rss_busy),
+        (own_after - own_before) / elapsed * 100.0,
+    );
+    if args.private_rate > 0.0 {
+        println!();
+        println!(
+            "Private messages: {} of {} delivered; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.",
+            seen.private.len(),
+            sent_private,
+            percentile(&seen.private, 0.5),
+            percentile(&seen.private, 0.99),
+            percentile(&seen.private, 1.0),
+        );
+    }
+    Ok(())
+}
+
+/// What every receiver shares: the clock and whether deliveries count now.
+struct Tally {
+    epoch: Instant,
+    measuring: AtomicBool,
+}
+
+impl Tally {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What one receiver saw while the load ran; merged at the end, so receivers share nothing
+/// while they count.
+#[derive(Default)]
+struct Seen {
+    delivered: u64,
+    last_us: u64,
+    /// Latency of every delivery, microseconds.
+    all: Vec<u32>,
+    /// Latency of the private deliveries, microseconds.
+    private: Vec<u32>,
+}
+
+impl Seen {
+    /// Counts one chat message whose text starts with the sender's timestamp.
+    fn record(&mut self, tally: &Tally, text: &str, private: bool) {
+        if !tally.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = tally.now_us();
+        self.delivered += 1;
+        self.last_us = now;
+        let sent = text.split(' ').next().and_then(|t| t.parse::<u64>().ok());
+        if let Some(sent) = sent {
+            let latency = u32::try_from(now.saturating_sub(sent)).unwrap_or(u32::MAX);
+            self.all.push(latency);
+            if private {
+                self.private.push(latency);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Seen) {
+        self.delivered += other.delivered;
+        self.last_us = self.last_us.max(other.last_us);
+        self.all.extend(other.all);
+        self.private.extend(other.private);
+    }
+}
+
+/// The `p` quantile of sorted microseconds, in milliseconds.
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).max(0.0) as usize;
+    f64::from(sorted.get(i).copied().unwrap_or(0)) / 1000.0
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// One joined client's sending side.
+enum Link {
+    /// Through the client library (messenger's senders).
+    Lib(Client),
+    /// The messenger protocol spoken directly (the crowd).
+    Messenger(OwnedWriteHalf),
+    /// IRC.
+    Irc(OwnedWriteHalf),
+}
+
+impl Link {
+    /// Sends `text` to everyone, or to `to` alone.
+    async fn send(&mut self, to: Option<String>, text: String) -> anyhow::Result<()> {
+        match (self, to) {
+            (Link::Lib(client), None) => client.send_all(text).await?,
+            (Link::Lib(client), Some(to)) => client.send_private(to, text).await?,
+            (Link::Messenger(wr), to) => {
+                let msg = match to {
+                    None => ClientMsg::SendAll { text, req: None },
+                    Some(to) => ClientMsg::SendPrivate {
+                        to,
+                        text,
+                        req: None,
+                    },
+                };
+                wr.write_all(&msg.to_frame()).await?;
+            }
+            (Link::Irc(wr), to) => {
+                wr.write_all(irc::privmsg(to.as_deref(), &text).as_bytes())
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves; the server then closes the connection, which ends its receiver.
+    async fn quit(&mut self) {
+        let _ = match self {
+            Link::Lib(client) => client.quit().await.map_err(anyhow::Error::from),
+            Link::Messenger(wr) => wr
+                .write_all(&ClientMsg::Quit.to_frame())
+                .await
+                .map_err(anyhow::Error::from),
+            Link::Irc(wr) => wr.write_all(irc::QUIT).await.map_err(anyhow::Error::from),
+        };
+    }
+}
+
+/// A joined connection: its writing half and whatever reads the rest.
+struct Member<R> {
+    wr: OwnedWriteHalf,
+    rx: R,
+}
+
+/// Client `i`'s name on either server.
+fn name(i: usize) -> String {
+    format!("u{i}")
+}
+
+/// Joins every client, `join_concurrency` at a time, each with its receiver running; in the
+/// order of their names.
+async fn join_all(
+    server: &Server,
+    args: &Args,
+    tally: &Arc<Tally>,
+) -> anyhow::Result<Vec<(Link, JoinHandle<Seen>)>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..args.join_concurrency.max(1) {
+        let next = Arc::clone(&next);
+        let tally = Arc::clone(tally);
+        let addr = server.addr.clone();
+        let (peer, clients, senders) = (server.peer, args.clients, args.senders);
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= clients {
+                    break;
+                }
+                let joined = join_one(peer, &addr, i, i < senders, Arc::clone(&tally))
+                    .await
+                    .with_context(|| format!("client {i} could not join"))?;
+                mine.push((i, joined));
+            }
+            anyhow::Ok(mine)
+        }));
+    }
+    let mut all = Vec::with_capacity(args.clients);
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, joined)| joined).collect())
+}
+
+/// Joins client `i` and starts its receiver.
+async fn join_one(
+    peer: Peer,
+    addr: &str,
+    i: usize,
+    sender: bool,
+    tally: Arc<Tally>,
+) -> anyhow::Result<(Link, JoinHandle<Seen>)> {
+    Ok(match peer {
+        Peer::Messenger if sender => {
+            let (client, mut events) = Client::connect(addr, &name(i)).await?;
+            let reader = tokio::spawn(async move {
+                let mut seen = Seen::default();
+                while let Some(event) = events.recv().await {
+                    match event {
+                        Event::Message { text, private, .. } => {
+                            seen.record(&tally, &text, private);
+                        }
+                        Event::Disconnected { .. } => break,
+                        _ => {}
+                    }
+                }
+                seen
+            });
+            (Link::Lib(client), reader)
+        }
+        Peer::Messenger => {
+            let Member { wr, rx } = join_messenger(addr, &name(i)).await?;
+            let reader = tokio::spawn(async move {
+                let mut seen = Seen::default();
+                receive_messenger(rx, |text, private| seen.record(&tally, text, private)).await;
+                seen
+            });
+            (Link::Messenger(wr), reader)
+        }
+        Peer::Ngircd => {
+            let Member { wr, rx } = irc::join(addr, &name(i)).await?;
+            let reader = tokio::spawn(async move {
+                let mut seen = Seen::default();
+                irc::receive(rx, |text, private| seen.record(&tally, text, private)).await;
+                seen
+            });
+            (Link::Irc(wr), reader)
+        }
+    })
+}
+
+/// Frames from a messenger server, read into one reusable buffer.
+struct Frames {
+    rd: OwnedReadHalf,
+    buf: BytesMut,
+    codec: FrameCodec,
+}
+
+impl Frames {
+    /// The next frame's payload, or `None` when the connection ended.
+    async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+        loop {
+            if let Some(payload) = self.codec.decode(&mut self.buf)? {
+                return Ok(Some(payload));
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(8192);
+            }
+            if self.rd.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// The members of a server message the receivers look at; the rest is skipped unread.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    private: bool,
+}
+
+/// Says hello as `name` and waits for the welcome.
+async fn join_messenger(addr: &str, name: &str) -> anyhow::Result<Member<Frames>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (rd, mut wr) = stream.into_split();
+    let hello = ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        name: name.to_owned(),
+    };
+    wr.write_all(&hello.to_frame()).await?;
+    let mut frames = Frames {
+        rd,
+        buf: BytesMut::with_capacity(8192),
+        codec: FrameCodec::default(),
+    };
+    let first = frames.next().await?.context("closed before the welcome")?;
+    let peek: Peek<'_> = serde_json::from_slice(&first)?;
+    if peek.kind != "welcome" {
+        bail!("refused: {}", String::from_utf8_lossy(&first));
+    }
+    Ok(Member { wr, rx: frames })
+}
+
+/// Reads until the connection ends, passing each chat message's text (and whether it was sent
+/// to this client alone) to `each`.
+async fn receive_messenger(mut frames: Frames, mut each: impl FnMut(&str, bool)) {
+    while let Ok(Some(payload)) = frames.next().await {
+        let Ok(peek) = serde_json::from_slice::<Peek<'_>>(&payload) else {
+            continue;
+        };
+        match (peek.kind.as_ref(), peek.text) {
+            ("message", Some(text)) => each(&text, peek.private),
+            ("bye", _) => break,
+            _ => {}
+        }
+    }
+}
+
+/// What one sender does.
+struct Load {
+    me: usize,
+    clients: usize,
+    rate: f64,
+    private_rate: f64,
+    deadline: Instant,
+}
+
+impl Load {
+    /// Sends until the deadline; gives the link back with the counts of messages sent to
+    /// everyone and privately.
+    async fn send(self, mut link: Link, tally: Arc<Tally>) -> (Link, u64, u64) {
+        let every =
+            |rate: f64| Duration::from_secs_f64(if rate > 0.0 { 1.0 / rate } else { 3600.0 });
+        let mut all = tokio::time::interval(every(self.rate));
+        let mut private = tokio::time::interval(every(self.private_rate));
+        all.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        private.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        // xorshift: picks private recipients without a dependency, differently per sender.
+        let mut seed = self.me as u64 * 0x9E37_79B9_7F4A_7C15 + 1;
+        let (mut sent_all, mut sent_private) = (0, 0);
+        loop {
+            let to_one = tokio::select! {
+                _ = all.tick(), if self.rate > 0.0 => false,
+                _ = private.tick(), if self.private_rate > 0.0 => true,
+            };
+            if Instant::now() >= self.deadline {
+                break;
+            }
+            let to = to_one.then(|| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let other = (seed % (self.clients as u64 - 1).max(1)) as usize;
+                name(if other >= self.me { other + 1 } else { other })
+            });
+            let text = format!("{} load", tally.now_us());
+            if link.send(to, text).await.is_err() {
+                break;
+            }
+            if to_one {
+                sent_private += 1;
+            } else {
+                sent_all += 1;
+            }
+        }
+        (link, sent_all, sent_private)
+    }
+}
+
+/// The server process under load; killed when dropped.
 struct Server {
+    peer: Peer,
     child: Child,
     addr: String,
+    /// The messenger's shared folder or ngIRCd's configuration; lives as long as the server.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -39,9 +537,36 @@ impl Drop for Server {
     }
 }
 
-/// Starts `messenger-server` (built beside this binary) on a free port, with limits raised for
-/// the load.
-fn start_server(clients: usize) -> anyhow::Result<Server> {
+impl Server {
+    /// Starts the server on a free port, with limits raised for the load.
+    fn start(peer: Peer, clients: usize) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = tempfile::tempdir()?;
+        let child = match peer {
+            Peer::Messenger => start_messenger(port, clients, dir.path())?,
+            Peer::Ngircd => irc::start_server(port, dir.path())?,
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let server = Server {
+            peer,
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(&server.addr).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("the server did not start")
+    }
+}
+
+/// Starts `messenger-server` (built beside this binary).
+fn start_messenger(port: u16, clients: usize, files: &std::path::Path) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?.with_file_name("messenger-server");
     if !exe.exists() {
         bail!(
@@ -49,14 +574,10 @@ fn start_server(clients: usize) -> anyhow::Result<Server> {
             exe.display()
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let files = tempfile::tempdir()?;
-    let child = Command::new(exe)
+    Ok(Command::new(exe)
         .args([
             "--bind",
             &format!("127.0.0.1:{port}"),
@@ -68,6 +589,9 @@ fn start_server(clients: usize) -> anyhow::Result<Server> {
             &(clients + 10).to_string(),
             "--max-pending",
             "4096",
+            // The crowd does not ping.
+            "--idle-timeout",
+            "3600",
         ])
         .args([
             "--rate-limit",
@@ -78,19 +602,10 @@ fn start_server(clients: usize) -> anyhow::Result<Server> {
             "1000",
         ])
         .arg("--files")
-        .arg(files.path())
+        .arg(files)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .spawn()?;
-    std::mem::forget(files); // lives as long as the server process
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            return Ok(Server { child, addr });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("the server did not start")
+        .spawn()?)
 }
 
 /// Resident memory (bytes) and CPU time (seconds) of a process, from /proc.
@@ -110,111 +625,4 @@ fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
     let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
     Ok((rss_kb * 1024, ticks as f64 / 100.0))
-}
-
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let server = start_server(args.clients)?;
-    let pid = server.child.id();
-    let (rss_before, _) = usage(pid)?;
-    eprintln!("joining {} clients", args.clients);
-    let epoch = Instant::now();
-    let delivered = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let mut clients = Vec::new();
-    let mut readers = Vec::new();
-    for i in 0..args.clients {
-        let (client, mut events) = Client::connect(&server.addr, &format!("u{i}"))
-            .await
-            .with_context(|| format!("client {i} could not join"))?;
-        clients.push(client);
-        let delivered = Arc::clone(&delivered);
-        let latencies = Arc::clone(&latencies);
-        readers.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            while let Some(event) = events.recv().await {
-                if let Event::Message { text, .. } = &event {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                    if let Some(sent) = text.split(' ').next().and_then(|t| t.parse::<u64>().ok()) {
-                        let now = epoch.elapsed().as_micros() as u64;
-                        mine.push(now.saturating_sub(sent));
-                    }
-                }
-                if let Event::Disconnected { .. } = event {
-                    break;
-                }
-            }
-            latencies.lock().await.extend(mine);
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (rss_idle, cpu_idle) = usage(pid)?;
-    println!("| clients | server RSS idle | RSS per client |");
-    println!("|---|---|---|");
-    println!(
-        "| {} | {:.1} MiB | {:.1} KiB |",
-        args.clients,
-        rss_idle as f64 / 1048576.0,
-        rss_idle.saturating_sub(rss_before) as f64 / 1024.0 / args.clients as f64
-    );
-    if args.rate > 0.0 && args.senders > 0 {
-        delivered.store(0, Ordering::Relaxed);
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(args.seconds);
-        let mut senders = Vec::new();
-        for client in clients.iter().take(args.senders) {
-            let client = client.clone();
-            let period = Duration::from_secs_f64(1.0 / args.rate);
-            senders.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(period);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                while Instant::now() < deadline {
-                    tick.tick().await;
-                    let stamp = epoch.elapsed().as_micros();
-                    if client.send_all(format!("{stamp} load")).await.is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
-        for s in senders {
-            let _ = s.await;
-        }
-        // Let the last messages arrive.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let (rss_busy, cpu_busy) = usage(pid)?;
-        let count = delivered.load(Ordering::Relaxed);
-        for c in &clients {
-            let _ = c.quit().await;
-        }
-        for r in readers {
-            let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
-        }
-        let mut lat = latencies.lock().await.clone();
-        lat.sort_unstable();
-        let pct = |p: f64| {
-            lat.get(((lat.len() as f64 - 1.0) * p) as usize)
-                .copied()
-                .unwrap_or(0) as f64
-                / 1000.0
-        };
-        println!();
-        println!(
-            "| clients | senders x rate | deliveries/s | p50 ms | p99 ms | max ms | server CPU | server RSS |"
-        );
-        println!("|---|---|---|---|---|---|---|---|");
-        println!(
-            "| {} | {} x {}/s | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} % | {:.1} MiB |",
-            args.clients,
-            args.senders,
-            args.rate,
-            count as f64 / elapsed,
-            pct(0.5),
-            pct(0.99),
-            pct(1.0),
-            (cpu_busy - cpu_idle) / elapsed * 100.0,
-            rss_busy as f64 / 1048576.0
-        );
-    }
-    Ok(())
 }
