@@ -3,6 +3,13 @@
 //! bandwidth times a gain that cycles to probe for more, and bounds what is in flight to twice
 //! the bandwidth-delay product. Random loss is not a congestion signal for it, so it does not
 //! collapse on a lossy link the way loss-based controllers do.
+//!
+//! Acks do not come back as smoothly as the packets left: a receiver that takes in a run of
+//! datagrams at once (GRO) acks them together, and a busy host answers late. As BBR does
+//! (draft-cardwell-ccwg-bbr, "ACK aggregation" and "offload budget"), the window allows for the
+//! largest such bunching seen in the last rounds and for a few of the bursts we send in one
+//! system call; without it, a fast path with a tiny minimum RTT (loopback: 15 us) gets a window
+//! of a few packets and the flow stalls on every late ack.
 
 use super::{AckSample, Controller};
 use crate::rtt::RttEstimator;
@@ -15,6 +22,12 @@ const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 const BW_WINDOW_ROUNDS: u64 = 8;
 const INITIAL_PACKETS: u64 = 10;
 const MIN_PACKETS_PER_RTT: f64 = 4.0;
+/// Rounds over which the largest ack aggregation is remembered.
+const EXTRA_ACKED_ROUNDS: u64 = 10;
+/// What the sender hands the kernel at once: up to this long at the pacing rate...
+const SEND_QUANTUM_TIME: Duration = Duration::from_millis(1);
+/// ...and at most a segmented send's worth.
+const MAX_SEND_QUANTUM: f64 = 64.0 * 1024.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -39,6 +52,11 @@ pub struct Bbr {
     cycle_index: usize,
     cycle_start: Instant,
     min_rtt: Duration,
+    /// (round, most bytes acked beyond what the bandwidth explains) per round.
+    extra_acked: VecDeque<(u64, f64)>,
+    /// Start of the current aggregation interval, and the bytes acked since.
+    aggregation_start: Instant,
+    aggregation_acked: f64,
 }
 
 impl Bbr {
@@ -55,7 +73,51 @@ impl Bbr {
             cycle_index: 0,
             cycle_start: now,
             min_rtt: crate::rtt::INITIAL_RTT,
+            extra_acked: VecDeque::new(),
+            aggregation_start: now,
+            aggregation_acked: 0.0,
         }
+    }
+
+    /// The largest recent ack aggregation, bytes.
+    fn extra_acked(&self) -> f64 {
+        self.extra_acked
+            .iter()
+            .map(|&(_, extra)| extra)
+            .fold(0.0, f64::max)
+    }
+
+    /// Measures how far acks run ahead of the estimated bandwidth (they come in bunches).
+    fn update_ack_aggregation(&mut self, now: Instant, acked: f64) {
+        let bw = self.bw();
+        let mut expected = bw
+            * now
+                .saturating_duration_since(self.aggregation_start)
+                .as_secs_f64();
+        if self.aggregation_acked <= expected {
+            // Acks are not ahead of the rate: a new interval starts here.
+            self.aggregation_acked = 0.0;
+            self.aggregation_start = now;
+            expected = 0.0;
+        }
+        self.aggregation_acked += acked;
+        let extra = (self.aggregation_acked - expected).min(self.cwnd_for_bdp());
+        match self.extra_acked.back_mut() {
+            Some((round, best)) if *round == self.round => *best = best.max(extra),
+            _ => self.extra_acked.push_back((self.round, extra)),
+        }
+        while self
+            .extra_acked
+            .front()
+            .is_some_and(|&(round, _)| round + EXTRA_ACKED_ROUNDS < self.round)
+        {
+            self.extra_acked.pop_front();
+        }
+    }
+
+    /// Twice the bandwidth-delay product, at least a few packets.
+    fn cwnd_for_bdp(&self) -> f64 {
+        (CWND_GAIN * self.bdp()).max(4.0 * self.mss)
     }
 
     fn bw(&self) -> f64 {
@@ -108,6 +170,7 @@ impl Controller for Bbr {
         {
             self.bw_samples.pop_front();
         }
+        self.update_ack_aggregation(now, ack.bytes as f64);
         match self.mode {
             Mode::Startup if new_round && !ack.app_limited => {
                 let bw = self.bw();
@@ -141,13 +204,15 @@ impl Controller for Bbr {
     fn on_loss(&mut self, _now: Instant, _sent: Instant, _lost: u64, _in_flight: u64) {}
 
     fn window(&self) -> u64 {
-        let floor = 4.0 * self.mss;
         if self.bw_samples.is_empty() {
             return (INITIAL_PACKETS as f64 * self.mss) as u64;
         }
         // Startup paces at 2.77x but caps inflight at 2 BDP like the other modes (as BBRv2
-        // does): the overshoot that fills a one-BDP queue and drops is then bounded.
-        (CWND_GAIN * self.bdp()).max(floor) as u64
+        // does): the overshoot that fills a one-BDP queue and drops is then bounded. On top:
+        // the acks' bunching, and room for three of our own bursts.
+        let quantum =
+            (self.bw() * SEND_QUANTUM_TIME.as_secs_f64()).clamp(self.mss, MAX_SEND_QUANTUM);
+        (self.cwnd_for_bdp() + self.extra_acked()).max(3.0 * quantum) as u64
     }
 
     fn pacing_rate(&self, rtt: &RttEstimator) -> f64 {
