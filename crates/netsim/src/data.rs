@@ -49,7 +49,7 @@ impl transport::Source for PatternSource {
         self.len
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.len.saturating_sub(offset).min(buf.len() as u64) as usize;
         fill(self.seed, offset, &mut buf[..n]);
         Ok(n)
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn reads_at_any_offset_match_the_pattern_and_pass_the_check() {
-        let source = PatternSource { seed: 3, len: 100 };
+        let mut source = PatternSource { seed: 3, len: 100 };
         let mut sink = CheckingSink {
             seed: 3,
             ..CheckingSink::default()

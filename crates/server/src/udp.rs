@@ -15,8 +15,8 @@ impl transport::Source for Counted {
         transport::Source::len(&self.file)
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = transport::Source::read_at(&self.file, offset, buf)?;
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = transport::Source::read_at(&mut self.file, offset, buf)?;
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -45,6 +45,7 @@ pub fn serve_fn() -> ServeFn {
                 sent = s.bytes_sent,
                 lost = s.packets_lost,
                 retransmitted = s.packets_retransmitted,
+                received = s.packets_received,
                 min_rtt_us = s.min_rtt.as_micros() as u64,
                 "transfer ended"
             );

@@ -1,6 +1,6 @@
 //! The thin tokio layer: one UDP socket, the clock, and a state machine.
 
-use crate::{AbortReason, Config, Event, Receiver, Sender, Sink, Source, Stats};
+use crate::{AbortReason, Config, Event, ReadAhead, Receiver, Sender, Sink, Source, Stats, udp};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -51,6 +51,56 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+/// Receives taken in one go before the loop sends again (so that a flood of datagrams cannot
+/// keep a connection from sending and running its timers).
+const MAX_RECEIVES: usize = 64;
+
+/// Sends to `peer`, in batches, every datagram `poll` writes into the slot it is given (of
+/// `datagram` bytes), until it has nothing more.
+async fn transmit(
+    io: &mut udp::Socket<'_>,
+    batch: &mut udp::Batch,
+    datagram: usize,
+    peer: SocketAddr,
+    mut poll: impl FnMut(&mut [u8]) -> Option<usize>,
+) {
+    loop {
+        match batch.slot(datagram) {
+            Some(slot) => match poll(slot) {
+                Some(n) => batch.push(n),
+                None => break,
+            },
+            None => io.send(batch, peer).await,
+        }
+    }
+    while !batch.is_empty() {
+        io.send(batch, peer).await;
+    }
+}
+
+/// Hands `handle` every datagram from `peer`: those of `first` (a receive into `buf`), then
+/// whatever else is already waiting on the socket. Datagrams from anyone else are dropped.
+fn deliver(
+    io: &udp::Socket<'_>,
+    buf: &mut [u8],
+    first: std::io::Result<(usize, usize, SocketAddr)>,
+    peer: SocketAddr,
+    mut handle: impl FnMut(&[u8]),
+) {
+    let mut received = first;
+    for _ in 0..MAX_RECEIVES {
+        let Ok((n, segment, from)) = received else {
+            return;
+        };
+        if from == peer {
+            for datagram in udp::datagrams(&buf[..n], segment) {
+                handle(datagram);
+            }
+        }
+        received = io.try_recv(buf);
+    }
+}
+
 /// Serves `source` to the first peer that shows `token` on `socket`, until the transfer ends,
 /// `cancel` resolves, or nobody shows up within `config.idle_timeout`.
 pub async fn serve<S: Source>(
@@ -61,35 +111,41 @@ pub async fn serve<S: Source>(
     cancel: impl std::future::Future<Output = ()>,
 ) -> Outcome {
     let mut cancel = std::pin::pin!(cancel);
-    let mut buf = vec![0u8; crate::MAX_DATAGRAM];
+    let mut io = udp::Socket::new(socket);
+    let mut buf = vec![0u8; udp::RECV_BUFFER];
     let deadline = Instant::now() + config.idle_timeout;
-    let mut source = Some(source);
+    let mut source = Some(ReadAhead::new(source));
     // Wait for a valid HELLO; everything else is dropped without a word.
-    let (mut conn, peer) = loop {
+    let (mut conn, peer) = 'handshake: loop {
         let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
+            r = io.recv(&mut buf) => r,
             () = tokio::time::sleep_until(deadline) => return aborted(AbortReason::IdleTimeout),
             () = &mut cancel => return aborted(AbortReason::Cancelled),
         };
-        let (Ok((n, peer)), Some(src)) = (received, source.take()) else {
+        let Ok((n, segment, peer)) = received else {
             continue;
         };
         let mut config = config.clone();
         config.max_datagram = config.max_datagram.min(datagram_size_for(peer));
-        match Sender::accept(now(), &buf[..n], &token, src, config) {
-            Ok(conn) => break (conn, peer),
-            Err(src) => source = Some(src),
+        for datagram in udp::datagrams(&buf[..n], segment) {
+            let Some(src) = source.take() else {
+                break;
+            };
+            match Sender::accept(now(), datagram, &token, src, config.clone()) {
+                Ok(conn) => break 'handshake (conn, peer),
+                Err(src) => source = Some(src),
+            }
         }
     };
+    let mut batch = udp::Batch::new(conn.max_datagram());
     let mut last = None;
     loop {
         let t = now();
-        while let Some(n) = conn.poll_transmit(t, &mut buf) {
-            if let Err(err) = socket.send_to(&buf[..n], peer).await {
-                tracing::debug!(%err, "send failed");
-                break;
-            }
-        }
+        let datagram = conn.max_datagram();
+        transmit(&mut io, &mut batch, datagram, peer, |slot| {
+            conn.poll_transmit(t, slot)
+        })
+        .await;
         while let Some(event) = conn.poll_event() {
             if matches!(event, Event::Finished { .. } | Event::Aborted { .. }) {
                 last.get_or_insert(event);
@@ -99,18 +155,8 @@ pub async fn serve<S: Source>(
             break;
         };
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r
-                    && from == peer
-                {
-                    conn.handle_datagram(now(), &buf[..n]);
-                }
-                // Take whatever else is queued before sending again.
-                while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
-                    if from == peer {
-                        conn.handle_datagram(now(), &buf[..n]);
-                    }
-                }
+            r = io.recv(&mut buf) => {
+                deliver(&io, &mut buf, r, peer, |d| conn.handle_datagram(now(), d));
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
             () = &mut cancel => conn.abort(AbortReason::Cancelled),
@@ -191,9 +237,12 @@ pub async fn fetch<K: Sink>(
     } = opts;
     config.max_datagram = config.max_datagram.min(datagram_size_for(server));
     let conn_id: u64 = rand::random();
-    let mut conn = Receiver::new(now(), conn_id, token, offset, sink, config);
+    let mut conn = Receiver::new(now(), conn_id, token, offset, sink, config.clone());
     conn.set_pause_at(pause_at);
-    let mut buf = vec![0u8; crate::MAX_DATAGRAM];
+    let mut io = udp::Socket::new(socket);
+    let mut buf = vec![0u8; udp::RECV_BUFFER];
+    let datagram = config.datagram();
+    let mut batch = udp::Batch::new(datagram);
     let mut last = None;
     let mut report_at = Instant::now() + PROGRESS_EVERY;
     let mut reported = (Instant::now(), conn.received_bytes());
@@ -214,12 +263,10 @@ pub async fn fetch<K: Sink>(
             apply(&mut conn, state);
         }
         let t = now();
-        while let Some(n) = conn.poll_transmit(t, &mut buf) {
-            if let Err(err) = socket.send_to(&buf[..n], server).await {
-                tracing::debug!(%err, "send failed");
-                break;
-            }
-        }
+        transmit(&mut io, &mut batch, datagram, server, |slot| {
+            conn.poll_transmit(t, slot)
+        })
+        .await;
         let mut reached_pause_point = false;
         while let Some(event) = conn.poll_event() {
             match event {
@@ -268,17 +315,8 @@ pub async fn fetch<K: Sink>(
             Instant::from_std(timeout)
         };
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r
-                    && from == server
-                {
-                    conn.handle_datagram(now(), &buf[..n]);
-                }
-                while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
-                    if from == server {
-                        conn.handle_datagram(now(), &buf[..n]);
-                    }
-                }
+            r = io.recv(&mut buf) => {
+                deliver(&io, &mut buf, r, server, |d| conn.handle_datagram(now(), d));
             }
             () = tokio::time::sleep_until(wake) => conn.handle_timeout(now()),
             changed = control.changed() => {

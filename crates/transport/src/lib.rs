@@ -19,9 +19,10 @@ pub mod packet;
 mod receiver;
 mod rtt;
 mod sender;
+mod udp;
 
 pub use cc::Algorithm;
-pub use io::{Sink, Source};
+pub use io::{ReadAhead, Sink, Source};
 pub use receiver::Receiver;
 pub use rtt::RttEstimator;
 pub use sender::Sender;

@@ -163,6 +163,12 @@ impl<S: Source> Sender<S> {
         })
     }
 
+    /// Largest datagram this connection sends: [`Sender::poll_transmit`] needs a buffer this
+    /// large.
+    pub fn max_datagram(&self) -> usize {
+        self.mss
+    }
+
     /// Length of the stream.
     pub fn total(&self) -> u64 {
         self.total
@@ -270,7 +276,7 @@ impl<S: Source> Sender<S> {
         }
     }
 
-    fn last_byte(&self) -> Option<u8> {
+    fn last_byte(&mut self) -> Option<u8> {
         if self.total == 0 {
             return None;
         }
