@@ -6,8 +6,9 @@
 //! `.part` can have holes past that point; a resumed download starts from the recorded prefix,
 //! never from the file's length.
 //!
-//! Data that arrives in order is gathered into large writes (a file system takes one 1 MiB
-//! write several times faster than sixteen of 64 KiB) and hashed as it is written, while it is
+//! Small pieces of data that arrive in order are gathered into large writes (a file system
+//! takes one 1 MiB write several times faster than 700 of 1.4 KiB), and everything is hashed
+//! as it is written, while it is
 //! still in the CPU's cache, so that verifying the finished file does not read it all again.
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ struct Meta {
 
 /// Data gathered in order before it is written: this much at most.
 const WRITE_BEHIND: usize = 1 << 20;
+/// Pieces this large are written at once (a write of 64 KiB costs per byte what one of 1 MiB
+/// does; one of 1.4 KiB costs several times more).
+const WRITE_DIRECT: usize = 16 * 1024;
 
 /// An open `.part` file and what is known about its contents.
 #[derive(Debug)]
@@ -142,7 +146,8 @@ impl PartFile {
             && self.pending.len() + data.len() <= WRITE_BEHIND;
         if !follows {
             self.flush()?;
-            if data.len() >= WRITE_BEHIND {
+            if data.len() >= WRITE_DIRECT {
+                // Large enough to write as it is: gathering it would only copy it once more.
                 return self.write_now(offset, data);
             }
             self.pending_at = offset;
@@ -488,6 +493,11 @@ mod tests {
             part.checkpoint.contiguous.load(Ordering::Acquire),
             part.bytes()
         );
+        // A large piece is not gathered: it goes out as it is.
+        let at = WRITE_BEHIND + 1000;
+        part.write_at(at as u64, &data[at..at + WRITE_DIRECT])
+            .unwrap();
+        assert_eq!(part.bytes(), (at + WRITE_DIRECT) as u64);
     }
 
     #[test]
