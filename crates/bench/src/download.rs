@@ -1,32 +1,155 @@
-//! One big file over loopback: our download (server and client libraries, UDP transport, file
-//! written to disk and verified) against plain TCP moving the same file with the same
-//! positional reads and writes. Both run in this process, alternating, several rounds.
+//! One big file over loopback, disk to disk: our download (server and client libraries, UDP
+//! transport, the file written and verified) against the peers a user would pick instead.
+//!
+//! Every contender moves the same file from a RAM disk to a file on the same RAM disk. The
+//! sending side runs on one named tokio runtime and the receiving side on another, so the CPU
+//! time of each side is measured apart ([`crate::cpu`]). Contenders take turns, round after
+//! round, and the table reports medians.
 
+use crate::cpu;
 use anyhow::{Context, bail};
-use client::{Client, DownloadOptions, Event, TransferState};
+use client::{Client, DownloadOptions, Event, Events, TransferState};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
 
 /// Options of the download benchmark.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// File size in MiB.
     #[arg(long, default_value_t = 1024)]
-    size_mib: u64,
+    pub size_mib: u64,
     /// Rounds of each contender; medians are reported.
     #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    pub rounds: usize,
     /// Folder for the test files (default: /dev/shm if present, so the disk is not measured).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+    /// Largest UDP datagram, bytes: 65507 (loopback's largest) or e.g. 1452 (a real path).
+    #[arg(long, default_value_t = transport::MAX_DATAGRAM)]
+    pub datagram: usize,
+    /// Run only the contenders whose name contains this (e.g. `messenger`, `TCP`, `quinn`).
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
-const CHUNK: usize = 1 << 20;
+/// What one round moves.
+pub struct Job {
+    /// The shared folder (the server's `--files`).
+    pub files: PathBuf,
+    /// The file's name in it.
+    pub name: String,
+    /// Where the receiver writes.
+    pub dest: PathBuf,
+    /// Bytes.
+    pub size: u64,
+    /// BLAKE3 of the file, lowercase hex.
+    pub hash: String,
+    /// Largest UDP datagram, for contenders that use UDP.
+    pub datagram: usize,
+}
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+impl Job {
+    /// The file to send.
+    pub fn source(&self) -> PathBuf {
+        self.files.join(&self.name)
+    }
+}
+
+/// The two sides of a comparison, each on its own runtime with named threads.
+pub struct Sides {
+    /// Runs the sender (thread names start with [`SEND`]).
+    pub send: Runtime,
+    /// Runs the receiver (thread names start with [`RECV`]).
+    pub recv: Runtime,
+}
+
+/// Longest a receiving side may take for one round.
+const ROUND_LIMIT: Duration = Duration::from_secs(300);
+
+/// Thread-name prefix of the sending side.
+pub const SEND: &str = "bench-send";
+/// Thread-name prefix of the receiving side.
+pub const RECV: &str = "bench-recv";
+
+impl Sides {
+    /// Two runtimes of two worker threads each (this machine's core count), whose blocking
+    /// threads outlive a round so that their CPU time is counted.
+    pub fn new() -> anyhow::Result<Self> {
+        let side = |name: &str| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(name)
+                .thread_keep_alive(Duration::from_secs(3600))
+                .enable_all()
+                .build()
+        };
+        Ok(Self {
+            send: side(SEND)?,
+            recv: side(RECV)?,
+        })
+    }
+}
+
+impl Sides {
+    /// Runs `task` on the receiving side's threads (`block_on` alone would run it on the
+    /// calling thread, whose CPU time is nobody's) and waits for it.
+    pub fn on_recv<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let task = self
+            .recv
+            .spawn(async move { tokio::time::timeout(ROUND_LIMIT, task).await });
+        self.recv
+            .block_on(task)?
+            .map_err(|_| anyhow::anyhow!("gave up after {ROUND_LIMIT:?}"))?
+    }
+
+    /// Runs `task` on the sending side's threads and waits for it.
+    pub fn on_send<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.send.block_on(self.send.spawn(task))?
+    }
+}
+
+/// Something that moves a file from one side to the other.
+pub trait Contender {
+    /// Its name in the table.
+    fn name(&self) -> String;
+    /// Called once before the rounds: start servers, warm caches.
+    fn prepare(&mut self, _sides: &Sides, _job: &Job) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Moves the file once, from connecting to having every byte in a file at the receiver
+    /// (and, for those that do, verified); removes that file before returning.
+    fn run(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()>;
+}
+
+/// One round of one contender.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    send_cpu: Duration,
+    recv_cpu: Duration,
+}
+
+/// The contenders every run has: ours, plain TCP, and TCP hashing what it receives as we do.
+pub fn standard_contenders() -> Vec<Box<dyn Contender>> {
+    vec![
+        Box::new(Messenger::default()),
+        Box::new(Tcp { verify: false }),
+        Box::new(Tcp { verify: true }),
+    ]
+}
+
+/// Runs the comparison and prints its table (markdown) on stdout; progress goes to stderr.
+pub fn run(args: &Args, mut contenders: Vec<Box<dyn Contender>>) -> anyhow::Result<()> {
     let base = args.dir.clone().unwrap_or_else(|| {
         let shm = PathBuf::from("/dev/shm");
         if shm.is_dir() {
@@ -46,40 +169,82 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.size_mib,
         base.display()
     );
-    let hash = make_file(&files.join("big.bin"), size)?;
-
-    let mut ours = Vec::new();
-    let mut tcp = Vec::new();
-    for round in 1..=args.rounds {
-        let t = messenger_download(&files, &dest, &hash).await?;
-        eprintln!("round {round}: messenger {:.2} s", t.as_secs_f64());
-        ours.push(t);
-        let t = tcp_copy(&files.join("big.bin"), &dest.join("tcp.bin"), size).await?;
-        eprintln!("round {round}: tcp       {:.2} s", t.as_secs_f64());
-        tcp.push(t);
+    let name = "big.bin".to_owned();
+    let hash = make_file(&files.join(&name), size)?;
+    let job = Job {
+        files,
+        name,
+        dest,
+        size,
+        hash,
+        datagram: args.datagram,
+    };
+    if let Some(only) = &args.only {
+        contenders.retain(|c| c.name().contains(only.as_str()));
     }
-    let gbps = |d: Duration| size as f64 * 8.0 / d.as_secs_f64() / 1e9;
+    let sides = Sides::new()?;
+    for contender in &mut contenders {
+        contender
+            .prepare(&sides, &job)
+            .with_context(|| format!("preparing {}", contender.name()))?;
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); contenders.len()];
+    for round in 1..=args.rounds {
+        for (contender, samples) in contenders.iter_mut().zip(&mut samples) {
+            let (send0, recv0) = (cpu::of_threads(SEND), cpu::of_threads(RECV));
+            let started = Instant::now();
+            contender
+                .run(&sides, &job)
+                .with_context(|| format!("round {round} of {}", contender.name()))?;
+            let sample = Sample {
+                wall: started.elapsed(),
+                send_cpu: cpu::of_threads(SEND).saturating_sub(send0),
+                recv_cpu: cpu::of_threads(RECV).saturating_sub(recv0),
+            };
+            eprintln!(
+                "round {round}: {:<28} {:>6.2} s",
+                contender.name(),
+                sample.wall.as_secs_f64()
+            );
+            samples.push(sample);
+        }
+    }
     println!(
-        "loopback download of {} MiB, median of {} rounds",
-        args.size_mib, args.rounds
+        "\nloopback download of {} MiB, RAM disk to RAM disk, datagrams up to {} bytes, \
+         median of {} rounds",
+        args.size_mib, args.datagram, args.rounds
     );
-    println!("| contender | time (s) | goodput (Gbit/s) |");
-    println!("|---|---|---|");
-    for (name, times) in [
-        ("messenger (UDP transport)", &mut ours),
-        ("plain TCP (tokio)", &mut tcp),
-    ] {
-        times.sort();
-        let median = times[times.len() / 2];
+    println!(
+        "| contender | goodput (Gbit/s) | time (s) | sender CPU (s/GiB) | receiver CPU (s/GiB) |"
+    );
+    println!("|---|---|---|---|---|");
+    let gib = size as f64 / f64::from(1u32 << 30);
+    for (contender, samples) in contenders.iter().zip(&samples) {
+        let wall = median(samples.iter().map(|s| s.wall));
+        let send = median(samples.iter().map(|s| s.send_cpu));
+        let recv = median(samples.iter().map(|s| s.recv_cpu));
         println!(
-            "| {name} | {:.2} | {:.2} |",
-            median.as_secs_f64(),
-            gbps(median)
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            contender.name(),
+            size as f64 * 8.0 / wall.as_secs_f64() / 1e9,
+            wall.as_secs_f64(),
+            send.as_secs_f64() / gib,
+            recv.as_secs_f64() / gib,
         );
     }
     Ok(())
 }
 
+fn median(values: impl Iterator<Item = Duration>) -> Duration {
+    let mut values: Vec<Duration> = values.collect();
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Chunk of the file I/O of the peers (and of the file made for the test).
+pub const CHUNK: usize = 1 << 20;
+
+/// Writes `size` bytes that differ everywhere (so misplaced data shows) and returns their hash.
 fn make_file(path: &Path, size: u64) -> anyhow::Result<String> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut hasher = blake3::Hasher::new();
@@ -88,11 +253,11 @@ fn make_file(path: &Path, size: u64) -> anyhow::Result<String> {
     let mut left = size;
     while left > 0 {
         let n = left.min(CHUNK as u64) as usize;
-        for b in &mut chunk[..n] {
+        for word in chunk[..n].chunks_mut(8) {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            *b = (state >> 24) as u8;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
         }
         file.write_all(&chunk[..n])?;
         hasher.update(&chunk[..n]);
@@ -102,76 +267,167 @@ fn make_file(path: &Path, size: u64) -> anyhow::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// A full download through our server and client, verified, file renamed into place.
-async fn messenger_download(files: &Path, dest: &Path, hash: &str) -> anyhow::Result<Duration> {
-    let server = server::Server::bind(server::Config::local(files, 1))
-        .await?
-        .spawn()?;
-    let (client, mut events) = Client::connect(&server.addr().to_string(), "bench").await?;
-    // Hash the file on the server before timing (a real server warms its cache at start-up).
-    let _ = client.files().await?;
-    let opts = DownloadOptions {
-        dir: dest.to_path_buf(),
-        ..DownloadOptions::default()
-    };
-    let started = Instant::now();
-    let id = client.download("big.bin", opts).await?;
-    let path = loop {
-        match events.recv().await {
-            Some(Event::Transfer(t)) if t.id == id => match t.state {
-                TransferState::Done {
-                    path, hash: got, ..
-                } => {
-                    if got != hash {
-                        bail!("hash mismatch");
-                    }
-                    break path;
+/// Checks that `path` holds the job's file, then removes it.
+pub fn check_and_remove(path: &Path, job: &Job) -> anyhow::Result<()> {
+    let len = std::fs::metadata(path)?.len();
+    if len != job.size {
+        bail!("{} has {len} bytes, not {}", path.display(), job.size);
+    }
+    std::fs::remove_file(path)?;
+    Ok(())
+}
+
+/// A complete download through our server and client: TCP request, UDP transfer, positional
+/// writes into `NAME.part`, BLAKE3 verification and the rename. One server serves every
+/// round (its hash of the file is computed once, as a running server's would be).
+#[derive(Default)]
+pub struct Messenger {
+    server: Option<server::ServerHandle>,
+    client: Option<(Client, Events)>,
+}
+
+impl Contender for Messenger {
+    fn name(&self) -> String {
+        "messenger (UDP, ours)".into()
+    }
+
+    fn prepare(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()> {
+        let config = server::Config::local(&job.files, 1);
+        let server = sides.on_send(async { Ok(server::Server::bind(config).await?.spawn()?) })?;
+        let addr = server.addr().to_string();
+        let (name, dest) = (job.name.clone(), job.dest.clone());
+        // Ask once and cancel at the first pause: the offer carries the hash, so the server
+        // has hashed the file by then.
+        let connected = sides.on_recv(async move {
+            let (client, mut events) = Client::connect(&addr, "bench").await?;
+            let opts = DownloadOptions {
+                dir: dest,
+                pause_at: Some(0.001),
+                ..DownloadOptions::default()
+            };
+            let id = client.download(&name, opts).await?;
+            loop {
+                match next_state(&mut events, id).await? {
+                    TransferState::Paused { .. } => client.cancel(id).await?,
+                    TransferState::Cancelled => break,
+                    TransferState::Failed { error } => bail!("warm-up failed: {error}"),
+                    _ => {}
                 }
-                TransferState::Failed { error } => bail!("download failed: {error}"),
-                _ => {}
-            },
+            }
+            Ok((client, events))
+        })?;
+        self.server = Some(server);
+        self.client = Some(connected);
+        Ok(())
+    }
+
+    fn run(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()> {
+        let Some((client, mut events)) = self.client.take() else {
+            bail!("not prepared");
+        };
+        let opts = DownloadOptions {
+            dir: job.dest.clone(),
+            max_datagram: Some(job.datagram),
+            ..DownloadOptions::default()
+        };
+        let (name, hash) = (job.name.clone(), job.hash.clone());
+        let (client, events, path) = sides.on_recv(async move {
+            let id = client.download(&name, opts).await?;
+            let path = loop {
+                match next_state(&mut events, id).await? {
+                    TransferState::Done {
+                        path, hash: got, ..
+                    } => {
+                        if got != hash {
+                            bail!("hash mismatch");
+                        }
+                        break path;
+                    }
+                    TransferState::Failed { error } => bail!("download failed: {error}"),
+                    _ => {}
+                }
+            };
+            Ok((client, events, path))
+        })?;
+        self.client = Some((client, events));
+        check_and_remove(&path, job)
+    }
+}
+
+async fn next_state(events: &mut Events, id: u64) -> anyhow::Result<TransferState> {
+    loop {
+        match events.recv().await {
+            Some(Event::Transfer(t)) if t.id == id => return Ok(t.state),
             Some(_) => {}
             None => bail!("connection lost"),
         }
-    };
-    let elapsed = started.elapsed();
-    std::fs::remove_file(path)?;
-    server.stop().await;
-    Ok(elapsed)
+    }
 }
 
-/// The same file over one TCP connection, positional reads and writes of 1 MiB.
-async fn tcp_copy(src: &Path, dst: &Path, size: u64) -> anyhow::Result<Duration> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let src = std::fs::File::open(src)?;
-    let sender = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await?;
-        let mut buf = vec![0u8; CHUNK];
-        let mut offset = 0u64;
-        while offset < size {
-            let n = src.read_at(&mut buf, offset)?;
-            sock.write_all(&buf[..n]).await?;
-            offset += n as u64;
+/// The same file over one TCP connection: tokio on both sides, positional reads and writes of
+/// 1 MiB, as a program written for the job would do. With `verify`, the receiver also hashes
+/// what it writes, as ours does, and checks the hash.
+pub struct Tcp {
+    /// Hash at the receiver too.
+    pub verify: bool,
+}
+
+impl Contender for Tcp {
+    fn name(&self) -> String {
+        if self.verify {
+            "TCP + BLAKE3 (tokio)".into()
+        } else {
+            "TCP (tokio)".into()
         }
-        anyhow::Ok(())
-    });
-    let started = Instant::now();
-    let mut sock = tokio::net::TcpStream::connect(addr).await?;
-    let out = std::fs::File::create(dst)?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut offset = 0u64;
-    while offset < size {
-        let n = sock.read(&mut buf).await?;
-        if n == 0 {
-            bail!("tcp sender stopped early");
-        }
-        out.write_all_at(&buf[..n], offset)?;
-        offset += n as u64;
     }
-    out.sync_data()?;
-    let elapsed = started.elapsed();
-    sender.await??;
-    std::fs::remove_file(dst)?;
-    Ok(elapsed)
+
+    fn run(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()> {
+        let listener =
+            sides.on_send(async { Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?) })?;
+        let addr = listener.local_addr()?;
+        let src = std::fs::File::open(job.source())?;
+        let size = job.size;
+        let sender = sides.send.spawn(async move {
+            let (mut sock, _) = listener.accept().await?;
+            let mut buf = vec![0u8; CHUNK];
+            let mut offset = 0u64;
+            while offset < size {
+                let n = src.read_at(&mut buf, offset)?;
+                if n == 0 {
+                    bail!("the file shrank");
+                }
+                sock.write_all(&buf[..n]).await?;
+                offset += n as u64;
+            }
+            anyhow::Ok(())
+        });
+        let dst = job.dest.join("tcp.bin");
+        let verify = self.verify;
+        let out_path = dst.clone();
+        let hash = sides.on_recv(async move {
+            let mut sock = tokio::net::TcpStream::connect(addr).await?;
+            let out = std::fs::File::create(&out_path)?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; CHUNK];
+            let mut offset = 0u64;
+            while offset < size {
+                let n = sock.read(&mut buf).await?;
+                if n == 0 {
+                    bail!("the TCP sender stopped early");
+                }
+                out.write_all_at(&buf[..n], offset)?;
+                if verify {
+                    hasher.update(&buf[..n]);
+                }
+                offset += n as u64;
+            }
+            out.sync_data()?;
+            anyhow::Ok(hasher.finalize().to_hex().to_string())
+        })?;
+        sides.send.block_on(sender)??;
+        if verify && hash != job.hash {
+            bail!("hash mismatch");
+        }
+        check_and_remove(&dst, job)
+    }
 }

@@ -1,0 +1,85 @@
+//! messenger's benchmarks: load generators and comparisons with the tools people would use
+//! instead, measured on this machine in the same run, printed as tables.
+//!
+//! The binary (`cargo run --release -p bench -- --help`) runs them one at a time or all;
+//! `cargo bench -p bench` runs them all with quinn added to the download comparison (quinn is
+//! a dev-dependency of this crate, never a dependency of the product).
+
+pub mod chat;
+pub mod cpu;
+pub mod download;
+
+use clap::Parser;
+use download::Contender;
+
+/// Benchmarks; each prints a table of medians.
+#[derive(Debug, Parser)]
+#[command(name = "bench", about)]
+enum Cli {
+    /// Loopback download of one big file: messenger (UDP transport) vs TCP (and quinn, under
+    /// `cargo bench`).
+    Download(download::Args),
+    /// Chat fan-out: N clients, some sending to everyone; deliveries/s, latency, server RSS/CPU.
+    Chat(chat::Args),
+    /// Everything, with the default settings (the default).
+    All,
+}
+
+/// Parses the command line (`--bench`, which `cargo bench` adds, is ignored; no subcommand
+/// means `all`) and runs what it asks for, with `extra` contenders in download comparisons.
+pub fn main_with(extra: &dyn Fn() -> Vec<Box<dyn Contender>>) -> anyhow::Result<()> {
+    // RUST_LOG=info shows, for instance, each transfer's losses and retransmissions.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    if args.len() < 2 {
+        args.push("all".into());
+    }
+    match Cli::parse_from(args) {
+        Cli::Download(args) => {
+            let mut contenders = download::standard_contenders();
+            contenders.extend(extra());
+            download::run(&args, contenders)
+        }
+        Cli::Chat(args) => tokio::runtime::Runtime::new()?.block_on(chat::run(args)),
+        Cli::All => all(extra),
+    }
+}
+
+/// Runs every benchmark with its default settings and prints each table. `extra` adds
+/// contenders to the download comparisons.
+pub fn all(extra: &dyn Fn() -> Vec<Box<dyn Contender>>) -> anyhow::Result<()> {
+    for datagram in [transport::MAX_DATAGRAM, transport::SAFE_DATAGRAM] {
+        let args = download::Args {
+            size_mib: 1024,
+            rounds: 5,
+            dir: None,
+            datagram,
+            only: None,
+        };
+        let mut contenders = download::standard_contenders();
+        contenders.extend(extra());
+        download::run(&args, contenders)?;
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    for flags in [
+        &[][..],
+        &["--rate", "25"],
+        &["--clients", "10000", "--senders", "0", "--rate", "0"],
+    ] {
+        let args = ChatFlags::parse_from(std::iter::once("chat").chain(flags.iter().copied()));
+        runtime.block_on(chat::run(args.args))?;
+    }
+    Ok(())
+}
+
+/// The chat benchmark's settings from command-line flags.
+#[derive(clap::Parser)]
+struct ChatFlags {
+    #[command(flatten)]
+    args: chat::Args,
+}
