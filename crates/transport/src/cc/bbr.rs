@@ -24,6 +24,8 @@ const INITIAL_PACKETS: u64 = 10;
 const MIN_PACKETS_PER_RTT: f64 = 4.0;
 /// Rounds over which the largest ack aggregation is remembered.
 const EXTRA_ACKED_ROUNDS: u64 = 10;
+/// Longest ack aggregation allowed for, in time at the estimated bandwidth.
+const EXTRA_ACKED_MAX: Duration = Duration::from_millis(100);
 /// What the sender hands the kernel at once: up to this long at the pacing rate...
 const SEND_QUANTUM_TIME: Duration = Duration::from_millis(1);
 /// ...and at most a segmented send's worth.
@@ -101,7 +103,9 @@ impl Bbr {
             expected = 0.0;
         }
         self.aggregation_acked += acked;
-        let extra = (self.aggregation_acked - expected).min(self.cwnd_for_bdp());
+        // At most 100 ms at the current rate (Linux's bound), or a window: never unbounded.
+        let cap = (bw * EXTRA_ACKED_MAX.as_secs_f64()).max(self.cwnd_for_bdp());
+        let extra = (self.aggregation_acked - expected).min(cap);
         match self.extra_acked.back_mut() {
             Some((round, best)) if *round == self.round => *best = best.max(extra),
             _ => self.extra_acked.push_back((self.round, extra)),
