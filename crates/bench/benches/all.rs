@@ -4,7 +4,7 @@
 //! only; the product never uses it.
 
 use anyhow::{Context, bail};
-use bench::download::{CHUNK, Contender, Job, Sides, check_and_remove};
+use bench::download::{CHUNK, Contender, Job, Sides, check_and_remove, send_file};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -104,16 +104,7 @@ impl Contender for Quinn {
         let sender = sides.send.spawn(async move {
             let conn = server.accept().await.context("no connection")?.await?;
             let mut stream = conn.open_uni().await?;
-            let mut buf = vec![0u8; CHUNK];
-            let mut offset = 0u64;
-            while offset < size {
-                let n = src.read_at(&mut buf, offset)?;
-                if n == 0 {
-                    bail!("the file shrank");
-                }
-                stream.write_all(&buf[..n]).await?;
-                offset += n as u64;
-            }
+            send_file(&src, size, &mut stream).await?;
             stream.finish()?;
             // The receiver closes the connection once it has everything.
             conn.closed().await;

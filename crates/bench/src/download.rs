@@ -267,6 +267,26 @@ fn make_file(path: &Path, size: u64) -> anyhow::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// Writes the first `size` bytes of `src` to `out` in [`CHUNK`]s read at their offsets (the
+/// peers' sending side).
+pub async fn send_file(
+    src: &std::fs::File,
+    size: u64,
+    out: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    while offset < size {
+        let n = src.read_at(&mut buf, offset)?;
+        if n == 0 {
+            bail!("the file shrank");
+        }
+        out.write_all(&buf[..n]).await?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
 /// Checks that `path` holds the job's file, then removes it.
 pub fn check_and_remove(path: &Path, job: &Job) -> anyhow::Result<()> {
     let len = std::fs::metadata(path)?.len();
@@ -389,17 +409,7 @@ impl Contender for Tcp {
         let size = job.size;
         let sender = sides.send.spawn(async move {
             let (mut sock, _) = listener.accept().await?;
-            let mut buf = vec![0u8; CHUNK];
-            let mut offset = 0u64;
-            while offset < size {
-                let n = src.read_at(&mut buf, offset)?;
-                if n == 0 {
-                    bail!("the file shrank");
-                }
-                sock.write_all(&buf[..n]).await?;
-                offset += n as u64;
-            }
-            anyhow::Ok(())
+            send_file(&src, size, &mut sock).await
         });
         let dst = job.dest.join("tcp.bin");
         let verify = self.verify;

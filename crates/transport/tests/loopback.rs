@@ -11,6 +11,29 @@ fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 7919) as u8).collect()
 }
 
+/// Serves `len` bytes of [`data`] to whoever shows `token`, on a fresh port of 127.0.0.1.
+async fn serve_data(
+    len: usize,
+    token: [u8; 16],
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<driver::Outcome>,
+) {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let served = tokio::spawn(async move {
+        driver::serve(
+            &server,
+            token,
+            data(len),
+            Config::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    (addr, served)
+}
+
 async fn transfer(len: usize, offset: u64, config: Config) -> (Vec<u8>, Event) {
     let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     driver::tune_socket(&server);
@@ -91,19 +114,8 @@ async fn an_empty_stream_finishes() {
 #[tokio::test]
 async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
     let len = 2_000_000;
-    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
     let token = [3u8; 16];
-    let served = tokio::spawn(async move {
-        driver::serve(
-            &server,
-            token,
-            data(len),
-            Config::default(),
-            std::future::pending(),
-        )
-        .await
-    });
+    let (addr, served) = serve_data(len, token).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (control_tx, control) = watch::channel(Control::Run);
     let (progress_tx, mut progress) = tokio::sync::mpsc::channel(16);
@@ -164,19 +176,8 @@ async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
 #[tokio::test]
 async fn every_pause_and_resume_is_reported_before_the_fetch_ends() {
     let len = 20_000_000;
-    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
     let token = [5u8; 16];
-    tokio::spawn(async move {
-        driver::serve(
-            &server,
-            token,
-            data(len),
-            Config::default(),
-            std::future::pending(),
-        )
-        .await
-    });
+    let (addr, _served) = serve_data(len, token).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (control_tx, control) = watch::channel(Control::Pause);
     // A one-slot channel read slowly: ordinary reports are dropped, state changes never.
@@ -233,19 +234,8 @@ async fn every_pause_and_resume_is_reported_before_the_fetch_ends() {
 
 #[tokio::test]
 async fn cancelling_a_fetch_aborts_both_ends() {
-    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
     let token = [4u8; 16];
-    let served = tokio::spawn(async move {
-        driver::serve(
-            &server,
-            token,
-            data(50_000_000),
-            Config::default(),
-            std::future::pending(),
-        )
-        .await
-    });
+    let (addr, served) = serve_data(50_000_000, token).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (control_tx, control) = watch::channel(Control::Run);
     let opts = driver::FetchOptions {
