@@ -95,7 +95,7 @@ impl Batch {
 
     /// The datagrams, each as its own slice.
     fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
-        self.buf[..self.len].chunks(self.segment.max(1))
+        datagrams(&self.buf[..self.len], self.segment)
     }
 }
 

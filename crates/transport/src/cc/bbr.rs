@@ -38,14 +38,58 @@ enum Mode {
     ProbeBw,
 }
 
+/// The largest value seen over the last `rounds` round trips, keeping one entry per round
+/// (that round's largest), so it stays small.
+#[derive(Debug)]
+struct RoundMax {
+    rounds: u64,
+    samples: VecDeque<(u64, f64)>,
+}
+
+impl RoundMax {
+    fn new(rounds: u64) -> Self {
+        Self {
+            rounds,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Records `value`, seen in `round`.
+    fn record(&mut self, round: u64, value: f64) {
+        match self.samples.back_mut() {
+            Some((r, best)) if *r == round => *best = best.max(value),
+            _ => self.samples.push_back((round, value)),
+        }
+    }
+
+    /// Forgets the rounds that are out of the window as of `round`.
+    fn expire(&mut self, round: u64) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|&(r, _)| r + self.rounds < round)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The largest value in the window, 0 if none.
+    fn max(&self) -> f64 {
+        self.samples.iter().map(|&(_, v)| v).fold(0.0, f64::max)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
 /// BBR-style congestion control.
 #[derive(Debug)]
 pub struct Bbr {
     mss: f64,
     mode: Mode,
-    /// (round, best delivery rate in bytes/s of that round); the max over the window is the
-    /// estimate.
-    bw_samples: VecDeque<(u64, f64)>,
+    /// Delivery rates in bytes/s; the max over the window is the estimate.
+    bw_samples: RoundMax,
     round: u64,
     /// `delivered` at the start of the current round.
     round_start_delivered: u64,
@@ -54,8 +98,8 @@ pub struct Bbr {
     cycle_index: usize,
     cycle_start: Instant,
     min_rtt: Duration,
-    /// (round, most bytes acked beyond what the bandwidth explains) per round.
-    extra_acked: VecDeque<(u64, f64)>,
+    /// Bytes acked beyond what the bandwidth explains.
+    extra_acked: RoundMax,
     /// Start of the current aggregation interval, and the bytes acked since.
     aggregation_start: Instant,
     aggregation_acked: f64,
@@ -67,7 +111,7 @@ impl Bbr {
         Self {
             mss: mss as f64,
             mode: Mode::Startup,
-            bw_samples: VecDeque::new(),
+            bw_samples: RoundMax::new(BW_WINDOW_ROUNDS),
             round: 0,
             round_start_delivered: 0,
             full_bw: 0.0,
@@ -75,7 +119,7 @@ impl Bbr {
             cycle_index: 0,
             cycle_start: now,
             min_rtt: crate::rtt::INITIAL_RTT,
-            extra_acked: VecDeque::new(),
+            extra_acked: RoundMax::new(EXTRA_ACKED_ROUNDS),
             aggregation_start: now,
             aggregation_acked: 0.0,
         }
@@ -83,10 +127,7 @@ impl Bbr {
 
     /// The largest recent ack aggregation, bytes.
     fn extra_acked(&self) -> f64 {
-        self.extra_acked
-            .iter()
-            .map(|&(_, extra)| extra)
-            .fold(0.0, f64::max)
+        self.extra_acked.max()
     }
 
     /// Measures how far acks run ahead of the estimated bandwidth (they come in bunches).
@@ -106,17 +147,8 @@ impl Bbr {
         // At most 100 ms at the current rate (Linux's bound), or a window: never unbounded.
         let cap = (bw * EXTRA_ACKED_MAX.as_secs_f64()).max(self.cwnd_for_bdp());
         let extra = (self.aggregation_acked - expected).min(cap);
-        match self.extra_acked.back_mut() {
-            Some((round, best)) if *round == self.round => *best = best.max(extra),
-            _ => self.extra_acked.push_back((self.round, extra)),
-        }
-        while self
-            .extra_acked
-            .front()
-            .is_some_and(|&(round, _)| round + EXTRA_ACKED_ROUNDS < self.round)
-        {
-            self.extra_acked.pop_front();
-        }
+        self.extra_acked.record(self.round, extra);
+        self.extra_acked.expire(self.round);
     }
 
     /// Twice the bandwidth-delay product, at least a few packets.
@@ -125,10 +157,7 @@ impl Bbr {
     }
 
     fn bw(&self) -> f64 {
-        self.bw_samples
-            .iter()
-            .map(|&(_, bw)| bw)
-            .fold(0.0, f64::max)
+        self.bw_samples.max()
     }
 
     fn bdp(&self) -> f64 {
@@ -160,20 +189,10 @@ impl Controller for Bbr {
             let rate = (ack.delivered - ack.delivered_at_send) as f64 / interval.as_secs_f64();
             // An application-limited sample says little unless it beats the estimate.
             if !ack.app_limited || rate >= self.bw() {
-                // One entry per round (its best sample) keeps the filter small.
-                match self.bw_samples.back_mut() {
-                    Some((round, best)) if *round == self.round => *best = best.max(rate),
-                    _ => self.bw_samples.push_back((self.round, rate)),
-                }
+                self.bw_samples.record(self.round, rate);
             }
         }
-        while self
-            .bw_samples
-            .front()
-            .is_some_and(|&(round, _)| round + BW_WINDOW_ROUNDS < self.round)
-        {
-            self.bw_samples.pop_front();
-        }
+        self.bw_samples.expire(self.round);
         self.update_ack_aggregation(now, ack.bytes as f64);
         match self.mode {
             Mode::Startup if new_round && !ack.app_limited => {
