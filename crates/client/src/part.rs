@@ -8,8 +8,8 @@
 //!
 //! Small pieces of data that arrive in order are gathered into large writes (a file system
 //! takes one 1 MiB write several times faster than 700 of 1.4 KiB), and everything is hashed
-//! as it is written, while it is
-//! still in the CPU's cache, so that verifying the finished file does not read it all again.
+//! as it is written, while it is still in the CPU's cache, so that verifying the finished file
+//! does not read it all again.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
