@@ -26,6 +26,7 @@ struct Sent {
     data: Option<(u64, u64)>,
     delivered: u64,
     delivered_time: Instant,
+    first_sent_time: Instant,
     app_limited: bool,
 }
 
@@ -66,6 +67,8 @@ pub struct Sender<S: Source> {
     next_pace: Option<Instant>,
     delivered: u64,
     delivered_time: Instant,
+    /// When the most recently acked packet was sent.
+    first_sent_time: Instant,
     last_eliciting_sent: Option<Instant>,
     pto_count: u32,
     probes: u32,
@@ -141,6 +144,7 @@ impl<S: Source> Sender<S> {
             next_pace: None,
             delivered: 0,
             delivered_time: now,
+            first_sent_time: now,
             last_eliciting_sent: None,
             pto_count: 0,
             probes: 0,
@@ -354,12 +358,14 @@ impl<S: Source> Sender<S> {
                 self.stats.bytes_delivered += len;
             }
             self.delivered_time = now;
+            self.first_sent_time = sent.time;
             let sample = AckSample {
                 sent: sent.time,
                 bytes: sent.size,
                 delivered: self.delivered,
                 delivered_at_send: sent.delivered,
                 delivered_time_at_send: sent.delivered_time,
+                first_sent_at_send: sent.first_sent_time,
                 app_limited: sent.app_limited,
             };
             self.cc.on_ack(now, &sample, &self.rtt, self.in_flight);
@@ -617,6 +623,7 @@ impl<S: Source> Sender<S> {
         if self.in_flight == 0 {
             // Nothing in flight: the delivery rate restarts from here.
             self.delivered_time = now;
+            self.first_sent_time = now;
         }
         let app_limited = !self.has_data();
         self.sent.insert(
@@ -627,6 +634,7 @@ impl<S: Source> Sender<S> {
                 data,
                 delivered: self.delivered,
                 delivered_time: self.delivered_time,
+                first_sent_time: self.first_sent_time,
                 app_limited,
             },
         );

@@ -184,7 +184,11 @@ impl Controller for Bbr {
             self.round += 1;
             self.round_start_delivered = ack.delivered;
         }
-        let interval = now.saturating_duration_since(ack.delivered_time_at_send);
+        // Over the longer of the send and the ack intervals: acks that come bunched (a delay
+        // line, a busy receiver) must not make the path look faster than we sent.
+        let interval = now
+            .saturating_duration_since(ack.delivered_time_at_send)
+            .max(ack.sent.saturating_duration_since(ack.first_sent_at_send));
         if interval > Duration::ZERO {
             let rate = (ack.delivered - ack.delivered_at_send) as f64 / interval.as_secs_f64();
             // An application-limited sample says little unless it beats the estimate.
@@ -253,5 +257,68 @@ impl Controller for Bbr {
 
     fn name(&self) -> &'static str {
         "bbr"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u64 = 1000;
+
+    /// Packets sent 1 ms apart (1 MB/s) over a 20 ms path, where the acks of ten of them are
+    /// held up 10 ms (jitter on the way back): a packet sent just after such a late ack, and
+    /// acked on time, must not see the path as faster than we sent.
+    #[test]
+    fn late_acks_never_make_the_path_look_faster_than_we_sent() {
+        let t0 = Instant::now();
+        let mut bbr = Bbr::new(MSS, t0);
+        let mut rtt = RttEstimator::default();
+        let ms = Duration::from_millis(1);
+        // Acks stay in order: one held up holds up those behind it.
+        let mut arrival = Vec::new();
+        for k in 0..200u32 {
+            let own = 20 + k + if (50..60).contains(&k) { 10 } else { 0 };
+            arrival.push(own.max(arrival.last().copied().unwrap_or(0)));
+        }
+        // (delivered, delivered_time, first_sent) as each packet left.
+        let mut at_send = Vec::new();
+        let (mut delivered, mut delivered_time, mut first_sent) = (0, t0, t0);
+        for now_ms in 0..220u32 {
+            let now = t0 + ms * now_ms;
+            // Acks that arrive now, oldest packet first; then this millisecond's packet leaves.
+            for k in (0..now_ms.min(200)).filter(|&k| arrival[k as usize] == now_ms) {
+                let sent = t0 + ms * k;
+                let (d, dt, fs) = at_send[k as usize];
+                rtt.update(now - sent, Duration::ZERO);
+                delivered += MSS;
+                let ack = AckSample {
+                    sent,
+                    bytes: MSS,
+                    delivered,
+                    delivered_at_send: d,
+                    delivered_time_at_send: dt,
+                    first_sent_at_send: fs,
+                    app_limited: false,
+                };
+                bbr.on_ack(now, &ack, &rtt, 0);
+                delivered_time = now;
+                first_sent = sent;
+            }
+            if now_ms < 200 {
+                at_send.push((delivered, delivered_time, first_sent));
+            }
+        }
+        let sending_rate = MSS as f64 / ms.as_secs_f64();
+        assert!(
+            bbr.bw() <= sending_rate * 1.01,
+            "estimate {:.0} B/s, sent at {sending_rate:.0} B/s",
+            bbr.bw()
+        );
+        assert!(
+            bbr.bw() >= sending_rate * 0.3,
+            "estimate {:.0} B/s",
+            bbr.bw()
+        );
     }
 }

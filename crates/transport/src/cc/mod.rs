@@ -23,6 +23,10 @@ pub struct AckSample {
     pub delivered_at_send: u64,
     /// When `delivered_at_send` was reached.
     pub delivered_time_at_send: Instant,
+    /// When the packet acked at `delivered_time_at_send` had been sent: the delivery rate is
+    /// measured over the longer of the send and the ack intervals, so acks that arrive
+    /// bunched never make it look faster than we sent (draft-cheng-iccrg-delivery-rate).
+    pub first_sent_at_send: Instant,
     /// True if the sender had nothing more to send when this packet left (the rate sample is
     /// then limited by the application, not the network).
     pub app_limited: bool,
