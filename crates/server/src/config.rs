@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The smallest frame cap the server accepts: room for any hello and for a 4 KiB chat text
+/// however it is escaped (six bytes a character at worst), with margin.
+pub const MIN_MAX_FRAME: usize = 64 * 1024;
+
 /// Everything the server can be told at start-up.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +28,9 @@ pub struct Config {
     pub queue_limit: usize,
     /// Most connections that have not finished their hello; more are closed at once.
     pub max_pending: usize,
+    /// Largest frame payload a client may send, in bytes; a longer one ends its connection
+    /// (with `bad_request`) before any of it is buffered. At least [`MIN_MAX_FRAME`].
+    pub max_frame: usize,
     /// How long a new connection has to finish its hello.
     pub hello_timeout: Duration,
     /// How long a joined client may stay silent (clients ping well within it).
@@ -62,6 +69,7 @@ impl Default for Config {
             max_clients: 1024,
             queue_limit: 100,
             max_pending: 256,
+            max_frame: wire::MAX_FRAME_LEN,
             hello_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             rate_limit: 50.0,

@@ -21,7 +21,7 @@ mod transfers;
 mod udp;
 
 pub use catalog::FileCatalog;
-pub use config::Config;
+pub use config::{Config, MIN_MAX_FRAME};
 pub use hashes::HashCache;
 pub use registry::{CloseReason, Registry};
 pub use transfers::{TransferInfo, Transfers, UdpPorts};

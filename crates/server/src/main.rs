@@ -42,6 +42,10 @@ struct Args {
     /// Most connections that have not finished their hello (more are closed at once).
     #[arg(long, default_value_t = 256)]
     max_pending: usize,
+    /// Largest frame a client may send, in bytes (at least 65536); a longer one ends its
+    /// connection.
+    #[arg(long, default_value_t = wire::MAX_FRAME_LEN)]
+    max_frame: usize,
     /// Seconds a new connection has to send its hello.
     #[arg(long, default_value_t = 10)]
     hello_timeout: u64,
@@ -93,6 +97,12 @@ async fn main() -> anyhow::Result<()> {
             "--max-clients, --queue-limit, --max-pending and --max-transfers-per-client must be at least 1"
         );
     }
+    if args.max_frame < server::MIN_MAX_FRAME {
+        bail!(
+            "--max-frame must be at least {} bytes (room for a hello and a 4 KiB chat text)",
+            server::MIN_MAX_FRAME
+        );
+    }
     let config = server::Config {
         bind: args.bind,
         files_dir: args.files,
@@ -102,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         max_clients: args.max_clients,
         queue_limit: args.queue_limit,
         max_pending: args.max_pending,
+        max_frame: args.max_frame,
         hello_timeout: Duration::from_secs(args.hello_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         rate_limit: args.rate_limit,

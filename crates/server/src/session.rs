@@ -51,7 +51,8 @@ pub(crate) async fn run(
 
     let (rd, mut wr) = stream.into_split();
     // A small first buffer: it grows for big frames, and most clients are idle.
-    let mut frames = FramedRead::with_capacity(rd, FrameCodec::default(), 1024);
+    let codec = FrameCodec::new(shared.config.max_frame.max(crate::MIN_MAX_FRAME));
+    let mut frames = FramedRead::with_capacity(rd, codec, 1024);
     let (outbox, rx) = Outbox::new(shared.config.queue_limit);
 
     let joined = hello(&mut frames, &mut wr, &shared, &outbox, session).await;

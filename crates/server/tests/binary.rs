@@ -1,53 +1,19 @@
 //! The `messenger-server` binary as an operator runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use client::{Client, Event};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod common;
 
-/// Starts the binary on a free port and returns it with the address it logged.
-fn spawn_server(files: &std::path::Path) -> (std::process::Child, String) {
-    // A UDP port the OS just handed out (and took back) is free for the pool.
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_messenger-server"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--udp-ports",
-            &format!("{udp}-{udp}"),
-            "--files",
-        ])
-        .arg(files)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited early"
-        );
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the logs so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    (child, addr)
-}
+use client::{Client, DownloadOptions, ErrorCode, Event, TransferEvent, TransferState};
+use common::{RawClient, content, next, spawn_server, wait_for};
+use std::process::Command;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use wire::{ClientMsg, ServerMsg};
 
 #[tokio::test]
 async fn sigterm_tells_every_client_and_exits_cleanly() {
     let files = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn_server(files.path());
+    let (mut child, addr) = spawn_server(files.path(), &[]);
     let mut clients = Vec::new();
     for i in 0..5 {
         clients.push(Client::connect(&addr, &format!("c{i}")).await.unwrap());
@@ -87,4 +53,144 @@ fn a_bad_port_range_is_refused_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("LO <= HI"), "{stderr}");
+}
+
+#[tokio::test]
+async fn max_frame_sets_the_largest_frame_a_client_may_send() {
+    let files = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_server(files.path(), &["--max-frame", "65536"]);
+    let mut raw = RawClient::connect(&addr).await;
+    raw.hello("big").await;
+    assert!(matches!(raw.recv().await, Some(ServerMsg::Welcome { .. })));
+    // A frame of exactly the cap is read (and refused as the nonsense it is); the connection
+    // lives on.
+    raw.send_payload(&vec![b'x'; 65_536]).await;
+    let msg = raw.recv().await;
+    assert!(
+        matches!(
+            msg,
+            Some(ServerMsg::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            })
+        ),
+        "{msg:?}"
+    );
+    raw.send(&ClientMsg::ListUsers { req: Some(1) }).await;
+    assert!(matches!(raw.recv().await, Some(ServerMsg::Users { .. })));
+    // One byte more (which the default cap of 1 MiB allows) ends it.
+    raw.stream
+        .write_all(&65_537u32.to_be_bytes())
+        .await
+        .unwrap();
+    let msgs = raw.until_closed(common::WAIT).await;
+    assert!(
+        matches!(msgs.as_slice(), [
+            ServerMsg::Error { code: ErrorCode::BadRequest, message, .. },
+            ServerMsg::Bye { reason, .. },
+        ] if message.contains("65537") && message.contains("65536") && reason == "protocol_error"),
+        "{msgs:?}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_max_frame_below_the_minimum_is_refused_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_messenger-server"))
+        .args(["--max-frame", "1000"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--max-frame") && stderr.contains("65536"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_download_restarts_on_its_ports_and_the_download_resumes() {
+    let files = tempfile::tempdir().unwrap();
+    let size = 24 * 1024 * 1024;
+    let (data, hash) = content(size);
+    std::fs::write(files.path().join("k.bin"), &data).unwrap();
+    let udp = common::free_udp_port();
+    let ports = format!("{udp}-{udp}");
+    let (mut server, addr) = spawn_server(files.path(), &["--udp-ports", &ports]);
+    let dest = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&addr, "loyal").await.unwrap();
+    let paused = DownloadOptions {
+        dir: dest.path().to_path_buf(),
+        pause_at: Some(40.0),
+        ..DownloadOptions::default()
+    };
+    let id = client.download("k.bin", paused).await.unwrap();
+    let state = |e: &Event| match e {
+        Event::Transfer(TransferEvent { id: got, state, .. }) if *got == id => Some(state.clone()),
+        _ => None,
+    };
+    wait_for(&mut events, |e| {
+        matches!(state(e), Some(TransferState::Paused { .. }))
+    })
+    .await;
+
+    server.kill().unwrap(); // SIGKILL: no goodbye to anyone, no transfer closed
+    server.wait().unwrap();
+    // The client hears of it at once (not when the transfer times out): the transfer stops
+    // with its data kept, then the connection is reported gone.
+    let failed = wait_for(&mut events, |e| {
+        matches!(state(e), Some(TransferState::Failed { .. }))
+    })
+    .await;
+    assert!(format!("{failed:?}").contains("asking for the file again resumes it"));
+    let gone = next(&mut events).await;
+    assert!(
+        matches!(&gone, Event::Disconnected { reason, .. } if reason == "connection_lost"),
+        "{gone:?}"
+    );
+    assert!(dest.path().join("k.bin.part").exists());
+
+    // Its TCP and UDP ports serve again at once, and the download resumes and verifies.
+    let (mut server, again) = spawn_server(files.path(), &["--bind", &addr, "--udp-ports", &ports]);
+    assert_eq!(again, addr);
+    let (client, mut events) = Client::connect(&addr, "loyal").await.unwrap();
+    let id = client
+        .download(
+            "k.bin",
+            DownloadOptions {
+                dir: dest.path().to_path_buf(),
+                ..DownloadOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let started = wait_for(
+        &mut events,
+        |e| matches!(e, Event::Transfer(TransferEvent { id: got, .. }) if *got == id),
+    )
+    .await;
+    let Event::Transfer(TransferEvent {
+        state: TransferState::Started { offset, .. },
+        ..
+    }) = started
+    else {
+        panic!("{started:?}");
+    };
+    assert!(offset >= size as u64 * 2 / 5, "resumed at {offset}");
+    let done = wait_for(&mut events, |e| {
+        matches!(e, Event::Transfer(TransferEvent { id: got, state: TransferState::Done { .. } | TransferState::Failed { .. }, .. }) if *got == id)
+    })
+    .await;
+    let Event::Transfer(TransferEvent {
+        state: TransferState::Done { path, .. },
+        ..
+    }) = done
+    else {
+        panic!("{done:?}");
+    };
+    let on_disk = std::fs::read(path).unwrap();
+    assert_eq!(blake3::hash(&on_disk).to_hex().as_str(), hash);
+    server.kill().unwrap();
+    let _ = server.wait();
 }

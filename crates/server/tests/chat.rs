@@ -1,83 +1,14 @@
 //! Chat behaviour, proven with a real server on 127.0.0.1 and real clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::BytesMut;
-use client::{Client, ErrorCode, Event, Events};
-use server::{Config, Server, ServerHandle};
+mod common;
+
+use client::{Client, ErrorCode, Event};
+use common::{RawClient, WAIT, assert_quiet, join, join_many, next, start, start_with, wait_for};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_util::codec::Decoder;
-use wire::{ClientMsg, FrameCodec, ServerMsg};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-struct TestServer {
-    handle: ServerHandle,
-    addr: String,
-    _files: tempfile::TempDir,
-}
-
-async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
-    let files = tempfile::tempdir().unwrap();
-    let mut config = Config::local(files.path(), 2);
-    tweak(&mut config);
-    let handle = Server::bind(config).await.unwrap().spawn().unwrap();
-    let addr = handle.addr().to_string();
-    TestServer {
-        handle,
-        addr,
-        _files: files,
-    }
-}
-
-async fn start() -> TestServer {
-    start_with(|_| {}).await
-}
-
-async fn join(server: &TestServer, name: &str) -> (Client, Events) {
-    Client::connect(&server.addr, name).await.unwrap()
-}
-
-/// The next event, failing the test if none comes in time.
-async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(WAIT, events.recv())
-        .await
-        .expect("timed out waiting for an event")
-        .expect("event stream ended")
-}
-
-/// Skips events until one matches.
-async fn wait_for(events: &mut Events, mut pred: impl FnMut(&Event) -> bool) -> Event {
-    loop {
-        let event = next(events).await;
-        if pred(&event) {
-            return event;
-        }
-    }
-}
-
-/// Asserts nothing more arrives within a short while.
-async fn assert_quiet(events: &mut Events) {
-    let got = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
-    assert!(got.is_err(), "unexpected event {got:?}");
-}
-
-/// Joins `n` clients named `{prefix}{i}` and drains the join notices among them, so each
-/// stream starts clean.
-async fn join_many(server: &TestServer, prefix: &str, n: usize) -> Vec<(Client, Events)> {
-    let mut all = Vec::new();
-    for i in 0..n {
-        all.push(join(server, &format!("{prefix}{i}")).await);
-    }
-    for (i, (_, events)) in all.iter_mut().enumerate() {
-        for _ in i + 1..n {
-            assert!(matches!(next(events).await, Event::Joined { .. }));
-        }
-    }
-    all
-}
+use wire::{ClientMsg, ServerMsg};
 
 #[tokio::test]
 async fn joins_and_leaves_are_seen_by_every_other_client() {
@@ -537,10 +468,10 @@ async fn shutdown_tells_every_client() {
 #[tokio::test]
 async fn users_and_files_are_listed() {
     let server = start().await;
-    std::fs::write(server._files.path().join("b.bin"), [1u8; 10]).unwrap();
-    std::fs::write(server._files.path().join("a.txt"), b"hello").unwrap();
-    std::fs::write(server._files.path().join(".secret"), b"no").unwrap();
-    std::fs::create_dir(server._files.path().join("folder")).unwrap();
+    std::fs::write(server.files.path().join("b.bin"), [1u8; 10]).unwrap();
+    std::fs::write(server.files.path().join("a.txt"), b"hello").unwrap();
+    std::fs::write(server.files.path().join(".secret"), b"no").unwrap();
+    std::fs::create_dir(server.files.path().join("folder")).unwrap();
     let crowd = join_many(&server, "u", 3).await;
     assert_eq!(crowd[1].0.users().await.unwrap(), vec!["u0", "u1", "u2"]);
     let files: Vec<(String, u64)> = crowd[0]
@@ -555,70 +486,6 @@ async fn users_and_files_are_listed() {
         files,
         vec![("a.txt".to_string(), 5), ("b.bin".to_string(), 10)]
     );
-}
-
-/// A client speaking the wire protocol by hand, for what the real client never does.
-struct RawClient {
-    stream: TcpStream,
-    buf: BytesMut,
-    codec: FrameCodec,
-}
-
-impl RawClient {
-    async fn connect(addr: &str) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: BytesMut::new(),
-            codec: FrameCodec::default(),
-        }
-    }
-
-    /// A client with a tiny receive buffer, so that not reading fills it quickly.
-    async fn connect_small_buffer(addr: &str) -> Self {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        Self {
-            stream: socket.connect(addr.parse().unwrap()).await.unwrap(),
-            buf: BytesMut::new(),
-            codec: FrameCodec::default(),
-        }
-    }
-
-    async fn hello(&mut self, name: &str) {
-        self.send(&ClientMsg::Hello {
-            version: 1,
-            name: name.into(),
-        })
-        .await;
-    }
-
-    async fn send(&mut self, msg: &ClientMsg) {
-        self.stream.write_all(&msg.to_frame()).await.unwrap();
-    }
-
-    async fn send_payload(&mut self, payload: &[u8]) {
-        self.stream
-            .write_all(&wire::encode_frame(payload))
-            .await
-            .unwrap();
-    }
-
-    /// The next message, or `None` when the server closed the connection.
-    async fn recv(&mut self) -> Option<ServerMsg> {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                if let Some(frame) = self.codec.decode(&mut self.buf).unwrap() {
-                    return Some(ServerMsg::decode(&frame).unwrap());
-                }
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("timed out waiting for the server")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
