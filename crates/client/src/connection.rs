@@ -112,7 +112,7 @@ impl Client {
         let (out_tx, out_rx) = mpsc::channel(OUTBOX);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let pending = Pending::default();
-        let downloads = Downloads::new(server.ip(), ev_tx.clone());
+        let downloads = Downloads::new(server.ip(), ev_tx.clone(), out_tx.downgrade());
         tokio::spawn(write_loop(wr, out_rx));
         tokio::spawn(read_loop(
             frames,
@@ -455,5 +455,6 @@ async fn read_loop(
     };
     // Fail every waiting request now rather than at its timeout.
     lock(&pending).clear();
+    downloads.connection_lost().await;
     let _ = events.send(last).await;
 }

@@ -10,6 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wire::ClientMsg;
 
 /// How to download a file.
 #[derive(Debug, Clone)]
@@ -72,6 +75,13 @@ struct Entry {
 pub(crate) struct Downloads {
     server_ip: IpAddr,
     events: mpsc::Sender<Event>,
+    /// Requests to the server (weak: the connection closes when the last `Client` goes).
+    requests: mpsc::WeakSender<ClientMsg>,
+    /// Cancelled when the connection ends: the server has ended every transfer by then, and a
+    /// killed server cannot say so.
+    lost: CancellationToken,
+    /// The task of every transfer, for the end of the connection to wait for.
+    running: TaskTracker,
     /// Requests sent but not answered yet, by request number.
     asked: Mutex<HashMap<u64, (String, DownloadOptions)>>,
     entries: Mutex<HashMap<u64, Entry>>,
@@ -82,10 +92,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Downloads {
-    pub(crate) fn new(server_ip: IpAddr, events: mpsc::Sender<Event>) -> Arc<Self> {
+    pub(crate) fn new(
+        server_ip: IpAddr,
+        events: mpsc::Sender<Event>,
+        requests: mpsc::WeakSender<ClientMsg>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             server_ip,
             events,
+            requests,
+            lost: CancellationToken::new(),
+            running: TaskTracker::new(),
             asked: Mutex::default(),
             entries: Mutex::default(),
         })
@@ -166,7 +183,16 @@ impl Downloads {
             (entry.opts.clone(), entry.control.subscribe())
         };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.run(offer, opts, control).await });
+        self.running
+            .spawn(async move { this.run(offer, opts, control).await });
+    }
+
+    /// The connection ended: every running transfer stops now (its `.part` kept) and has told
+    /// so when this returns, so that [`Event::Disconnected`] stays the last event.
+    pub(crate) async fn connection_lost(&self) {
+        self.lost.cancel();
+        self.running.close();
+        self.running.wait().await;
     }
 
     /// Pauses, resumes or cancels transfer `id`.
@@ -235,11 +261,24 @@ impl Downloads {
             offer.hash.clone(),
             offer.size,
         );
-        let mut part =
-            tokio::task::spawn_blocking(move || PartFile::open(&dir, &name, &hash, size))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot write to {}: {e}", opts.dir.display()))?;
+        let opened = tokio::task::spawn_blocking(move || PartFile::open(&dir, &name, &hash, size))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut part = match opened {
+            Ok(part) => part,
+            Err(e) => {
+                // The server keeps a port for us until we open the flow: give it back now
+                // rather than after the server's timeout.
+                if let Some(requests) = self.requests.upgrade() {
+                    let cancel = ClientMsg::Cancel {
+                        id: offer.id,
+                        req: None,
+                    };
+                    let _ = requests.send(cancel).await;
+                }
+                return Err(format!("cannot write to {}: {e}", opts.dir.display()));
+            }
+        };
         let offset = part.contiguous();
         self.emit(
             offer.id,
@@ -258,7 +297,7 @@ impl Downloads {
             offer,
             paused: false,
         };
-        let ended = fetch::fetch(
+        let fetched = fetch::fetch(
             server,
             offer.token,
             pause_point,
@@ -266,8 +305,13 @@ impl Downloads {
             &mut part,
             control,
             &mut reporter,
-        )
-        .await;
+        );
+        let ended = tokio::select! {
+            ended = fetched => ended,
+            () = self.lost.cancelled() => Err(
+                "the connection to the server ended; asking for the file again resumes it".into()
+            ),
+        };
         match ended {
             Ok(fetch::Ended::Complete) => {}
             Ok(fetch::Ended::Cancelled) => {
@@ -275,6 +319,12 @@ impl Downloads {
                 return Ok(TransferState::Cancelled);
             }
             Err(error) => {
+                // The disk's own words (e.g. "No space left on device") say more than the
+                // transport's "could not write".
+                let error = match part.write_error() {
+                    Some(why) => format!("the transfer failed: {why}"),
+                    None => error,
+                };
                 let _ = part.save_meta();
                 return Err(error);
             }

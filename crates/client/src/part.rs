@@ -49,6 +49,8 @@ pub struct PartFile {
     hasher: blake3::Hasher,
     hashed: u64,
     checkpoint: Checkpoint,
+    /// Why the last write to disk failed, if one did.
+    write_error: Option<String>,
 }
 
 /// Records a [`PartFile`]'s progress in its meta file from another task while the transfer
@@ -115,6 +117,7 @@ impl PartFile {
             hasher: blake3::Hasher::new(),
             hashed: 0,
             checkpoint,
+            write_error: None,
         };
         // Hash what an earlier attempt wrote now, before the transfer needs the CPU.
         part.hash_up_to_contiguous(None)?;
@@ -176,7 +179,10 @@ impl PartFile {
     }
 
     fn write_now(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)?;
+        if let Err(err) = std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset) {
+            self.write_error = Some(format!("cannot write {}: {err}", self.path.display()));
+            return Err(err);
+        }
         self.written.add(offset, offset + data.len() as u64);
         self.checkpoint
             .contiguous
@@ -215,6 +221,11 @@ impl PartFile {
             self.hashed = end;
         }
         Ok(())
+    }
+
+    /// Why the last write to disk failed (the disk is full, ...), if one did.
+    pub fn write_error(&self) -> Option<&str> {
+        self.write_error.as_deref()
     }
 
     /// A handle that saves this file's progress from elsewhere.

@@ -2,129 +2,18 @@
 //! reliable UDP transport in between.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use client::{Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState};
-use server::{Config, Server, ServerHandle};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
 
-const WAIT: Duration = Duration::from_secs(60);
-
-struct TestServer {
-    handle: ServerHandle,
-    addr: String,
-    files: tempfile::TempDir,
-}
+use client::{Client, DownloadOptions, ErrorCode, TransferState};
+use common::{TestServer, assert_done, make_file, next_of, opts, outcome, start_with, wait_until};
+use server::{Config, Server, UdpPorts};
 
 async fn start(udp_ports: usize) -> TestServer {
-    let files = tempfile::tempdir().unwrap();
-    serve(files, udp_ports).await
+    start_with(|c| c.udp_ports = UdpPorts::Ephemeral(udp_ports)).await
 }
 
 async fn serve(files: tempfile::TempDir, udp_ports: usize) -> TestServer {
-    let config = Config::local(files.path(), udp_ports);
-    let handle = Server::bind(config).await.unwrap().spawn().unwrap();
-    let addr = handle.addr().to_string();
-    TestServer {
-        handle,
-        addr,
-        files,
-    }
-}
-
-/// Writes a file of `size` pseudo-random bytes (so misplaced bytes show) and returns its bytes'
-/// hash.
-fn make_file(dir: &Path, name: &str, size: u64) -> String {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
-    let mut hasher = blake3::Hasher::new();
-    let mut state: u64 = size ^ 0x9e37_79b9_7f4a_7c15;
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        for b in &mut chunk[..n] {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = (state >> 24) as u8;
-        }
-        file.write_all(&chunk[..n]).unwrap();
-        hasher.update(&chunk[..n]);
-        left -= n as u64;
-    }
-    file.flush().unwrap();
-    hasher.finalize().to_hex().to_string()
-}
-
-fn opts(dir: &Path) -> DownloadOptions {
-    DownloadOptions {
-        dir: dir.to_path_buf(),
-        ..DownloadOptions::default()
-    }
-}
-
-/// The next event of transfer `id`, skipping chat and other transfers.
-async fn next_of(events: &mut Events, id: u64) -> TransferState {
-    loop {
-        let event = tokio::time::timeout(WAIT, events.recv())
-            .await
-            .expect("timed out waiting for a transfer event")
-            .expect("event stream ended");
-        match event {
-            Event::Transfer(TransferEvent { id: got, state, .. }) if got == id => return state,
-            Event::Disconnected { message, .. } => panic!("disconnected: {message}"),
-            _ => {}
-        }
-    }
-}
-
-/// Waits for transfer `id` to end and returns how.
-async fn outcome(events: &mut Events, id: u64) -> TransferState {
-    loop {
-        match next_of(events, id).await {
-            TransferState::Progress { .. }
-            | TransferState::Started { .. }
-            | TransferState::Queued { .. }
-            | TransferState::Resumed { .. } => {}
-            other => return other,
-        }
-    }
-}
-
-/// Asserts that transfer `id` completed with exactly the expected bytes.
-async fn assert_done(events: &mut Events, id: u64, expected_hash: &str, size: u64) -> PathBuf {
-    match outcome(events, id).await {
-        TransferState::Done {
-            bytes,
-            path,
-            hash,
-            last_byte,
-        } => {
-            assert_eq!(bytes, size);
-            assert_eq!(hash, expected_hash);
-            let on_disk = std::fs::read(&path).unwrap();
-            assert_eq!(on_disk.len() as u64, size);
-            assert_eq!(blake3::hash(&on_disk).to_hex().to_string(), expected_hash);
-            assert_eq!(
-                last_byte,
-                on_disk.last().copied(),
-                "the last byte is reported"
-            );
-            assert!(path.is_absolute());
-            path
-        }
-        other => panic!("transfer {id} ended as {other:?}"),
-    }
-}
-
-async fn wait_until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition never held");
+    common::serve(files, |c| c.udp_ports = UdpPorts::Ephemeral(udp_ports)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
