@@ -140,7 +140,9 @@ pub enum Event {
     Finished {
         /// Length of the stream.
         total: u64,
-        /// The stream's last byte, `None` if empty.
+        /// The stream's last byte, `None` if empty. Also `None` on a receiver that resumed at
+        /// the stream's very end (no byte passed through it) and never got the sender's CLOSE:
+        /// it finishes anyway after many DONEs, without knowing that byte.
         last_byte: Option<u8>,
     },
     /// The connection ended without finishing.

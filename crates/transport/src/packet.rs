@@ -175,14 +175,15 @@ pub fn decode(datagram: &[u8]) -> Result<Packet<'_>, DecodeError> {
                 return Err(DecodeError::Malformed);
             }
             let mut ranges = Vec::with_capacity(count);
-            let mut below = u64::MAX;
+            // The first range may end anywhere, u64::MAX included.
+            let mut below = None;
             for _ in 0..count {
                 let (start, end) = (r.u64()?, r.u64()?);
                 // Newest first, disjoint, each well formed.
-                if start > end || end >= below {
+                if start > end || below.is_some_and(|below| end >= below) {
                     return Err(DecodeError::Malformed);
                 }
-                below = start;
+                below = Some(start);
                 ranges.push((start, end));
             }
             Frame::Ack {
@@ -376,6 +377,17 @@ mod tests {
             let n = encode(&packet, &mut buf).unwrap();
             assert_eq!(decode(&buf[..n]), Err(DecodeError::Malformed));
         }
+    }
+
+    #[test]
+    fn an_ack_of_the_highest_packet_number_round_trips() {
+        // Found by fuzzing (udp_packet): the encoder wrote it, the decoder refused it, so a
+        // receiver that had seen packet number u64::MAX sent only acks its sender dropped.
+        round_trip(Frame::Ack {
+            ack_delay_us: 0,
+            max_offset: 0,
+            ranges: vec![(u64::MAX, u64::MAX), (0, 3)],
+        });
     }
 
     #[test]

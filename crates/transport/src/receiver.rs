@@ -321,12 +321,15 @@ impl<K: Sink> Receiver<K> {
             .received
             .iter()
             .any(|&(start, end)| start <= pn && pn <= end);
+        // A peer may send any packet number, u64::MAX included: no arithmetic may overflow.
         match largest {
-            Some(l) if pn > l + 1 => self.missing += pn - l - 1,
+            Some(l) if pn > l.saturating_add(1) => {
+                self.missing = self.missing.saturating_add(pn - l - 1);
+            }
             Some(l) if pn < l && !seen => self.missing = self.missing.saturating_sub(1),
             _ => {}
         }
-        let in_order = largest.is_none_or(|l| pn == l + 1);
+        let in_order = largest.is_none_or(|l| l.checked_add(1) == Some(pn));
         insert_pn(&mut self.received, pn);
         if largest.is_none_or(|l| pn > l) {
             self.largest_time = Some(now);
@@ -345,6 +348,12 @@ impl<K: Sink> Receiver<K> {
         let end = offset + payload.len() as u64;
         if self.total.is_some_and(|total| end > total) {
             return; // beyond the stream: a broken or hostile sender
+        }
+        if end > self.contiguous.saturating_add(self.config.window) {
+            // Beyond any window we granted (each was at most the window past what we had
+            // then): a broken or hostile sender. Never written, so no peer can make the sink
+            // grow past the window, even before the HELLO_ACK tells the stream's length.
+            return;
         }
         if end <= self.contiguous {
             return; // a duplicate
@@ -668,6 +677,50 @@ mod tests {
             2,
             "a late packet is not lost; a duplicate counts once"
         );
+    }
+
+    #[test]
+    fn data_beyond_the_window_is_never_written() {
+        // Found by fuzzing (transport_receiver): a DATA packet far out before the HELLO_ACK
+        // made the sink allocate up to there (a capacity-overflow panic or an out-of-memory
+        // abort for a Vec, a huge sparse write for a file).
+        let t0 = Instant::now();
+        let config = Config {
+            window: 10_000,
+            ..Config::default()
+        };
+        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), config);
+        let far = |offset| {
+            packet(
+                1,
+                Frame::Data {
+                    offset,
+                    payload: &[7; 10],
+                },
+            )
+        };
+        rx.handle_datagram(t0, &far(u64::MAX - 100));
+        rx.handle_datagram(t0, &far(9_991));
+        assert!(rx.sink().is_empty());
+        rx.handle_datagram(t0, &far(9_990));
+        assert_eq!(
+            rx.sink().len(),
+            10_000,
+            "the window's last bytes are welcome"
+        );
+    }
+
+    #[test]
+    fn the_highest_packet_number_overflows_nothing() {
+        // Found by libFuzzer (transport_receiver): after packet number u64::MAX, the next
+        // packet overflowed `largest + 1` (a panic with overflow checks, a bogus loss count
+        // without).
+        let t0 = Instant::now();
+        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), Config::default());
+        for pn in [u64::MAX, 5, u64::MAX - 2, 0] {
+            rx.handle_datagram(t0, &packet(pn, Frame::Ping));
+        }
+        assert_eq!(rx.stats().packets_lost, 0);
     }
 
     fn ranges_of(pns: &[u64]) -> Vec<(u64, u64)> {

@@ -1,0 +1,238 @@
+//! A sender and a receiver joined by two queues of datagrams, in virtual time: the bench on
+//! which the endpoint targets let the input drop, duplicate, reorder and forge datagrams.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use transport::{Config, Event, Receiver, Sender};
+
+/// The transfer's secret in every endpoint target.
+pub const TOKEN: [u8; 16] = *b"messenger-fuzz!!";
+/// The connection id the receiver picks in the endpoint targets.
+pub const CONN_ID: u64 = 0x6d65_7373_656e_6765;
+
+/// A stream of `len` bytes in which every byte depends on its position, so that a byte written
+/// in the wrong place shows.
+pub fn stream(len: u64, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let x = (i ^ (u64::from(seed) << 56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// Most virtual time the input may spend before the clean run: well inside the idle timeout,
+/// so that a stall in the clean run is the endpoints' fault, never the input's.
+pub const INPUT_TIME: Duration = Duration::from_secs(10);
+
+/// What a target checks while [`Pair::run_clean`] moves the datagrams.
+pub trait Watch {
+    /// The sender sent `datagram`.
+    fn sent(&mut self, _pair: &Pair, _datagram: &[u8]) {}
+    /// The sender is about to hear `datagram` (from the receiver).
+    fn heard(&mut self, _datagram: &[u8]) {}
+}
+
+/// Watches nothing.
+impl Watch for () {}
+
+/// One transfer between a real sender and a real receiver.
+pub struct Pair {
+    /// The virtual clock.
+    pub now: Instant,
+    /// When the transfer began.
+    pub start: Instant,
+    /// The receiving end.
+    pub receiver: Receiver<Vec<u8>>,
+    /// The sending end, once a HELLO with the token reached it.
+    pub sender: Option<Sender<Vec<u8>>>,
+    /// The stream the sender serves.
+    pub source: Vec<u8>,
+    /// Where the receiver asked the stream to start.
+    pub offset: u64,
+    config: Config,
+    /// Datagrams on their way to the sender.
+    pub to_sender: VecDeque<Vec<u8>>,
+    /// Datagrams on their way to the receiver.
+    pub to_receiver: VecDeque<Vec<u8>>,
+    /// Every event of the receiver so far.
+    pub receiver_events: Vec<Event>,
+    /// Every event of the sender so far.
+    pub sender_events: Vec<Event>,
+    buf: Vec<u8>,
+}
+
+impl Pair {
+    /// A receiver asking for `source` from `offset`, its sink holding what comes before; the
+    /// sender opens when the receiver's HELLO reaches it.
+    pub fn new(source: Vec<u8>, offset: u64, config: Config) -> Self {
+        let now = Instant::now();
+        let have = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(source.len());
+        let sink = source[..have].to_vec();
+        let receiver = Receiver::new(now, CONN_ID, TOKEN, offset, sink, config.clone());
+        Self {
+            now,
+            start: now,
+            receiver,
+            sender: None,
+            source,
+            offset,
+            config,
+            to_sender: VecDeque::new(),
+            to_receiver: VecDeque::new(),
+            receiver_events: Vec::new(),
+            sender_events: Vec::new(),
+            buf: vec![0u8; transport::MAX_DATAGRAM],
+        }
+    }
+
+    /// Everything the sender has to send now, queued for the receiver and returned.
+    pub fn pump_sender(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(sender) = &mut self.sender {
+            let size = sender.max_datagram();
+            // A bounded number: a sender that never stops would hang the target.
+            for _ in 0..1000 {
+                let Some(n) = sender.poll_transmit(self.now, &mut self.buf[..size]) else {
+                    break;
+                };
+                out.push(self.buf[..n].to_vec());
+            }
+        }
+        self.to_receiver.extend(out.iter().cloned());
+        self.drain_events();
+        out
+    }
+
+    /// Everything the receiver has to send now, queued for the sender and returned.
+    pub fn pump_receiver(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let Some(n) = self.receiver.poll_transmit(self.now, &mut self.buf) else {
+                break;
+            };
+            out.push(self.buf[..n].to_vec());
+        }
+        self.to_sender.extend(out.iter().cloned());
+        self.drain_events();
+        out
+    }
+
+    /// Hands `datagram` to the sender, opening it if it is not open yet (as the driver does).
+    pub fn deliver_to_sender(&mut self, datagram: &[u8]) {
+        match &mut self.sender {
+            Some(sender) => sender.handle_datagram(self.now, datagram),
+            None => {
+                let source = self.source.clone();
+                let accepted =
+                    Sender::accept(self.now, datagram, &TOKEN, source, self.config.clone());
+                self.sender = accepted.ok();
+            }
+        }
+        self.drain_events();
+    }
+
+    /// Hands `datagram` to the receiver.
+    pub fn deliver_to_receiver(&mut self, datagram: &[u8]) {
+        self.receiver.handle_datagram(self.now, datagram);
+        self.drain_events();
+    }
+
+    /// Moves the clock on by `by` (within [`INPUT_TIME`] of the start) and runs the timers due.
+    pub fn advance(&mut self, by: Duration) {
+        let limit = self.start + INPUT_TIME;
+        self.now = (self.now + by).min(limit).max(self.now);
+        self.run_timers();
+    }
+
+    fn run_timers(&mut self) {
+        if self.receiver.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.receiver.handle_timeout(self.now);
+        }
+        if let Some(sender) = &mut self.sender
+            && sender.poll_timeout().is_some_and(|t| t <= self.now)
+        {
+            sender.handle_timeout(self.now);
+        }
+        self.drain_events();
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.receiver.poll_event() {
+            self.receiver_events.push(event);
+        }
+        if let Some(sender) = &mut self.sender {
+            while let Some(event) = sender.poll_event() {
+                self.sender_events.push(event);
+            }
+        }
+    }
+
+    /// True if the receiver asked for the stream from its end or beyond: no byte passes.
+    pub fn resumed_at_end(&self) -> bool {
+        self.offset >= self.source.len() as u64
+    }
+
+    /// True once either end gave up or was told to.
+    pub fn aborted(&self) -> bool {
+        self.receiver_events
+            .iter()
+            .chain(&self.sender_events)
+            .any(|e| matches!(e, Event::Aborted { .. }))
+    }
+
+    /// True once the receiver finished.
+    pub fn finished(&self) -> bool {
+        self.receiver_events
+            .iter()
+            .any(|e| matches!(e, Event::Finished { .. }))
+    }
+
+    /// Runs the transfer on a perfect network for up to `limit` of virtual time, showing
+    /// `watch` every datagram the sender sends and hears, until the receiver finishes or either
+    /// end aborts.
+    pub fn run_clean(&mut self, limit: Duration, watch: &mut dyn Watch) {
+        let end = self.now + limit;
+        for _ in 0..1_000_000 {
+            if self.finished() || self.aborted() {
+                return;
+            }
+            let mut moved = false;
+            for datagram in self.pump_sender() {
+                watch.sent(self, &datagram);
+                moved = true;
+            }
+            moved |= !self.pump_receiver().is_empty();
+            while let Some(d) = self.to_receiver.pop_front() {
+                self.deliver_to_receiver(&d);
+                moved = true;
+            }
+            while let Some(d) = self.to_sender.pop_front() {
+                watch.heard(&d);
+                self.deliver_to_sender(&d);
+                moved = true;
+            }
+            if moved {
+                continue;
+            }
+            let next = [
+                self.receiver.poll_timeout(),
+                self.sender.as_ref().and_then(|s| s.poll_timeout()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let Some(next) = next else {
+                return;
+            };
+            // Time always moves, even for a timer that is due and does nothing.
+            self.now = next.max(self.now + Duration::from_micros(1));
+            if self.now > end {
+                return;
+            }
+            self.run_timers();
+        }
+    }
+}

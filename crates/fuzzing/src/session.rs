@@ -1,0 +1,744 @@
+//! The server's whole message handler: arbitrary bytes on a real connection to a real server,
+//! against a model of what the server must answer.
+//!
+//! One server runs for the whole process (on its own tokio runtime), with a well-behaved
+//! *watcher* client online throughout. Each input is written, as it is, to a fresh TCP
+//! connection (only as far as the server reads it: see [`model`]), and the connection is
+//! closed. Then a well-behaved *probe* client joins, chats and leaves. The model predicts,
+//! from the bytes alone, every frame the server sends back on the connection, and every frame
+//! the watcher sees, up to the probe's message; both are compared frame by frame.
+
+use crate::Input;
+use crate::control::{End, client_msg_from, split, string_from};
+use bytes::Bytes;
+use server::{Config, Server, ServerHandle};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use wire::{
+    ClientMsg, ErrorCode, FileEntry, MAX_FRAME_LEN, MAX_TEXT_LEN, ServerMsg, encode_frame,
+    name_key, validate_name,
+};
+
+/// The one file the server shares.
+pub const SHARED_FILE: &str = "hello.txt";
+const SHARED_BYTES: &[u8] = b"hello from the fuzzed server\n";
+/// Names of the two well-behaved clients.
+const WATCHER: &str = "watcher";
+const PROBE: &str = "probe";
+/// Longest wait for the server before the case fails as a hang.
+const PATIENCE: Duration = Duration::from_secs(10);
+/// Name of the server's threads, so a panic there is told from one in the target's thread.
+const THREAD_NAME: &str = "fuzz-server";
+
+static SERVER_PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// A frame the model expects, with the fields it can predict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expect {
+    Error(ErrorCode, Option<u64>),
+    Welcome {
+        name: String,
+        users: Vec<String>,
+    },
+    Users {
+        req: Option<u64>,
+        names: Vec<String>,
+    },
+    Files {
+        req: Option<u64>,
+    },
+    Pong,
+    Message {
+        from: String,
+        text: String,
+        private: bool,
+    },
+    /// `download_ready` for the shared file, or `busy` (every port in use).
+    Offer {
+        req: Option<u64>,
+    },
+    /// `cancelled` for a transfer we were offered, or `no_such_transfer`.
+    CancelAnswer {
+        req: Option<u64>,
+        id: u64,
+    },
+    Bye(&'static str),
+    Joined(String),
+    Left(String, &'static str),
+}
+
+/// What the model predicts for one connection.
+#[derive(Debug, Default)]
+struct Prediction {
+    /// Bytes the server reads before it stops reading (and closes).
+    consumed: usize,
+    /// Frames the server sends on the connection.
+    replies: Vec<Expect>,
+    /// Frames the watcher gets because of the connection.
+    watcher: Vec<Expect>,
+}
+
+/// What the server must do with `stream`, by `docs/PROTOCOL.md`, given that only the watcher
+/// is online and the shared folder holds [`SHARED_FILE`].
+fn model(stream: &[u8]) -> Prediction {
+    let mut out = Prediction::default();
+    let frames = split(stream, MAX_FRAME_LEN);
+    let mut name: Option<String> = None;
+    for payload in frames.frames {
+        out.consumed += 4 + payload.len();
+        let msg = ClientMsg::decode(payload);
+        let Some(me) = &name else {
+            match msg {
+                Ok(ClientMsg::Hello { version: 0, .. }) => {
+                    out.replies
+                        .push(Expect::Error(ErrorCode::UnsupportedVersion, None));
+                    return out;
+                }
+                Ok(ClientMsg::Hello { name: wanted, .. }) => {
+                    if validate_name(&wanted).is_err() {
+                        out.replies
+                            .push(Expect::Error(ErrorCode::InvalidName, None));
+                    } else if name_key(&wanted) == WATCHER {
+                        out.replies.push(Expect::Error(ErrorCode::NameTaken, None));
+                    } else {
+                        out.replies.push(Expect::Welcome {
+                            name: wanted.clone(),
+                            users: online_with(&wanted),
+                        });
+                        out.watcher.push(Expect::Joined(wanted.clone()));
+                        name = Some(wanted);
+                    }
+                }
+                Ok(_) | Err(_) => out.replies.push(Expect::Error(ErrorCode::BadRequest, None)),
+            }
+            continue;
+        };
+        let me = me.clone();
+        let too_long = |text: &str, req| {
+            (text.len() > MAX_TEXT_LEN).then_some(Expect::Error(ErrorCode::TooLong, req))
+        };
+        let reply = match msg {
+            Err(_) | Ok(ClientMsg::Hello { .. }) => {
+                Some(Expect::Error(ErrorCode::BadRequest, None))
+            }
+            Ok(ClientMsg::Ping) => Some(Expect::Pong),
+            Ok(ClientMsg::Quit) => {
+                out.replies.push(Expect::Bye("quit"));
+                out.watcher.push(Expect::Left(me, "quit"));
+                return out;
+            }
+            Ok(ClientMsg::SendAll { text, req }) => too_long(&text, req).or_else(|| {
+                out.watcher.push(Expect::Message {
+                    from: me.clone(),
+                    text,
+                    private: false,
+                });
+                None
+            }),
+            Ok(ClientMsg::SendPrivate { to, text, req }) => too_long(&text, req).or_else(|| {
+                let msg = Expect::Message {
+                    from: me.clone(),
+                    text,
+                    private: true,
+                };
+                if name_key(&to) == name_key(&me) {
+                    Some(msg)
+                } else if name_key(&to) == WATCHER {
+                    out.watcher.push(msg);
+                    None
+                } else {
+                    Some(Expect::Error(ErrorCode::NoSuchUser, req))
+                }
+            }),
+            Ok(ClientMsg::ListUsers { req }) => Some(Expect::Users {
+                req,
+                names: online_with(&me),
+            }),
+            Ok(ClientMsg::ListFiles { req }) => Some(Expect::Files { req }),
+            Ok(ClientMsg::Download { file, req }) => Some(if file == SHARED_FILE {
+                Expect::Offer { req }
+            } else {
+                Expect::Error(ErrorCode::NoSuchFile, req)
+            }),
+            Ok(ClientMsg::Cancel { id, req }) => Some(Expect::CancelAnswer { req, id }),
+        };
+        out.replies.extend(reply);
+    }
+    match (frames.end, name) {
+        (End::Clean, None) => out.consumed = stream.len(),
+        (End::Partial, None) => {
+            out.consumed = stream.len();
+            out.replies.push(Expect::Error(ErrorCode::BadRequest, None));
+        }
+        (End::BadLength(_), None) => {
+            out.consumed += 4;
+            out.replies.push(Expect::Error(ErrorCode::BadRequest, None));
+        }
+        (End::Clean | End::Partial, Some(me)) => {
+            out.consumed = stream.len();
+            out.watcher.push(Expect::Left(me, "disconnected"));
+        }
+        (End::BadLength(_), Some(me)) => {
+            out.consumed += 4;
+            out.replies.push(Expect::Error(ErrorCode::BadRequest, None));
+            out.replies.push(Expect::Bye("protocol_error"));
+            out.watcher.push(Expect::Left(me, "protocol_error"));
+        }
+    }
+    out
+}
+
+/// The names online while `name` is, in the server's order (by name, ignoring case).
+fn online_with(name: &str) -> Vec<String> {
+    let mut names = vec![name.to_owned(), WATCHER.to_owned()];
+    names.sort_by_key(|n| name_key(n));
+    names
+}
+
+/// The server, its runtime and the watcher, shared by every case in the process.
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    /// Size and hash of the shared file.
+    shared: (u64, String),
+    /// Frames the watcher received, as they come.
+    watcher: mpsc::UnboundedReceiver<Result<ServerMsg, String>>,
+    /// Cases run so far.
+    cases: u64,
+    _server: ServerHandle,
+    _files: tempfile::TempDir,
+}
+
+fn harness() -> &'static Mutex<Harness> {
+    static HARNESS: OnceLock<Mutex<Harness>> = OnceLock::new();
+    HARNESS.get_or_init(|| match Harness::start() {
+        Ok(h) => Mutex::new(h),
+        Err(err) => panic!("cannot start the server under test: {err}"),
+    })
+}
+
+impl Harness {
+    fn start() -> std::io::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() == Some(THREAD_NAME) {
+                SERVER_PANICKED.store(true, Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(THREAD_NAME)
+            .enable_all()
+            .build()?;
+        let files = tempfile::tempdir()?;
+        let path = files.path().join(SHARED_FILE);
+        std::fs::write(&path, SHARED_BYTES)?;
+        let shared = (SHARED_BYTES.len() as u64, wire::hash_file(&path)?);
+        let mut config = Config::local(files.path(), 2);
+        // Nothing the model does not know about: no rate limit, no slow-consumer eviction, no
+        // queue for downloads (a queued one would be offered at an unpredictable moment), no
+        // idle timeout for the watcher.
+        config.rate_limit = 1e12;
+        config.rate_burst = u32::MAX;
+        config.queue_limit = 1 << 20;
+        config.max_queued = 0;
+        config.idle_timeout = Duration::from_secs(24 * 3600);
+        let (server, watcher) = runtime.block_on(async {
+            let server = Server::bind(config).await?.spawn()?;
+            let watcher = watch(server.addr()).await?;
+            Ok::<_, std::io::Error>((server, watcher))
+        })?;
+        Ok(Self {
+            addr: server.addr(),
+            runtime,
+            shared,
+            watcher,
+            cases: 0,
+            _server: server,
+            _files: files,
+        })
+    }
+
+    fn run(&mut self, stream: &[u8]) {
+        let prediction = model(stream);
+        let written = &stream[..prediction.consumed.min(stream.len())];
+        let addr = self.addr;
+        let answer = self
+            .runtime
+            .block_on(async { tokio::time::timeout(PATIENCE, exchange(addr, written)).await });
+        let answer = match answer {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(err)) => panic!("the connection failed: {err}"),
+            Err(_) => panic!("the server did not close the connection"),
+        };
+        let replies = frames_of(&answer);
+        compare(
+            &prediction.replies,
+            &replies,
+            &self.shared,
+            "the connection",
+        );
+
+        // A well-behaved client still joins and chats, and the watcher saw exactly what the
+        // model says, then the probe.
+        let text = format!("probe {}", self.cases);
+        let probe = self
+            .runtime
+            .block_on(async { tokio::time::timeout(PATIENCE, probe(addr, &text)).await });
+        match probe {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => panic!("a well-behaved client failed after the input: {err}"),
+            Err(_) => panic!("a well-behaved client got no answer after the input"),
+        }
+        let mut expected = Vec::new();
+        if self.cases > 0 {
+            expected.push(Expect::Left(PROBE.into(), "quit"));
+        }
+        expected.extend(prediction.watcher);
+        expected.push(Expect::Joined(PROBE.into()));
+        expected.push(Expect::Message {
+            from: PROBE.into(),
+            text: text.clone(),
+            private: false,
+        });
+        let seen = self.runtime.block_on(async {
+            let mut seen = Vec::new();
+            loop {
+                let next = tokio::time::timeout(PATIENCE, self.watcher.recv()).await;
+                let msg = match next {
+                    Ok(Some(Ok(msg))) => msg,
+                    Ok(Some(Err(err))) => panic!("the watcher got a bad frame: {err}"),
+                    Ok(None) => panic!("the watcher was disconnected"),
+                    Err(_) => panic!("the watcher never saw the probe; it saw {seen:#?}"),
+                };
+                let last = matches!(&msg, ServerMsg::Message { from, text: t, .. } if from == PROBE && *t == text);
+                seen.push(msg);
+                if last {
+                    return seen;
+                }
+            }
+        });
+        compare(&expected, &seen, &self.shared, "the watcher");
+        self.cases += 1;
+        assert!(
+            !SERVER_PANICKED.load(Ordering::SeqCst),
+            "a server task panicked"
+        );
+    }
+}
+
+/// Writes `bytes` on a new connection, closes its sending half and returns everything the
+/// server sends until it closes.
+async fn exchange(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let write = async {
+        wr.write_all(bytes).await?;
+        wr.shutdown().await
+    };
+    let read = async {
+        let mut out = Vec::new();
+        rd.read_to_end(&mut out).await.map(|_| out)
+    };
+    let (written, read) = tokio::join!(write, read);
+    written?;
+    read
+}
+
+/// The server's frames, which must be well-formed messages, ending at a frame boundary.
+fn frames_of(bytes: &[u8]) -> Vec<ServerMsg> {
+    let split = split(bytes, MAX_FRAME_LEN);
+    assert_eq!(split.end, End::Clean, "the server's stream ends mid-frame");
+    split
+        .frames
+        .iter()
+        .map(|payload| match ServerMsg::decode(payload) {
+            Ok(msg) => msg,
+            Err(err) => panic!(
+                "the server sent a frame that is no message ({err}): {}",
+                String::from_utf8_lossy(payload)
+            ),
+        })
+        .collect()
+}
+
+/// Joins as the watcher and forwards what it receives.
+async fn watch(
+    addr: SocketAddr,
+) -> std::io::Result<mpsc::UnboundedReceiver<Result<ServerMsg, String>>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(&hello(WATCHER)).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let welcome = read_frame(&mut stream).await?;
+    if !matches!(welcome, ServerMsg::Welcome { .. }) {
+        return Err(std::io::Error::other(format!(
+            "the watcher got {welcome:?}"
+        )));
+    }
+    tokio::spawn(async move {
+        // The stream (its write half too) stays open: a closed one reads as a goodbye.
+        loop {
+            let next = read_frame(&mut stream).await.map_err(|e| e.to_string());
+            let failed = next.is_err();
+            if tx.send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Joins as the probe, says `text` to everyone and leaves, checking every answer.
+async fn probe(addr: SocketAddr, text: &str) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(&hello(PROBE)).await?;
+    let welcome = read_frame(&mut stream).await?;
+    let users = online_with(PROBE);
+    if !matches!(&welcome, ServerMsg::Welcome { name, users: u, .. } if name == PROBE && *u == users)
+    {
+        return Err(std::io::Error::other(format!(
+            "the probe's welcome is {welcome:?}"
+        )));
+    }
+    let mut out = ClientMsg::SendAll {
+        text: text.into(),
+        req: None,
+    }
+    .to_frame()
+    .to_vec();
+    out.extend_from_slice(&ClientMsg::Quit.to_frame());
+    stream.write_all(&out).await?;
+    let bye = read_frame(&mut stream).await?;
+    if !matches!(&bye, ServerMsg::Bye { reason, .. } if reason == "quit") {
+        return Err(std::io::Error::other(format!(
+            "the probe's goodbye is {bye:?}"
+        )));
+    }
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await?;
+    if !rest.is_empty() {
+        return Err(std::io::Error::other("the server sent more after its bye"));
+    }
+    Ok(())
+}
+
+fn hello(name: &str) -> Bytes {
+    ClientMsg::Hello {
+        version: wire::PROTOCOL_VERSION,
+        name: name.into(),
+    }
+    .to_frame()
+}
+
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<ServerMsg> {
+    let len = stream.read_u32().await?;
+    if len == 0 || len as usize > MAX_FRAME_LEN {
+        return Err(std::io::Error::other(format!("a frame of {len} bytes")));
+    }
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload).await?;
+    ServerMsg::decode(&payload).map_err(std::io::Error::other)
+}
+
+/// Compares what came with what the model expects, frame by frame.
+fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom: &str) {
+    // Transfers offered on this connection, and those already cancelled once.
+    let mut offered = HashSet::new();
+    let mut cancelled = HashSet::new();
+    let mut fits = |e: &Expect, m: &ServerMsg| match (e, m) {
+        (
+            Expect::Error(code, req),
+            ServerMsg::Error {
+                code: c, req: r, ..
+            },
+        ) => code == c && req == r,
+        (
+            Expect::Welcome { name, users },
+            ServerMsg::Welcome {
+                version,
+                name: n,
+                users: u,
+                ..
+            },
+        ) => *version == wire::PROTOCOL_VERSION && name == n && users == u,
+        (Expect::Users { req, names }, ServerMsg::Users { req: r, names: n }) => {
+            req == r && names == n
+        }
+        (Expect::Files { req }, ServerMsg::Files { req: r, files }) => {
+            req == r
+                && *files
+                    == [FileEntry {
+                        name: SHARED_FILE.into(),
+                        size: shared.0,
+                    }]
+        }
+        (Expect::Pong, ServerMsg::Pong) => true,
+        (
+            Expect::Message {
+                from,
+                text,
+                private,
+            },
+            ServerMsg::Message {
+                from: f,
+                text: t,
+                private: p,
+                ..
+            },
+        ) => from == f && text == t && private == p,
+        (
+            Expect::Offer { req },
+            ServerMsg::DownloadReady {
+                req: r,
+                id,
+                file,
+                size,
+                hash,
+                token,
+                port,
+            },
+        ) => {
+            offered.insert(*id);
+            req == r
+                && file == SHARED_FILE
+                && *size == shared.0
+                && *hash == shared.1
+                && token.len() == 32
+                && token.bytes().all(|b| b.is_ascii_hexdigit())
+                && *port != 0
+        }
+        (Expect::Offer { req }, ServerMsg::Error { code, req: r, .. }) => {
+            *code == ErrorCode::Busy && req == r
+        }
+        (Expect::CancelAnswer { req, id }, ServerMsg::Cancelled { req: r, id: i }) => {
+            cancelled.insert(*id);
+            req == r && id == i && offered.contains(id)
+        }
+        // Only a transfer cancelled before may be gone already (its task ends on its own time).
+        (Expect::CancelAnswer { req, id }, ServerMsg::Error { code, req: r, .. }) => {
+            *code == ErrorCode::NoSuchTransfer
+                && req == r
+                && (!offered.contains(id) || cancelled.contains(id))
+        }
+        (Expect::Bye(reason), ServerMsg::Bye { reason: r, .. }) => reason == r,
+        (Expect::Joined(name), ServerMsg::Joined { name: n, .. }) => name == n,
+        (
+            Expect::Left(name, reason),
+            ServerMsg::Left {
+                name: n, reason: r, ..
+            },
+        ) => name == n && reason == r,
+        _ => false,
+    };
+    let mismatch =
+        expected.len() != got.len() || expected.iter().zip(got).any(|(e, m)| !fits(e, m));
+    assert!(
+        !mismatch,
+        "{whom} got other frames than the model expects:\nexpected {expected:#?}\ngot {got:#?}"
+    );
+}
+
+/// Arbitrary bytes on a fresh connection to a live server, then a well-behaved client.
+///
+/// Checks: every frame the server sends on the connection is a well-formed message, the
+/// stream ends at a frame boundary, and the frames are exactly what the protocol says
+/// (replies, errors with their codes and request numbers, the goodbye) for those bytes; the
+/// watcher, online throughout, sees exactly the joins, chat messages and leaves with their
+/// reasons that the bytes cause; afterwards a new client joins (its welcome lists only it and
+/// the watcher: nobody lingers), chats (the watcher gets it) and leaves with a proper goodbye;
+/// no server task panicked. Cases run one at a time (a lock), so the model holds.
+pub fn server_session(data: &[u8]) {
+    let mut harness = harness().lock().unwrap_or_else(|e| e.into_inner());
+    harness.run(data);
+}
+
+/// Names a script tries: valid, taken (any case), invalid, the probe's.
+const NAMES: &[&str] = &[
+    "fuzz",
+    "Fuzz.2",
+    "a",
+    "abcdefghijklmnopqrstuvwxyz012345",
+    "abcdefghijklmnopqrstuvwxyz0123456",
+    "watcher",
+    "WATCHER",
+    "bad name",
+    "émile",
+    "",
+    "probe",
+];
+
+/// File names a script asks for: the shared one, escapes, hidden and missing ones.
+const FILES: &[&str] = &[
+    SHARED_FILE,
+    "../hello.txt",
+    "./hello.txt",
+    "hello.txt/",
+    "HELLO.TXT",
+    ".hidden",
+    "",
+    "/etc/passwd",
+    "nope",
+];
+
+fn pick<'a>(input: &mut Input<'_>, from: &[&'a str]) -> &'a str {
+    from[input.below(from.len() as u64) as usize]
+}
+
+/// A byte stream for [`server_session`] built from choices: mostly well-formed requests (so the
+/// session gets far), with garbage frames, stray bytes, invalid UTF-8, cut frames and bad length
+/// headers among them. The stable runner uses it next to mutated seeds.
+pub fn session_script(data: &[u8]) -> Vec<u8> {
+    let mut input = Input::new(data);
+    let mut out = Vec::new();
+    if input.u8() < 224 {
+        let version = if input.u8() < 8 { 0 } else { 1 };
+        let name = pick(&mut input, NAMES).to_owned();
+        out.extend_from_slice(&ClientMsg::Hello { version, name }.to_frame());
+    }
+    for _ in 0..48 {
+        if input.is_empty() {
+            break;
+        }
+        let req = input.bool().then(|| u64::from(input.u8()));
+        match input.u8() % 16 {
+            0..=2 => {
+                let text = if input.u8() < 16 {
+                    "x".repeat(MAX_TEXT_LEN + input.below(2) as usize)
+                } else {
+                    string_from(&mut input, 24)
+                };
+                let msg = if input.bool() {
+                    ClientMsg::SendAll { text, req }
+                } else {
+                    let to = pick(
+                        &mut input,
+                        &["watcher", "WATCHER", "fuzz", "nobody", "probe"],
+                    );
+                    ClientMsg::SendPrivate {
+                        to: to.into(),
+                        text,
+                        req,
+                    }
+                };
+                out.extend_from_slice(&msg.to_frame());
+            }
+            3 => out.extend_from_slice(&ClientMsg::ListUsers { req }.to_frame()),
+            4 => out.extend_from_slice(&ClientMsg::ListFiles { req }.to_frame()),
+            5 => {
+                let file = pick(&mut input, FILES).to_owned();
+                out.extend_from_slice(&ClientMsg::Download { file, req }.to_frame());
+            }
+            6 => {
+                let id = u64::from(input.u8() % 8);
+                out.extend_from_slice(&ClientMsg::Cancel { id, req }.to_frame());
+            }
+            7 => out.extend_from_slice(&ClientMsg::Ping.to_frame()),
+            8 => {
+                let msg = client_msg_from(&mut input);
+                out.extend_from_slice(&msg.to_frame());
+            }
+            9 => {
+                let name = pick(&mut input, NAMES).to_owned();
+                out.extend_from_slice(&ClientMsg::Hello { version: 1, name }.to_frame());
+            }
+            10 => match input.chunk(64) {
+                [] => out.extend_from_slice(&[0, 0, 0, 0]),
+                payload => out.extend_from_slice(&encode_frame(payload)),
+            },
+            11 => {
+                let mut json = br#"{"type":"send_all","text":""#.to_vec();
+                json.extend_from_slice(input.chunk(8));
+                json.extend_from_slice(br#""}"#);
+                out.extend_from_slice(&encode_frame(&json));
+            }
+            12 => out.extend_from_slice(input.chunk(16)),
+            13 => {
+                let frame = client_msg_from(&mut input).to_frame();
+                let keep = input.below(frame.len() as u64) as usize;
+                out.extend_from_slice(&frame[..keep]);
+            }
+            14 => {
+                let len = match input.u8() % 4 {
+                    0 => 0,
+                    1 => MAX_FRAME_LEN as u32 + 1,
+                    2 => u32::MAX,
+                    _ => input.u32(),
+                };
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+            _ => out.extend_from_slice(&ClientMsg::Quit.to_frame()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(msgs: &[ClientMsg]) -> Vec<u8> {
+        msgs.iter().flat_map(|m| m.to_frame().to_vec()).collect()
+    }
+
+    #[test]
+    fn the_model_follows_a_polite_session() {
+        let stream = frames(&[
+            ClientMsg::Hello {
+                version: 1,
+                name: "Zed".into(),
+            },
+            ClientMsg::SendAll {
+                text: "hi".into(),
+                req: None,
+            },
+            ClientMsg::Ping,
+            ClientMsg::Quit,
+            ClientMsg::Ping,
+        ]);
+        let p = model(&stream);
+        assert_eq!(p.consumed, stream.len() - ClientMsg::Ping.to_frame().len());
+        assert_eq!(
+            p.replies,
+            vec![
+                Expect::Welcome {
+                    name: "Zed".into(),
+                    users: vec!["watcher".into(), "Zed".into()]
+                },
+                Expect::Pong,
+                Expect::Bye("quit")
+            ]
+        );
+        assert_eq!(
+            p.watcher,
+            vec![
+                Expect::Joined("Zed".into()),
+                Expect::Message {
+                    from: "Zed".into(),
+                    text: "hi".into(),
+                    private: false
+                },
+                Expect::Left("Zed".into(), "quit")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_model_stops_reading_at_a_bad_length() {
+        let mut stream = frames(&[ClientMsg::Hello {
+            version: 1,
+            name: "a".into(),
+        }]);
+        let hello_len = stream.len();
+        stream.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+        let p = model(&stream);
+        assert_eq!(p.consumed, hello_len + 4);
+        assert_eq!(p.replies.last(), Some(&Expect::Bye("protocol_error")));
+    }
+}

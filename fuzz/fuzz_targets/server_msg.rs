@@ -1,0 +1,4 @@
+//! libFuzzer entry for [`fuzzing::server_msg`]; the stable runner calls the same function.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzzing::server_msg(data));
