@@ -127,6 +127,8 @@ pub async fn serve<S: Source>(
         };
         let mut config = config.clone();
         config.max_datagram = config.max_datagram.min(datagram_size_for(peer));
+        // Unguessable, and far from wrapping around in any transfer.
+        config.first_packet_number = rand::random::<u64>() >> 2;
         for datagram in udp::datagrams(&buf[..n], segment) {
             let Some(src) = source.take() else {
                 break;

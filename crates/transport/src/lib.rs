@@ -43,6 +43,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// While paused, the receiver pings this often so the flow stays open.
     pub keepalive: Duration,
+    /// The sender's first packet number. The [`driver`] draws it at random for every flow:
+    /// then only a peer that received our HELLO_ACK can acknowledge it, which proves it owns
+    /// its address before any data goes there (someone who forges a victim's address with a
+    /// valid token cannot make us stream a file at the victim).
+    pub first_packet_number: u64,
 }
 
 impl Default for Config {
@@ -53,6 +58,7 @@ impl Default for Config {
             window: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(5),
+            first_packet_number: 0,
         }
     }
 }

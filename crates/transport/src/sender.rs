@@ -53,6 +53,9 @@ pub struct Sender<S: Source> {
     max_offset: u64,
     flow_pn: u64,
     mss: usize,
+    /// Our first packet number: acks for anything below it, or at `next_pn` and above, are
+    /// for packets we never sent.
+    first_pn: u64,
     next_pn: u64,
     sent: BTreeMap<u64, Sent>,
     in_flight: u64,
@@ -131,7 +134,8 @@ impl<S: Source> Sender<S> {
             max_offset,
             flow_pn: packet.pn,
             mss,
-            next_pn: 0,
+            first_pn: config.first_packet_number,
+            next_pn: config.first_packet_number,
             sent: BTreeMap::new(),
             in_flight: 0,
             largest_acked: None,
@@ -239,6 +243,16 @@ impl<S: Source> Sender<S> {
                 max_offset,
                 ranges,
             } => {
+                // An ack of packets we never sent is forged (or broken): it proves nothing and
+                // moves nothing. Before the address is proven we have sent nothing but
+                // HELLO_ACKs, so a valid ack here is one for them.
+                let sent_range = self.first_pn..self.next_pn;
+                if !ranges
+                    .iter()
+                    .all(|&(s, e)| s <= e && sent_range.contains(&s) && sent_range.contains(&e))
+                {
+                    return;
+                }
                 self.update_flow(packet.pn, max_offset);
                 if let Some(sent) = self.unvalidated_since.take() {
                     self.flowing_since = Some(now);

@@ -187,3 +187,50 @@ fn packets_of_another_connection_do_not_touch_the_receiver() {
         })
     );
 }
+
+#[test]
+fn only_an_ack_of_our_hello_ack_proves_the_address_and_forged_acks_move_nothing() {
+    let t0 = Instant::now();
+    let first = 1_000_000;
+    let hello = encode(
+        0,
+        Frame::Hello {
+            token: TOKEN,
+            offset: 0,
+            max_offset: 1 << 20,
+            max_datagram: 1200,
+        },
+    );
+    let config = Config {
+        max_datagram: 1200,
+        first_packet_number: first,
+        ..Config::default()
+    };
+    let mut sender = Sender::accept(t0, &hello, &TOKEN, vec![7u8; 100_000], config).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = sender.poll_transmit(t0, &mut buf).unwrap();
+    let hello_ack = packet::decode(&buf[..n]).unwrap();
+    assert!(matches!(hello_ack.frame, Frame::HelloAck { .. }));
+    assert_eq!(hello_ack.pn, first, "the first packet number is the configured one");
+    // Someone who forged the client's address never saw the HELLO_ACK: whatever they guess,
+    // no data goes out.
+    let t = t0 + Duration::from_millis(10);
+    for guess in [
+        vec![(0, 0)],
+        vec![(0, u64::MAX)],
+        vec![(first - 1, first)],
+        vec![(first, first + 1)],
+        vec![(first + 1, first + 5)],
+    ] {
+        sender.handle_datagram(t, &ack(1, &guess, 1 << 20));
+        assert!(
+            drain(&mut sender, t).is_empty(),
+            "an ack of {guess:?} started the data"
+        );
+    }
+    // The real client acks the HELLO_ACK it received: data flows, numbered after it.
+    sender.handle_datagram(t, &ack(2, &[(first, first)], 1 << 20));
+    let sent = drain(&mut sender, t);
+    assert!(!sent.is_empty(), "the real ack did not start the data");
+    assert!(sent.iter().all(|&(pn, _)| pn > first));
+}
