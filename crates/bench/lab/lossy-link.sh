@@ -66,7 +66,9 @@ in_cli ethtool -K veth-c tso off gso off gro off 2>/dev/null || true
 # Bottleneck: 100 Mbit/s out of the server, a queue of about one BDP (20 ms at 100 Mbit/s).
 in_srv tc qdisc add dev veth-s root tbf rate "$RATE" burst 16kb limit 250kb
 # Delay: what reaches the client goes through the delay line first.
-in_cli python3 crates/bench/lab/delayline.py tun-delay "$DELAY_MS" > "$WORK/delayline.log" 2>&1 &
+# (ip netns exec directly, not through in_cli: $! must be the process itself for cleanup)
+ip netns exec "$CLI" python3 crates/bench/lab/delayline.py tun-delay "$DELAY_MS" \
+  > "$WORK/delayline.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do in_cli ip link show tun-delay >/dev/null 2>&1 && break; sleep 0.1; done
 in_cli ip link set tun-delay up
@@ -94,7 +96,7 @@ set_loss() { # percent, as a whole number or with one decimal
 mkdir -p "$WORK/files" "$WORK/dl"
 head -c "$((SIZE_MB * 1000 * 1000))" /dev/urandom > "$WORK/files/big.bin"
 for i in 1 2 3; do cp "$WORK/files/big.bin" "$WORK/files/big$i.bin"; done
-in_srv "$BIN/messenger-server" --bind 10.77.0.1:50000 --files "$WORK/files" \
+ip netns exec "$SRV" "$BIN/messenger-server" --bind 10.77.0.1:50000 --files "$WORK/files" \
   --udp-ports 55000-55009 > "$WORK/server.log" 2>&1 &
 PIDS+=($!)
 (cd "$WORK/files" && exec ip netns exec "$SRV" python3 -m http.server 8080 --bind 10.77.0.1) \
