@@ -187,12 +187,27 @@ impl Downloads {
             .spawn(async move { this.run(offer, opts, control).await });
     }
 
-    /// The connection ended: every running transfer stops now (its `.part` kept) and has told
-    /// so when this returns, so that [`Event::Disconnected`] stays the last event.
+    /// The connection ended: every running transfer stops now (its `.part` kept), every queued
+    /// one fails, and each has told so when this returns, so that [`Event::Disconnected`] stays the last event.
     pub(crate) async fn connection_lost(&self) {
         self.lost.cancel();
         self.running.close();
         self.running.wait().await;
+        // Those still waiting for a port never will: the server forgot them with us.
+        let queued: Vec<(u64, String)> = lock(&self.entries)
+            .iter_mut()
+            .filter(|(_, e)| e.status.state == "queued")
+            .map(|(&id, e)| {
+                e.status.state = "failed";
+                (id, e.status.file.clone())
+            })
+            .collect();
+        for (id, file) in queued {
+            let error = "the connection to the server ended while the transfer waited for a \
+                         port; ask for the file again"
+                .to_owned();
+            self.emit(id, file, TransferState::Failed { error }).await;
+        }
     }
 
     /// Pauses, resumes or cancels transfer `id`.

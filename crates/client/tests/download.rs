@@ -4,7 +4,7 @@
 
 mod common;
 
-use client::{Client, DownloadOptions, ErrorCode, TransferState};
+use client::{Client, DownloadOptions, ErrorCode, Event, TransferState};
 use common::{TestServer, assert_done, make_file, next_of, opts, outcome, start_with, wait_until};
 use server::{Config, Server, UdpPorts};
 
@@ -340,4 +340,54 @@ async fn a_second_download_into_the_same_file_is_refused_while_the_first_runs() 
     // Into another folder it is fine.
     let other = tempfile::tempdir().unwrap();
     client.download("d.bin", opts(other.path())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_transfer_fails_before_disconnected_when_the_server_goes() {
+    let server = start(1).await;
+    make_file(server.files.path(), "q.bin", 4 * 1024 * 1024);
+    let dest = tempfile::tempdir().unwrap();
+    // One paused download holds the only port, so the next request queues.
+    let (holder, mut holder_events) = Client::connect(&server.addr, "holder").await.unwrap();
+    let o = DownloadOptions {
+        pause_at: Some(1.0),
+        ..opts(&dest.path().join("holder"))
+    };
+    let held = holder.download("q.bin", o).await.unwrap();
+    while !matches!(
+        next_of(&mut holder_events, held).await,
+        TransferState::Paused { .. }
+    ) {}
+    let (waiter, mut events) = Client::connect(&server.addr, "waiter").await.unwrap();
+    let id = waiter
+        .download("q.bin", opts(&dest.path().join("waiter")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_of(&mut events, id).await,
+        TransferState::Queued { position: 0 }
+    );
+    server.handle.stop().await;
+    // Its end comes before the connection's, and the list agrees.
+    let mut failed = false;
+    loop {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(20), events.recv())
+            .await
+            .expect("no event")
+            .expect("events ended without Disconnected");
+        match event {
+            Event::Transfer(t) if t.id == id => {
+                assert!(
+                    matches!(t.state, TransferState::Failed { .. }),
+                    "{:?}",
+                    t.state
+                );
+                failed = true;
+            }
+            Event::Disconnected { .. } => break,
+            _ => {}
+        }
+    }
+    assert!(failed, "the queued transfer never ended");
+    assert_eq!(waiter.transfers()[0].state, "failed");
 }
