@@ -211,7 +211,10 @@ fn only_an_ack_of_our_hello_ack_proves_the_address_and_forged_acks_move_nothing(
     let n = sender.poll_transmit(t0, &mut buf).unwrap();
     let hello_ack = packet::decode(&buf[..n]).unwrap();
     assert!(matches!(hello_ack.frame, Frame::HelloAck { .. }));
-    assert_eq!(hello_ack.pn, first, "the first packet number is the configured one");
+    assert_eq!(
+        hello_ack.pn, first,
+        "the first packet number is the configured one"
+    );
     // Someone who forged the client's address never saw the HELLO_ACK: whatever they guess,
     // no data goes out.
     let t = t0 + Duration::from_millis(10);
