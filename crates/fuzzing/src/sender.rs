@@ -1,7 +1,7 @@
 //! A live sender among real acks and hostile datagrams.
 
 use crate::Input;
-use crate::net::{CONN_ID, Pair, Watch};
+use crate::net::{CONN_ID, Pair, Watch, first_packet_number};
 use crate::packet::packet_from;
 use std::time::Duration;
 use transport::packet::{self, Frame};
@@ -139,6 +139,10 @@ fn run(data: &[u8]) -> Outcome {
     let config = Config {
         max_datagram: MIN_DATAGRAM + input.below(400) as usize,
         window: 1200 + input.below(64_000),
+        // As the driver does, a first packet number far from 0 (drawn from what the input
+        // already chose, so the seeds keep their meaning), sometimes next to the top of the
+        // range the driver draws from.
+        first_packet_number: first_packet_number(len),
         ..Config::default()
     };
     let mut pair = Pair::new(source, offset, config);
