@@ -247,10 +247,10 @@ impl<S: Source> Sender<S> {
                 // moves nothing. Before the address is proven we have sent nothing but
                 // HELLO_ACKs, so a valid ack here is one for them.
                 let sent_range = self.first_pn..self.next_pn;
-                if !ranges
-                    .iter()
-                    .all(|&(s, e)| s <= e && sent_range.contains(&s) && sent_range.contains(&e))
-                {
+                let for_sent = |&(s, e): &(u64, u64)| {
+                    s <= e && sent_range.contains(&s) && sent_range.contains(&e)
+                };
+                if ranges.is_empty() || !ranges.iter().all(for_sent) {
                     return;
                 }
                 self.update_flow(packet.pn, max_offset);
