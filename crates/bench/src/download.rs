@@ -31,7 +31,8 @@ pub struct Args {
     /// Largest UDP datagram, bytes: 65507 (loopback's largest) or e.g. 1452 (a real path).
     #[arg(long, default_value_t = transport::MAX_DATAGRAM)]
     pub datagram: usize,
-    /// Run only the contenders whose name contains this (e.g. `messenger`, `TCP`, `quinn`).
+    /// Run only the contenders whose name contains one of these, in any case, separated by
+    /// commas (e.g. `messenger`, `tcp`, `messenger,quinn`).
     #[arg(long)]
     pub only: Option<String>,
 }
@@ -139,6 +140,15 @@ struct Sample {
     recv_cpu: Duration,
 }
 
+/// True if contender `name` is one that `only` (comma-separated parts of names, any case)
+/// asks for.
+fn selected(name: &str, only: &str) -> bool {
+    let name = name.to_lowercase();
+    only.split(',')
+        .map(|part| part.trim().to_lowercase())
+        .any(|part| !part.is_empty() && name.contains(&part))
+}
+
 /// The contenders every run has: ours, plain TCP, and TCP hashing what it receives as we do.
 pub fn standard_contenders() -> Vec<Box<dyn Contender>> {
     vec![
@@ -150,6 +160,17 @@ pub fn standard_contenders() -> Vec<Box<dyn Contender>> {
 
 /// Runs the comparison and prints its table (markdown) on stdout; progress goes to stderr.
 pub fn run(args: &Args, mut contenders: Vec<Box<dyn Contender>>) -> anyhow::Result<()> {
+    if let Some(only) = &args.only {
+        let names = contenders
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        contenders.retain(|c| selected(&c.name(), only));
+        if contenders.is_empty() {
+            bail!("--only {only:?} matches none of the contenders: {names}");
+        }
+    }
     let base = args.dir.clone().unwrap_or_else(|| {
         let shm = PathBuf::from("/dev/shm");
         if shm.is_dir() {
@@ -179,9 +200,6 @@ pub fn run(args: &Args, mut contenders: Vec<Box<dyn Contender>>) -> anyhow::Resu
         hash,
         datagram: args.datagram,
     };
-    if let Some(only) = &args.only {
-        contenders.retain(|c| c.name().contains(only.as_str()));
-    }
     let sides = Sides::new()?;
     for contender in &mut contenders {
         contender
@@ -439,5 +457,18 @@ impl Contender for Tcp {
             bail!("hash mismatch");
         }
         check_and_remove(&dst, job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected;
+
+    #[test]
+    fn only_takes_comma_separated_parts_of_names_in_any_case() {
+        assert!(selected("TCP + BLAKE3 (tokio)", "tcp"));
+        assert!(selected("messenger (UDP, ours)", "quinn, Messenger"));
+        assert!(!selected("quinn (QUIC)", "messenger,tcp"));
+        assert!(!selected("quinn (QUIC)", ","));
     }
 }
