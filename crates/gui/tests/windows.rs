@@ -353,8 +353,12 @@ fn a_running_transfer_shows_its_throughput_chart_with_rtt_and_loss() {
 fn pause_and_continue_buttons_control_a_running_transfer() {
     let rt = runtime();
     let files = tempfile::tempdir().unwrap();
-    let size = 200_000_000u64;
-    std::fs::write(files.path().join("big.bin"), vec![3u8; size as usize]).unwrap();
+    // Large enough that Pause lands with far more than the receive window (64 MiB) still to
+    // come, even when a loaded machine draws the window slowly; sparse, so it costs neither
+    // memory nor disk on the server's side.
+    let size = 500_000_000u64;
+    let big = std::fs::File::create(files.path().join("big.bin")).unwrap();
+    big.set_len(size).unwrap();
     let server = start_server(&rt, files.path());
     let dest = tempfile::tempdir().unwrap();
     let mut window = client_window(&rt, &server.addr().to_string(), dest.path());
