@@ -1,9 +1,10 @@
 //! A sender and a receiver joined by two queues of datagrams, in virtual time: the bench on
 //! which the endpoint targets let the input drop, duplicate, reorder and forge datagrams.
 
+use crate::Input;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use transport::{Config, Event, Receiver, Sender};
+use transport::{Config, Event, MIN_DATAGRAM, Receiver, Sender};
 
 /// The transfer's secret in every endpoint target.
 pub const TOKEN: [u8; 16] = *b"messenger-fuzz!!";
@@ -62,7 +63,41 @@ pub struct Pair {
     buf: Vec<u8>,
 }
 
+/// How a scenario ended in an endpoint target (for tests of the targets themselves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The input forged packets or aborted: only the safety checks applied.
+    Hostile,
+    /// An end aborted (the input waited too long, say).
+    Aborted,
+    /// The transfer finished while the input ran.
+    Finished,
+    /// The transfer finished in the clean run after the input.
+    FinishedClean,
+}
+
 impl Pair {
+    /// The pair an endpoint target's input describes first: the stream's length and pattern,
+    /// where the receiver resumes, and the settings. Returns it with the stream's length.
+    pub(crate) fn from_input(input: &mut Input<'_>) -> (Self, u64) {
+        let len = input.below(20_000);
+        let source = stream(len, input.u8());
+        let offset = match input.u8() % 4 {
+            0 => input.below(len + 2),
+            _ => 0,
+        };
+        let config = Config {
+            max_datagram: MIN_DATAGRAM + input.below(400) as usize,
+            window: 1200 + input.below(64_000),
+            // As the driver does, a first packet number far from 0 (drawn from what the input
+            // already chose, so the seeds keep their meaning), sometimes next to the top of
+            // the range the driver draws from.
+            first_packet_number: first_packet_number(len),
+            ..Config::default()
+        };
+        (Self::new(source, offset, config), len)
+    }
+
     /// A receiver asking for `source` from `offset`, its sink holding what comes before; the
     /// sender opens when the receiver's HELLO reaches it.
     pub fn new(source: Vec<u8>, offset: u64, config: Config) -> Self {
@@ -239,7 +274,7 @@ impl Pair {
 
 /// A first packet number for the sender of a stream of `len` bytes, spread over the range
 /// the driver draws from (below 2^62), as the driver's random one is.
-pub(crate) fn first_packet_number(len: u64) -> u64 {
+fn first_packet_number(len: u64) -> u64 {
     match len % 3 {
         0 => 0,
         1 => (u64::MAX >> 2) - 1000,

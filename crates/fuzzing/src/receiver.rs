@@ -1,11 +1,11 @@
 //! A live receiver among real packets and garbage.
 
 use crate::Input;
-use crate::net::{CONN_ID, Pair, first_packet_number};
+use crate::net::{CONN_ID, Outcome, Pair};
 use crate::packet::packet_from;
 use std::time::Duration;
+use transport::Event;
 use transport::packet::{self, Frame};
-use transport::{Config, Event, MIN_DATAGRAM};
 
 /// What an injected datagram may do to the receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,37 +62,9 @@ pub fn transport_receiver(data: &[u8]) {
     run(data);
 }
 
-/// How a scenario ended (for tests of the target itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The input forged packets or aborted: only the safety checks applied.
-    Hostile,
-    /// An end aborted (the input waited too long, say).
-    Aborted,
-    /// The transfer finished while the input ran.
-    Finished,
-    /// The transfer finished in the clean run after the input.
-    FinishedClean,
-}
-
 fn run(data: &[u8]) -> Outcome {
     let mut input = Input::new(data);
-    let len = input.below(20_000);
-    let source = crate::net::stream(len, input.u8());
-    let offset = match input.u8() % 4 {
-        0 => input.below(len + 2),
-        _ => 0,
-    };
-    let config = Config {
-        max_datagram: MIN_DATAGRAM + input.below(400) as usize,
-        window: 1200 + input.below(64_000),
-        // As the driver does, a first packet number far from 0 (drawn from what the input
-        // already chose, so the seeds keep their meaning), sometimes next to the top of the
-        // range the driver draws from.
-        first_packet_number: first_packet_number(len),
-        ..Config::default()
-    };
-    let mut pair = Pair::new(source, offset, config);
+    let (mut pair, len) = Pair::from_input(&mut input);
     if input.u8() < 64 {
         pair.receiver.set_pause_at(Some(input.below(len + 1)));
     }
