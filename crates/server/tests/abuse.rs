@@ -7,8 +7,8 @@ mod common;
 
 use client::{Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState};
 use common::{
-    RawClient, TestServer, WAIT, content, join, join_many, next, spawn_server, start_with,
-    wait_for, wait_until,
+    RawClient, TestServer, WAIT, content, is_bad_request, join, join_many, next, spawn_server,
+    start_with, wait_for, wait_until,
 };
 use futures_util::StreamExt;
 use rand::rngs::StdRng;
@@ -220,16 +220,6 @@ async fn reply(raw: &mut RawClient) -> Option<ServerMsg> {
     }
 }
 
-fn is_bad_request(msg: &ServerMsg) -> bool {
-    matches!(
-        msg,
-        ServerMsg::Error {
-            code: ErrorCode::BadRequest,
-            ..
-        }
-    )
-}
-
 /// A raw client that has joined as `name`.
 async fn joined(addr: &str, name: &str) -> RawClient {
     let mut raw = RawClient::connect(addr).await;
@@ -242,15 +232,21 @@ async fn joined(addr: &str, name: &str) -> RawClient {
     raw
 }
 
+/// A connection that has not sent its hello in even rounds, and one joined as NAME+round in
+/// odd ones: each attack is tried on both.
+async fn before_or_after_hello(addr: &str, name: &str, round: u64) -> RawClient {
+    if round.is_multiple_of(2) {
+        RawClient::connect(addr).await
+    } else {
+        joined(addr, &format!("{name}{round}")).await
+    }
+}
+
 /// Random bytes, before or after the hello, then the end of the stream: the server answers
 /// `bad_request` for what it can frame and closes the connection.
 async fn random_bytes(addr: String, round: u64) {
     let mut rng = StdRng::seed_from_u64(round);
-    let mut raw = if round.is_multiple_of(2) {
-        RawClient::connect(&addr).await
-    } else {
-        joined(&addr, &format!("noise{round}")).await
-    };
+    let mut raw = before_or_after_hello(&addr, "noise", round).await;
     let mut junk = vec![0u8; rng.random_range(1..16_384)];
     rng.fill(&mut junk[..]);
     // The server may close (and reset) before it has read everything: that is its right.
@@ -285,11 +281,7 @@ async fn truncated_frame(addr: String, round: u64) {
         req: None,
     }
     .to_frame();
-    let mut raw = if round.is_multiple_of(2) {
-        RawClient::connect(&addr).await
-    } else {
-        joined(&addr, &format!("cut{round}")).await
-    };
+    let mut raw = before_or_after_hello(&addr, "cut", round).await;
     raw.stream.write_all(&msg[..msg.len() / 2]).await.unwrap();
     raw.stream.shutdown().await.unwrap();
     for msg in closed_with(&mut raw).await {
@@ -313,11 +305,7 @@ async fn truncated_frames_close_only_their_connection_while_others_chat_and_down
 /// A header announcing 4 GiB, before or after the hello: `bad_request` naming the length,
 /// then the connection closes (with the next four bytes never read as a frame).
 async fn four_gib_header(addr: String, round: u64) {
-    let mut raw = if round.is_multiple_of(2) {
-        RawClient::connect(&addr).await
-    } else {
-        joined(&addr, &format!("huge{round}")).await
-    };
+    let mut raw = before_or_after_hello(&addr, "huge", round).await;
     let mut bytes = vec![0xff; 4];
     bytes.extend_from_slice(&ClientMsg::Ping.to_frame());
     raw.stream.write_all(&bytes).await.unwrap();

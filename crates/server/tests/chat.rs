@@ -4,7 +4,10 @@
 mod common;
 
 use client::{Client, ErrorCode, Event};
-use common::{RawClient, WAIT, assert_quiet, join, join_many, next, start, start_with, wait_for};
+use common::{
+    RawClient, WAIT, assert_quiet, is_bad_request, join, join_many, next, start, start_with,
+    wait_for,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -313,16 +316,7 @@ async fn garbage_gets_bad_request_and_the_connection_survives() {
     raw.send_payload(b"\xff\xfe not json").await;
     for _ in 0..2 {
         let msg = raw.recv().await;
-        assert!(
-            matches!(
-                msg,
-                Some(ServerMsg::Error {
-                    code: ErrorCode::BadRequest,
-                    ..
-                })
-            ),
-            "{msg:?}"
-        );
+        assert!(msg.as_ref().is_some_and(is_bad_request), "{msg:?}");
     }
     raw.send(&ClientMsg::ListUsers { req: Some(9) }).await;
     assert_eq!(
@@ -347,13 +341,7 @@ async fn an_oversized_frame_disconnects_only_its_sender() {
         .unwrap();
     let mut saw_error = false;
     while let Some(msg) = raw.recv().await {
-        saw_error |= matches!(
-            msg,
-            ServerMsg::Error {
-                code: ErrorCode::BadRequest,
-                ..
-            }
-        );
+        saw_error |= is_bad_request(&msg);
     }
     assert!(saw_error);
     let left = wait_for(&mut pair[0].1, |e| matches!(e, Event::Left { .. })).await;

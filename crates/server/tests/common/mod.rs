@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
-use wire::{ClientMsg, FrameCodec, ServerMsg};
+use wire::{ClientMsg, ErrorCode, FrameCodec, ServerMsg};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -223,4 +223,15 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// True for an `error` with code `bad_request`.
+pub fn is_bad_request(msg: &ServerMsg) -> bool {
+    matches!(
+        msg,
+        ServerMsg::Error {
+            code: ErrorCode::BadRequest,
+            ..
+        }
+    )
 }
