@@ -3,9 +3,12 @@
 # kernel path with a 100 Mbit/s bottleneck, 20 ms of round-trip delay and random loss, plus
 # fairness among three of our downloads and one of ours sharing the link with a TCP download.
 #
-# Two network namespaces joined by a veth pair:
-#   msglab-srv (10.77.0.1)  --veth-->  msglab-cli (10.77.0.2)
-# - bottleneck: tc tbf on the server's side, 100 Mbit/s, a queue of about one BDP;
+# Three network namespaces in a line, joined by veth pairs:
+#   msglab-srv (10.77.1.1) --> msglab-rtr (10.77.1.2 | 10.77.2.1) --> msglab-cli (10.77.2.2)
+# - bottleneck: tc tbf on the router's way out to the client, 100 Mbit/s, a queue of about one
+#   BDP. It sits on a router of its own, as on a real path: a queue on the server's own
+#   interface would hold the server's TCP back by TCP small queues (TSQ allows a socket only
+#   about a millisecond of data below it), which starved TCP in an earlier version of this lab;
 # - delay: packets arriving at the client are redirected (tc mirred) through a TUN device and
 #   a user-space delay line (delayline.py; this kernel has no netem);
 # - loss: nftables drops a random share of the packets that reach the client (numgen random).
@@ -20,7 +23,9 @@ RATE=100mbit
 DELAY_MS=20
 BIN=target/release
 SRV=msglab-srv
+RTR=msglab-rtr
 CLI=msglab-cli
+SRV_IP=10.77.1.1
 
 skip() { echo "skipped: $*"; exit 0; }
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, tc, nftables)"
@@ -38,33 +43,41 @@ cleanup() {
   sysctl -qw net.ipv4.tcp_allowed_congestion_control="$ALLOWED" || true
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  ip netns del "$SRV" 2>/dev/null || true
-  ip netns del "$CLI" 2>/dev/null || true
+  for ns in "$SRV" "$RTR" "$CLI"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-cleanup_quietly() { ip netns del "$SRV" 2>/dev/null || true; ip netns del "$CLI" 2>/dev/null || true; }
+cleanup_quietly() { for ns in "$SRV" "$RTR" "$CLI"; do ip netns del "$ns" 2>/dev/null || true; done; }
 cleanup_quietly
 
 in_srv() { ip netns exec "$SRV" "$@"; }
+in_rtr() { ip netns exec "$RTR" "$@"; }
 in_cli() { ip netns exec "$CLI" "$@"; }
 
 # --- the link ---------------------------------------------------------------------------
-ip netns add "$SRV"
-ip netns add "$CLI"
-ip link add veth-s netns "$SRV" type veth peer name veth-c netns "$CLI"
-in_srv ip addr add 10.77.0.1/24 dev veth-s
-in_cli ip addr add 10.77.0.2/24 dev veth-c
-in_srv ip link set lo up
-in_cli ip link set lo up
+for ns in "$SRV" "$RTR" "$CLI"; do ip netns add "$ns"; ip netns exec "$ns" ip link set lo up; done
+ip link add veth-s netns "$SRV" type veth peer name veth-rs netns "$RTR"
+ip link add veth-rc netns "$RTR" type veth peer name veth-c netns "$CLI"
+in_srv ip addr add "$SRV_IP/24" dev veth-s
+in_rtr ip addr add 10.77.1.2/24 dev veth-rs
+in_rtr ip addr add 10.77.2.1/24 dev veth-rc
+in_cli ip addr add 10.77.2.2/24 dev veth-c
 in_srv ip link set veth-s up
+in_rtr ip link set veth-rs up
+in_rtr ip link set veth-rc up
 in_cli ip link set veth-c up
+in_srv ip route add default via 10.77.1.2
+in_cli ip route add default via 10.77.2.1
+in_rtr sysctl -qw net.ipv4.ip_forward=1
 # Segmentation offloads would let one "packet" on the veth be 64 KiB: cut at the MTU, as a
 # real link does.
 in_srv ethtool -K veth-s tso off gso off gro off 2>/dev/null || true
+in_rtr ethtool -K veth-rs tso off gso off gro off 2>/dev/null || true
+in_rtr ethtool -K veth-rc tso off gso off gro off 2>/dev/null || true
 in_cli ethtool -K veth-c tso off gso off gro off 2>/dev/null || true
-# Bottleneck: 100 Mbit/s out of the server, a queue of about one BDP (20 ms at 100 Mbit/s).
-in_srv tc qdisc add dev veth-s root tbf rate "$RATE" burst 16kb limit 250kb
+# Bottleneck: 100 Mbit/s from the router to the client, a queue of about one BDP (20 ms at
+# 100 Mbit/s).
+in_rtr tc qdisc add dev veth-rc root tbf rate "$RATE" burst 16kb limit 250kb
 # Delay: what reaches the client goes through the delay line first.
 # (ip netns exec directly, not through in_cli: $! must be the process itself for cleanup)
 ip netns exec "$CLI" python3 crates/bench/lab/delayline.py tun-delay "$DELAY_MS" \
@@ -96,14 +109,14 @@ set_loss() { # percent, as a whole number or with one decimal
 mkdir -p "$WORK/files" "$WORK/dl"
 head -c "$((SIZE_MB * 1000 * 1000))" /dev/urandom > "$WORK/files/big.bin"
 for i in 1 2 3; do cp "$WORK/files/big.bin" "$WORK/files/big$i.bin"; done
-ip netns exec "$SRV" "$BIN/messenger-server" --bind 10.77.0.1:50000 --files "$WORK/files" \
+ip netns exec "$SRV" "$BIN/messenger-server" --bind $SRV_IP:50000 --files "$WORK/files" \
   --udp-ports 55000-55009 > "$WORK/server.log" 2>&1 &
 PIDS+=($!)
-(cd "$WORK/files" && exec ip netns exec "$SRV" python3 -m http.server 8080 --bind 10.77.0.1) \
+(cd "$WORK/files" && exec ip netns exec "$SRV" python3 -m http.server 8080 --bind $SRV_IP) \
   > "$WORK/http.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do
-  in_cli bash -c 'exec 3<>/dev/tcp/10.77.0.1/50000' 2>/dev/null && break
+  in_cli bash -c "exec 3<>/dev/tcp/$SRV_IP/50000" 2>/dev/null && break
   sleep 0.1
 done
 # Let the server hash the files (a running server has them hashed already).
@@ -116,7 +129,7 @@ mbit() { python3 -c "print(f'{$1 * 8 / ($3 - $2) / 1e6:.1f}')"; }
 ours() { # NAME FILE -> prints Mbit/s
   local start end
   start=$(now)
-  in_cli "$BIN/messenger" --server 10.77.0.1:50000 --name "$1" --download-dir "$WORK/dl" \
+  in_cli "$BIN/messenger" --server $SRV_IP:50000 --name "$1" --download-dir "$WORK/dl" \
     get "$2" -o "$WORK/dl/$1.bin" > /dev/null 2>> "$WORK/client.log"
   end=$(now)
   rm -f "$WORK/dl/$1.bin"
@@ -126,7 +139,7 @@ ours() { # NAME FILE -> prints Mbit/s
 tcp() { # NAME FILE -> prints Mbit/s
   local start end
   start=$(now)
-  in_cli curl -s -o "$WORK/dl/$1.curl" "http://10.77.0.1:8080/$2"
+  in_cli curl -s -o "$WORK/dl/$1.curl" "http://$SRV_IP:8080/$2"
   end=$(now)
   rm -f "$WORK/dl/$1.curl"
   mbit "$((SIZE_MB * 1000 * 1000))" "$start" "$end"
@@ -185,18 +198,18 @@ if section share; then
 # both stop after SHARE_SECS; what each got in that time is its share.
 SHARE_SECS=10
 head -c "$((SHARE_SECS * 20 * 1000 * 1000))" /dev/urandom > "$WORK/files/huge.bin"
-in_cli "$BIN/messenger" --server 10.77.0.1:50000 --name warm get huge.bin -o "$WORK/dl/warm.bin" \
+in_cli "$BIN/messenger" --server $SRV_IP:50000 --name warm get huge.bin -o "$WORK/dl/warm.bin" \
   > /dev/null 2>&1 || true  # the server hashes it once
 rm -f "$WORK"/dl/warm.bin*
 echo "one of ours and one TCP download sharing the link for ${SHARE_SECS} s (0 % loss):"
 for cc in cubic bbr; do
   tcp_cc "$cc"
   rm -f "$WORK"/dl/share*
-  in_cli timeout -s KILL "$SHARE_SECS" "$BIN/messenger" --server 10.77.0.1:50000 --name share \
+  in_cli timeout -s KILL "$SHARE_SECS" "$BIN/messenger" --server $SRV_IP:50000 --name share \
     get huge.bin -o "$WORK/dl/share.bin" > /dev/null 2>&1 &
   p1=$!
   in_cli curl -s --max-time "$SHARE_SECS" -o "$WORK/dl/share.curl" \
-    -w '%{size_download}' "http://10.77.0.1:8080/huge.bin" > "$r2" 2>/dev/null &
+    -w '%{size_download}' "http://$SRV_IP:8080/huge.bin" > "$r2" 2>/dev/null &
   p2=$!
   wait $p1 $p2 || true
   python3 - "$WORK/dl/share.bin.part.meta" "$(cat "$r2")" "$SHARE_SECS" "$cc" <<'PY'
