@@ -179,4 +179,28 @@ fn main() {
             row(case, algorithm, &report, wall.elapsed());
         }
     }
+    mixed();
+}
+
+/// One flow of each controller on the same bottleneck: what the loss-based one keeps.
+fn mixed() {
+    let case = Case {
+        name: "",
+        flows: 2,
+        loss: 0.0,
+        burst: false,
+        late: false,
+    };
+    let mut scenario = scenario(&case, Algorithm::Bbr);
+    scenario.flows[1].config.algorithm = Algorithm::Cubic;
+    let report = run(&scenario);
+    let rate = |i: usize| {
+        report.flows[i].goodput_between(Duration::from_secs(5), Duration::from_secs(SECS)) / 1e6
+    };
+    let (bbr, cubic) = (rate(0), rate(1));
+    println!(
+        "\none Bbr and one Cubic flow, 5-30 s: Bbr {bbr:.1} Mbit/s, Cubic {cubic:.1} Mbit/s \
+         (Cubic keeps {:.0} %)",
+        100.0 * cubic / (bbr + cubic)
+    );
 }

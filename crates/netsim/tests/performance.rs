@@ -88,21 +88,56 @@ fn eight_flows_share_fairly_and_fill_the_link() {
     assert_fair_share(8);
 }
 
+/// From five to ten seconds after it starts, a second flow has 80 % of its fair share on
+/// average over eight runs (the controller draws some of its timing at random, so one run is
+/// an anecdote), and never less than 60 %.
 #[test]
 fn a_late_starter_gets_its_share_within_a_few_seconds() {
     let start = Duration::from_secs(10);
-    let late = FlowSpec { start, ..endless() };
-    let report = run(&bottleneck(vec![endless(), late], 0.0));
-    // From five to ten seconds after it starts it has at least 80 % of its fair share.
     let window = (
         start + Duration::from_secs(5),
         start + Duration::from_secs(10),
     );
-    let share = report.flows[1].goodput_between(window.0, window.1) / RATE;
+    let fair = RATE / 2.0;
+    let shares: Vec<f64> = (1..=8)
+        .map(|seed| {
+            let late = FlowSpec { start, ..endless() };
+            let mut scenario = bottleneck(vec![endless(), late], 0.0);
+            scenario.seed = seed;
+            let report = run(&scenario);
+            report.flows[1].goodput_between(window.0, window.1) / fair
+        })
+        .collect();
+    let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+    let least = shares.iter().copied().fold(f64::INFINITY, f64::min);
     assert!(
-        share >= 0.4,
-        "the late flow got {:.1} % of the link",
-        share * 100.0
+        mean >= 0.8 && least >= 0.6,
+        "shares of the fair share per run: {shares:.2?}"
+    );
+}
+
+/// Our controller with a loss-based one (CUBIC, as most hosts' TCP) on the same bottleneck: the
+/// CUBIC flow keeps at least a third of the link (it kept 4 % against BBR v1's rules).
+#[test]
+fn a_loss_based_flow_sharing_the_link_keeps_at_least_a_third() {
+    let mut cubic = endless();
+    cubic.config.algorithm = transport::Algorithm::Cubic;
+    let report = run(&bottleneck(vec![endless(), cubic], 0.0));
+    let window = (Duration::from_secs(5), Duration::from_secs(SECS));
+    let ours = report.flows[0].goodput_between(window.0, window.1);
+    let theirs = report.flows[1].goodput_between(window.0, window.1);
+    let share = theirs / (ours + theirs);
+    assert!(
+        share >= 1.0 / 3.0,
+        "CUBIC kept {:.1} % ({:.1} against {:.1} Mbit/s)",
+        share * 100.0,
+        theirs / 1e6,
+        ours / 1e6
+    );
+    assert!(
+        ours + theirs >= 0.9 * RATE,
+        "together {:.1} Mbit/s",
+        (ours + theirs) / 1e6
     );
 }
 

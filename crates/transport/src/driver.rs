@@ -9,6 +9,8 @@ use tokio::time::Instant;
 
 /// Socket buffers we ask for: a fast link needs several MiB to ride out scheduling hiccups.
 const SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+/// How often a transfer's sender traces its controller's state (when asked to).
+const TRACE_EVERY: Duration = Duration::from_millis(20);
 /// How often a fetch reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -141,8 +143,17 @@ pub async fn serve<S: Source>(
     };
     let mut batch = udp::Batch::new(conn.max_datagram());
     let mut last = None;
+    // RUST_LOG=transport::cc=trace: the controller's state every 20 ms.
+    let trace = tracing::enabled!(target: "transport::cc", tracing::Level::TRACE);
+    let trace_start = now();
+    let mut trace_at = trace_start;
     loop {
         let t = now();
+        if trace && t >= trace_at {
+            trace_at = t + TRACE_EVERY;
+            let at = t.saturating_duration_since(trace_start).as_secs_f64();
+            tracing::trace!(target: "transport::cc", "t={at:.3} {}", conn.trace_line());
+        }
         let datagram = conn.max_datagram();
         transmit(&mut io, &mut batch, datagram, peer, |slot| {
             conn.poll_transmit(t, slot)

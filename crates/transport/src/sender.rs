@@ -68,6 +68,7 @@ pub struct Sender<S: Source> {
     cc: Box<dyn Controller>,
     pacer: Pacer,
     next_pace: Option<Instant>,
+    /// Bytes of packets acknowledged so far (datagram sizes, as `in_flight` counts them).
     delivered: u64,
     delivered_time: Instant,
     /// When the most recently acked packet was sent.
@@ -123,7 +124,8 @@ impl<S: Source> Sender<S> {
         let mss = config
             .datagram()
             .min(usize::from(max_datagram).max(crate::MIN_DATAGRAM));
-        let cc = config.algorithm.build(mss as u64, now);
+        let seed = packet.conn_id ^ config.first_packet_number;
+        let cc = config.algorithm.build(mss as u64, now, seed);
         let start = offset.min(total);
         Ok(Self {
             conn_id: packet.conn_id,
@@ -201,6 +203,23 @@ impl<S: Source> Sender<S> {
             )
         });
         stats
+    }
+
+    /// The congestion controller's state in one line (window, pacing rate, RTTs, losses and
+    /// the controller's own variables), for traces: the driver logs it at `trace` level.
+    pub fn trace_line(&self) -> String {
+        format!(
+            "inflight={} cwnd={} pacing_mbit={:.1} srtt_us={} latest_us={} min_us={} lost={} delivered={} {}",
+            self.in_flight,
+            self.cc.window(),
+            self.cc.pacing_rate(&self.rtt) * 8.0 / 1e6,
+            self.rtt.smoothed().as_micros(),
+            self.rtt.latest().as_micros(),
+            self.rtt.min().as_micros(),
+            self.stats.packets_lost,
+            self.delivered,
+            self.cc.describe()
+        )
     }
 
     /// The next event, if any.
@@ -368,9 +387,15 @@ impl<S: Source> Sender<S> {
         for (_, sent) in &newly {
             self.in_flight = self.in_flight.saturating_sub(sent.size);
             if let Some((_, len)) = sent.data {
-                self.delivered += len;
                 self.stats.bytes_delivered += len;
             }
+        }
+        self.pto_count = 0;
+        // What this ack shows lost goes to the controller before what it shows delivered: the
+        // losses belong to the round trip this ack may be the last of.
+        self.detect_lost(now);
+        for (_, sent) in &newly {
+            self.delivered += sent.size;
             self.delivered_time = now;
             self.first_sent_time = sent.time;
             let sample = AckSample {
@@ -384,8 +409,6 @@ impl<S: Source> Sender<S> {
             };
             self.cc.on_ack(now, &sample, &self.rtt, self.in_flight);
         }
-        self.pto_count = 0;
-        self.detect_lost(now);
     }
 
     /// Declares lost what the acks have passed by three packets or by 9/8 RTT (RFC 9002).
@@ -422,7 +445,11 @@ impl<S: Source> Sender<S> {
             }
             newest_lost = Some(sent.time);
         }
-        if let Some(sent_time) = newest_lost {
+        // The controller says which losses are congestion; the others (a lossy radio, say)
+        // are resent and otherwise ignored.
+        if let Some(sent_time) = newest_lost
+            && self.cc.loss_is_congestion(&self.rtt)
+        {
             self.cc.on_loss(now, sent_time, lost_bytes, self.in_flight);
         }
     }

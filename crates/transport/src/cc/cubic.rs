@@ -90,6 +90,13 @@ impl Controller for Cubic {
         gain * self.cwnd / rtt.smoothed().as_secs_f64().max(1e-6)
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "ssthresh={:.0} w_max={:.0} w_est={:.0}",
+            self.ssthresh, self.w_max, self.w_est
+        )
+    }
+
     fn name(&self) -> &'static str {
         "cubic"
     }

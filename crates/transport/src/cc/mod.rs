@@ -38,12 +38,22 @@ pub trait Controller: Send + std::fmt::Debug {
     fn on_sent(&mut self, now: Instant, bytes: u64, in_flight: u64);
     /// A packet was acknowledged.
     fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, in_flight: u64);
+    /// Whether packets found lost now, with the path's RTT as it is, mean congestion (a full
+    /// queue) rather than random loss. Only those reach [`Controller::on_loss`]; the others are
+    /// resent and otherwise ignored.
+    fn loss_is_congestion(&self, _rtt: &RttEstimator) -> bool {
+        true
+    }
     /// Packets were lost; `sent` is when the newest lost one was sent.
     fn on_loss(&mut self, now: Instant, sent: Instant, lost_bytes: u64, in_flight: u64);
     /// Bytes that may be in flight.
     fn window(&self) -> u64;
     /// Bytes per second to pace at.
     fn pacing_rate(&self, rtt: &RttEstimator) -> f64;
+    /// The controller's own state in a few words, for traces.
+    fn describe(&self) -> String {
+        String::new()
+    }
     /// A short name for statistics.
     fn name(&self) -> &'static str;
 }
@@ -59,10 +69,11 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// A fresh controller for packets of `mss` bytes.
-    pub fn build(self, mss: u64, now: Instant) -> Box<dyn Controller> {
+    /// A fresh controller for packets of `mss` bytes; `seed` varies its random choices from
+    /// one connection to another.
+    pub fn build(self, mss: u64, now: Instant, seed: u64) -> Box<dyn Controller> {
         match self {
-            Self::Bbr => Box::new(Bbr::new(mss, now)),
+            Self::Bbr => Box::new(Bbr::new(mss, now, seed)),
             Self::Cubic => Box::new(Cubic::new(mss)),
         }
     }
