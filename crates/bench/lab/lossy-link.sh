@@ -195,31 +195,46 @@ fi
 
 if section share; then
 # Sharing: one of ours and one TCP download start together on a file too large to finish and
-# both stop after SHARE_SECS; what each got in that time is its share.
-SHARE_SECS=10
+# both stop after SHARE_SECS; what each got in that time is its share. SHARE_ROUNDS rounds,
+# the TCP controllers taking turns; the median share is reported.
+SHARE_SECS=${SHARE_SECS:-20}
+SHARE_ROUNDS=${SHARE_ROUNDS:-3}
 head -c "$((SHARE_SECS * 20 * 1000 * 1000))" /dev/urandom > "$WORK/files/huge.bin"
 in_cli "$BIN/messenger" --server $SRV_IP:50000 --name warm get huge.bin -o "$WORK/dl/warm.bin" \
   > /dev/null 2>&1 || true  # the server hashes it once
 rm -f "$WORK"/dl/warm.bin*
-echo "one of ours and one TCP download sharing the link for ${SHARE_SECS} s (0 % loss):"
-for cc in cubic bbr; do
-  tcp_cc "$cc"
-  rm -f "$WORK"/dl/share*
-  in_cli timeout -s KILL "$SHARE_SECS" "$BIN/messenger" --server $SRV_IP:50000 --name share \
-    get huge.bin -o "$WORK/dl/share.bin" > /dev/null 2>&1 &
-  p1=$!
-  in_cli curl -s --max-time "$SHARE_SECS" -o "$WORK/dl/share.curl" \
-    -w '%{size_download}' "http://$SRV_IP:8080/huge.bin" > "$r2" 2>/dev/null &
-  p2=$!
-  wait $p1 $p2 || true
-  python3 - "$WORK/dl/share.bin.part.meta" "$(cat "$r2")" "$SHARE_SECS" "$cc" <<'PY'
+echo "one of ours and one TCP download sharing the link for ${SHARE_SECS} s (0 % loss), ${SHARE_ROUNDS} rounds:"
+for round in $(seq "$SHARE_ROUNDS"); do
+  for cc in cubic bbr; do
+    tcp_cc "$cc"
+    rm -f "$WORK"/dl/share*
+    in_cli timeout -s KILL "$SHARE_SECS" "$BIN/messenger" --server $SRV_IP:50000 --name share \
+      get huge.bin -o "$WORK/dl/share.bin" > /dev/null 2>&1 &
+    p1=$!
+    in_cli curl -s --max-time "$SHARE_SECS" -o "$WORK/dl/share.curl" \
+      -w '%{size_download}' "http://$SRV_IP:8080/huge.bin" > "$r2" 2>/dev/null &
+    p2=$!
+    wait $p1 $p2 || true
+    python3 - "$WORK/dl/share.bin.part.meta" "$(cat "$r2")" "$SHARE_SECS" "$cc" "$round" \
+      "$WORK/shares-$cc" <<'PY'
 import json, sys
 ours = json.load(open(sys.argv[1]))["contiguous"]
-tcp, secs, cc = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+tcp, secs, cc, rnd, record = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 mbit = lambda b: b * 8 / secs / 1e6
-print(f"  TCP {cc}: messenger {mbit(ours):.1f} Mbit/s, TCP {mbit(tcp):.1f} Mbit/s "
-      f"(TCP keeps {100 * tcp / (ours + tcp):.0f} % of what the two moved)")
+share = 100 * tcp / (ours + tcp)
+print(f"  round {rnd}, TCP {cc}: messenger {mbit(ours):.1f} Mbit/s, TCP {mbit(tcp):.1f} Mbit/s "
+      f"(TCP keeps {share:.0f} % of what the two moved)")
+with open(record, "a") as f:
+    f.write(f"{share}\n")
 PY
-  sleep 1
+    sleep 1
+  done
+done
+for cc in cubic bbr; do
+  python3 - "$WORK/shares-$cc" "$cc" <<'PY'
+import statistics, sys
+shares = [float(line) for line in open(sys.argv[1])]
+print(f"  median: TCP {sys.argv[2]} keeps {statistics.median(shares):.0f} % of the link")
+PY
 done
 fi
