@@ -209,7 +209,14 @@ pub fn run(args: &Args, mut contenders: Vec<Box<dyn Contender>>) -> anyhow::Resu
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); contenders.len()];
     for round in 1..=args.rounds {
         for (contender, samples) in contenders.iter_mut().zip(&mut samples) {
-            let (send0, recv0) = (cpu::of_threads(SEND), cpu::of_threads(RECV));
+            // The receiving side is everything but the sending runtime and this thread (which
+            // waits, and removes the file afterwards): the client's hashing thread is its own,
+            // and gone by the end of the round.
+            let (send0, all0, main0) = (
+                cpu::of_threads(SEND),
+                cpu::of_process(),
+                cpu::of_this_thread(),
+            );
             let started = Instant::now();
             contender
                 .run(&sides, &job)
@@ -217,7 +224,10 @@ pub fn run(args: &Args, mut contenders: Vec<Box<dyn Contender>>) -> anyhow::Resu
             let sample = Sample {
                 wall: started.elapsed(),
                 send_cpu: cpu::of_threads(SEND).saturating_sub(send0),
-                recv_cpu: cpu::of_threads(RECV).saturating_sub(recv0),
+                recv_cpu: cpu::of_process()
+                    .saturating_sub(all0)
+                    .saturating_sub(cpu::of_threads(SEND).saturating_sub(send0))
+                    .saturating_sub(cpu::of_this_thread().saturating_sub(main0)),
             };
             eprintln!(
                 "round {round}: {:<28} {:>6.2} s",

@@ -18,6 +18,7 @@ mod error;
 mod event;
 mod fetch;
 mod part;
+mod prefix_hash;
 mod units;
 
 pub use connection::{Client, Events};

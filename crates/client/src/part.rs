@@ -7,10 +7,12 @@
 //! never from the file's length.
 //!
 //! Small pieces of data that arrive in order are gathered into large writes (a file system
-//! takes one 1 MiB write several times faster than 700 of 1.4 KiB), and everything is hashed
-//! as it is written, while it is still in the CPU's cache, so that verifying the finished file
-//! does not read it all again.
+//! takes one 1 MiB write several times faster than 700 of 1.4 KiB). The file's contiguous
+//! prefix is hashed as it grows, on a thread of its own ([`PrefixHasher`]), so that the
+//! transfer's thread only receives and writes, and verifying the finished file does not read
+//! it all again.
 
+use crate::prefix_hash::PrefixHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -45,9 +47,8 @@ pub struct PartFile {
     /// In-order data not yet written: it belongs at `pending_at`.
     pending: Vec<u8>,
     pending_at: u64,
-    /// The hash of the first `hashed` bytes (never past `written.contiguous`).
-    hasher: blake3::Hasher,
-    hashed: u64,
+    /// Hashes the prefix that is on disk as it grows.
+    prefix_hash: PrefixHasher,
     checkpoint: Checkpoint,
     /// Why the last write to disk failed, if one did.
     write_error: Option<String>,
@@ -105,6 +106,8 @@ impl PartFile {
             size,
             contiguous: Arc::new(AtomicU64::new(contiguous)),
         };
+        // What an earlier attempt wrote is hashed at once, beside the transfer.
+        let prefix_hash = PrefixHasher::start(file.try_clone()?, contiguous)?;
         let mut part = Self {
             file,
             path,
@@ -114,13 +117,10 @@ impl PartFile {
             written: Written::starting_at(contiguous),
             pending: Vec::new(),
             pending_at: 0,
-            hasher: blake3::Hasher::new(),
-            hashed: 0,
+            prefix_hash,
             checkpoint,
             write_error: None,
         };
-        // Hash what an earlier attempt wrote now, before the transfer needs the CPU.
-        part.hash_up_to_contiguous(None)?;
         part.save_meta()?;
         Ok(part)
     }
@@ -187,39 +187,7 @@ impl PartFile {
         self.checkpoint
             .contiguous
             .store(self.written.contiguous, Ordering::Release);
-        self.hash_up_to_contiguous(Some((offset, data)))
-    }
-
-    /// Brings the hash up to the contiguous prefix: from `fresh` (data just written at an
-    /// offset) where it covers the next bytes, else reading the file back (after a hole was
-    /// filled, or for what an earlier attempt wrote).
-    fn hash_up_to_contiguous(&mut self, fresh: Option<(u64, &[u8])>) -> io::Result<()> {
-        let target = self.written.contiguous;
-        let mut scratch = Vec::new();
-        while self.hashed < target {
-            if let Some((at, data)) = fresh
-                && at <= self.hashed
-                && self.hashed < at + data.len() as u64
-            {
-                let from = usize::try_from(self.hashed - at).map_err(io::Error::other)?;
-                let to = usize::try_from(target.min(at + data.len() as u64) - at)
-                    .map_err(io::Error::other)?;
-                self.hasher.update(&data[from..to]);
-                self.hashed += (to - from) as u64;
-                continue;
-            }
-            let mut end = target.min(self.hashed + WRITE_BEHIND as u64);
-            if let Some((at, _)) = fresh
-                && at > self.hashed
-            {
-                end = end.min(at);
-            }
-            let len = usize::try_from(end - self.hashed).map_err(io::Error::other)?;
-            scratch.resize(len, 0);
-            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut scratch, self.hashed)?;
-            self.hasher.update(&scratch);
-            self.hashed = end;
-        }
+        self.prefix_hash.advance(self.written.contiguous);
         Ok(())
     }
 
@@ -254,7 +222,12 @@ impl PartFile {
                 ),
             )));
         }
-        let actual = self.hasher.finalize().to_hex().to_string();
+        let actual = self
+            .prefix_hash
+            .finish()
+            .map_err(FinishError::Io)?
+            .to_hex()
+            .to_string();
         if actual != self.hash {
             // Nothing in it can be trusted: start clean next time.
             let _ = std::fs::remove_file(&self.path);

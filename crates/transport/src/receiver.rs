@@ -358,6 +358,14 @@ impl<K: Sink> Receiver<K> {
         if end <= self.contiguous {
             return; // a duplicate
         }
+        // The prefix we have is never written again: whatever is already verified or hashed
+        // there stays what the file holds (a resend that overlaps it brings nothing new, and a
+        // hostile one could bring other bytes).
+        let skip = self.contiguous.saturating_sub(offset);
+        let (offset, payload) = match usize::try_from(skip) {
+            Ok(skip) if skip < payload.len() => (offset + skip as u64, &payload[skip..]),
+            _ => return,
+        };
         if let Err(err) = self.sink.write_at(offset, payload) {
             tracing::warn!(%err, "cannot write the stream");
             self.abort(AbortReason::SinkFailed);
@@ -708,6 +716,26 @@ mod tests {
             10_000,
             "the window's last bytes are welcome"
         );
+    }
+
+    #[test]
+    fn the_prefix_already_here_is_never_written_again() {
+        let t0 = Instant::now();
+        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), Config::default());
+        let data = |pn, offset, byte| {
+            packet(
+                pn,
+                Frame::Data {
+                    offset,
+                    payload: &[byte; 10],
+                },
+            )
+        };
+        rx.handle_datagram(t0, &data(1, 0, 1));
+        // A resend straddling the prefix, with other bytes in it: only its new part lands.
+        rx.handle_datagram(t0, &data(2, 5, 2));
+        assert_eq!(rx.contiguous(), 15);
+        assert_eq!(rx.sink()[..], [[1u8; 10], [2; 10]].concat()[..15]);
     }
 
     #[test]
