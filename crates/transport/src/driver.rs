@@ -80,14 +80,16 @@ async fn transmit(
     }
 }
 
-/// Hands `handle` every datagram from `peer`: those of `first` (a receive into `buf`), then
-/// whatever else is already waiting on the socket. Datagrams from anyone else are dropped.
+/// Hands `handle` every datagram from `peer`, with the time it was taken in: those of `first`
+/// (a receive into `buf`), then whatever else is already waiting on the socket. Datagrams from
+/// anyone else are dropped. The datagrams of one receive (a coalesced run) share one reading of
+/// the clock: they arrived together.
 fn deliver(
     io: &udp::Socket<'_>,
     buf: &mut [u8],
     first: std::io::Result<(usize, usize, SocketAddr)>,
     peer: SocketAddr,
-    mut handle: impl FnMut(&[u8]),
+    mut handle: impl FnMut(std::time::Instant, &[u8]),
 ) {
     let mut received = first;
     for _ in 0..MAX_RECEIVES {
@@ -95,8 +97,9 @@ fn deliver(
             return;
         };
         if from == peer {
+            let at = now();
             for datagram in udp::datagrams(&buf[..n], segment) {
-                handle(datagram);
+                handle(at, datagram);
             }
         }
         received = io.try_recv(buf);
@@ -169,7 +172,7 @@ pub async fn serve<S: Source>(
         };
         tokio::select! {
             r = io.recv(&mut buf) => {
-                deliver(&io, &mut buf, r, peer, |d| conn.handle_datagram(now(), d));
+                deliver(&io, &mut buf, r, peer, |at, d| conn.handle_datagram(at, d));
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
             () = &mut cancel => conn.abort(AbortReason::Cancelled),
@@ -329,7 +332,7 @@ pub async fn fetch<K: Sink>(
         };
         tokio::select! {
             r = io.recv(&mut buf) => {
-                deliver(&io, &mut buf, r, server, |d| conn.handle_datagram(now(), d));
+                deliver(&io, &mut buf, r, server, |at, d| conn.handle_datagram(at, d));
             }
             () = tokio::time::sleep_until(wake) => conn.handle_timeout(now()),
             changed = control.changed() => {

@@ -286,6 +286,24 @@ pub struct Bbr {
     queue: QueueTrend,
     /// For the random part of the bounds' hold (xorshift).
     rng: u64,
+    output: Output,
+}
+
+/// What the controller tells the sender: worked out once per ack.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    window: u64,
+    /// `None` before the first bandwidth sample: then the rate follows the smoothed RTT.
+    pacing_rate: Option<f64>,
+}
+
+impl Output {
+    fn initial(mss: f64) -> Self {
+        Self {
+            window: (INITIAL_PACKETS as f64 * mss) as u64,
+            pacing_rate: None,
+        }
+    }
 }
 
 impl Bbr {
@@ -310,6 +328,7 @@ impl Bbr {
             bounds: LossBounds::new(now),
             queue: QueueTrend::new(),
             rng: seed | 1,
+            output: Output::initial(mss as f64),
         }
     }
 
@@ -379,6 +398,22 @@ impl Bbr {
             // While the bounds hold, hold the level they allow: no probing for more.
             Mode::ProbeBw if self.bounds.engaged() => CYCLE[self.cycle_index].min(1.0),
             Mode::ProbeBw => CYCLE[self.cycle_index],
+        }
+    }
+
+    /// The window and pacing rate the model gives now (asked for at every packet sent, so
+    /// worked out once per ack).
+    fn compute_output(&self) -> Output {
+        let bw = self.bw();
+        if self.bw_samples.is_empty() || bw == 0.0 {
+            return Output::initial(self.mss);
+        }
+        // A floor of a few packets per min RTT: samples taken across a long stall (probe
+        // timeouts in heavy loss) must not pace the flow down to nothing.
+        let floor = MIN_PACKETS_PER_RTT * self.mss / self.min_rtt.as_secs_f64().max(1e-6);
+        Output {
+            window: self.model_window().min(self.bounds.inflight) as u64,
+            pacing_rate: Some((self.pacing_gain() * bw).max(floor)),
         }
     }
 
@@ -463,6 +498,7 @@ impl Controller for Bbr {
             Mode::ProbeBw => self.advance_cycle(now, new_round, in_flight),
             _ => {}
         }
+        self.output = self.compute_output();
     }
 
     /// Loss with the RTT near its minimum is random (a lossy link), not a full queue: a queue
@@ -479,23 +515,18 @@ impl Controller for Bbr {
     }
 
     fn window(&self) -> u64 {
-        if self.bw_samples.is_empty() {
-            return (INITIAL_PACKETS as f64 * self.mss) as u64;
-        }
-        self.model_window().min(self.bounds.inflight) as u64
+        self.output.window
     }
 
     fn pacing_rate(&self, rtt: &RttEstimator) -> f64 {
-        let bw = self.bw();
-        if bw == 0.0 {
-            let initial =
-                INITIAL_PACKETS as f64 * self.mss / rtt.smoothed().as_secs_f64().max(1e-6);
-            return STARTUP_GAIN * initial;
+        match self.output.pacing_rate {
+            Some(rate) => rate,
+            None => {
+                let initial =
+                    INITIAL_PACKETS as f64 * self.mss / rtt.smoothed().as_secs_f64().max(1e-6);
+                STARTUP_GAIN * initial
+            }
         }
-        // A floor of a few packets per min RTT: samples taken across a long stall (probe
-        // timeouts in heavy loss) must not pace the flow down to nothing.
-        (self.pacing_gain() * bw)
-            .max(MIN_PACKETS_PER_RTT * self.mss / self.min_rtt.as_secs_f64().max(1e-6))
     }
 
     fn describe(&self) -> String {
