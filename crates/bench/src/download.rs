@@ -208,7 +208,13 @@ pub fn run(args: &Args, mut contenders: Vec<Box<dyn Contender>>) -> anyhow::Resu
     }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); contenders.len()];
     for round in 1..=args.rounds {
-        for (contender, samples) in contenders.iter_mut().zip(&mut samples) {
+        // Each round starts with the next contender: the one that runs right after another
+        // finds the memory that one just freed (which a VM's host may have taken back), so a
+        // fixed order would favour some positions.
+        let n = contenders.len();
+        for k in 0..n {
+            let i = (round - 1 + k) % n;
+            let (contender, samples) = (&mut contenders[i], &mut samples[i]);
             // The receiving side is everything but the sending runtime and this thread (which
             // waits, and removes the file afterwards): the client's hashing thread is its own,
             // and gone by the end of the round.
