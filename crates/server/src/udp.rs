@@ -45,8 +45,10 @@ pub fn serve_fn() -> ServeFn {
                 sent = s.bytes_sent,
                 lost = s.packets_lost,
                 retransmitted = s.packets_retransmitted,
+                spurious = s.spurious_retransmits,
                 received = s.packets_received,
                 min_rtt_us = s.min_rtt.as_micros() as u64,
+                srtt_us = s.smoothed_rtt.as_micros() as u64,
                 "transfer ended"
             );
         })

@@ -92,7 +92,7 @@ fn deliver(
     mut handle: impl FnMut(std::time::Instant, &[u8]),
 ) {
     let mut received = first;
-    for _ in 0..MAX_RECEIVES {
+    for taken in 1..=MAX_RECEIVES {
         let Ok((n, segment, from)) = received else {
             return;
         };
@@ -101,6 +101,9 @@ fn deliver(
             for datagram in udp::datagrams(&buf[..n], segment) {
                 handle(at, datagram);
             }
+        }
+        if taken == MAX_RECEIVES {
+            return; // the rest stays on the socket for the next round
         }
         received = io.try_recv(buf);
     }
@@ -351,4 +354,40 @@ pub async fn fetch<K: Sink>(
         by_peer: false,
     });
     (Outcome { event, stats }, conn.into_sink())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flood_longer_than_one_round_of_receives_loses_no_datagram() {
+        let ours = UdpSocket::bind("127.0.0.1:0").await;
+        let theirs = UdpSocket::bind("127.0.0.1:0").await;
+        let (Ok(ours), Ok(theirs)) = (ours, theirs) else {
+            panic!("no loopback sockets");
+        };
+        let (Ok(our_addr), Ok(peer)) = (ours.local_addr(), theirs.local_addr()) else {
+            panic!("no addresses");
+        };
+        let sent = 3 * MAX_RECEIVES + 5;
+        for i in 0..sent {
+            let n = theirs.send_to(&(i as u32).to_be_bytes(), our_addr).await;
+            assert_eq!(n.ok(), Some(4), "datagram {i} not sent");
+        }
+        let io = udp::Socket::new(&ours);
+        let mut buf = vec![0u8; udp::RECV_BUFFER];
+        let mut seen = Vec::new();
+        while seen.len() < sent {
+            let first = tokio::time::timeout(Duration::from_secs(2), io.recv(&mut buf)).await;
+            let Ok(first) = first else {
+                break; // nothing more will come: the assertion below says what is missing
+            };
+            deliver(&io, &mut buf, first, peer, |_, d| {
+                seen.push(u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
+            });
+        }
+        let expected: Vec<u32> = (0..sent as u32).collect();
+        assert_eq!(seen, expected);
+    }
 }
