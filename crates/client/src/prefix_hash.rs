@@ -175,6 +175,13 @@ mod tests {
         let data = vec![9u8; 3 * CHUNK];
         let (_tmp, file) = file_with(&data);
         let hasher = PrefixHasher::start(file, 1).unwrap_or_else(|e| panic!("{e}"));
-        drop(hasher); // waiting for more that never comes: must not block
+        // The thread waits for more that never comes: dropping must stop it, not wait for it.
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(hasher);
+            let _ = done.send(());
+        });
+        let waited = dropped.recv_timeout(std::time::Duration::from_secs(30));
+        assert!(waited.is_ok(), "dropping the hasher hung");
     }
 }
