@@ -185,11 +185,17 @@ mod tests {
         assert_eq!(source.read_at(10, &mut buf).unwrap(), 1400);
         assert_eq!(&buf[..], &data[10..1410]);
         assert_eq!(source.read_at(data.len() as u64, &mut buf).unwrap(), 0);
-        // A large read goes straight through.
+        // A large read goes straight through, even inside the block, and leaves the block be.
+        assert_eq!(source.read_at(0, &mut buf).unwrap(), 1400);
+        let (before, block_at) = (source.inner.reads, source.at);
         let mut big = vec![0u8; DIRECT_READ];
-        let before = source.inner.reads;
         assert_eq!(source.read_at(7, &mut big).unwrap(), big.len());
         assert_eq!(&big[..], &data[7..7 + big.len()]);
+        assert_eq!(source.inner.reads, before + 1);
+        assert_eq!(source.at, block_at);
+        // ...so a small read within the block after it costs no read.
+        assert_eq!(source.read_at(2000, &mut buf).unwrap(), 1400);
+        assert_eq!(&buf[..], &data[2000..3400]);
         assert_eq!(source.inner.reads, before + 1);
     }
 }
