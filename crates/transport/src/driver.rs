@@ -81,7 +81,8 @@ async fn transmit(
 }
 
 /// Hands `handle` every datagram from `peer`, with the time it was taken in: those of `first`
-/// (a receive into `buf`), then whatever else is already waiting on the socket. Datagrams from
+/// (a receive into `buf`), then what else is already waiting on the socket, up to
+/// [`MAX_RECEIVES`] receives in all (the rest waits for the next call). Datagrams from
 /// anyone else are dropped. The datagrams of one receive (a coalesced run) share one reading of
 /// the clock: they arrived together.
 fn deliver(
