@@ -409,6 +409,7 @@ impl<S: Source> Sender<S> {
             };
             self.cc.on_ack(now, &sample, &self.rtt, self.in_flight);
         }
+        self.cc.on_acks_done();
     }
 
     /// Declares lost what the acks have passed by three packets or by 9/8 RTT (RFC 9002).

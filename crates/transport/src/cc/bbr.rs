@@ -34,6 +34,8 @@ const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
 const BW_WINDOW_ROUNDS: u64 = 8;
 const INITIAL_PACKETS: u64 = 10;
 const MIN_PACKETS_PER_RTT: f64 = 4.0;
+/// The smallest window, in packets, whatever the model or the bounds say.
+const MIN_WINDOW_PACKETS: f64 = 4.0;
 /// Rounds over which the largest ack aggregation is remembered.
 const EXTRA_ACKED_ROUNDS: u64 = 10;
 /// Longest ack aggregation allowed for, in time at the estimated bandwidth.
@@ -180,8 +182,8 @@ impl LossBounds {
     /// the bounds engage (on a second episode) or are cut. An episode counts only when it
     /// begins in such a round: one that begins while the flow starts up or probes is most
     /// likely its own overshoot (counting those too, tried 2026-12-01, took a late starter in
-    /// the simulator from 91 % of its fair share to 56 %, the mean of 8 seeds). `bw` and `window` are the model's,
-    /// where newly engaged bounds start; `hold` how long they hold.
+    /// the simulator from 91 % of its fair share to 56 %, the mean of 8 seeds). `bw` and
+    /// `window` are the model's, where newly engaged bounds start; `hold` how long they hold.
     fn end_round(&mut self, now: Instant, may_cut: bool, bw: f64, window: f64, hold: Duration) {
         let lost = std::mem::take(&mut self.round_lost);
         let acked = std::mem::take(&mut self.round_acked);
@@ -384,7 +386,7 @@ impl Bbr {
 
     /// Twice the bandwidth-delay product, at least a few packets.
     fn cwnd_for_bdp(&self) -> f64 {
-        (CWND_GAIN * self.bdp()).max(4.0 * self.mss)
+        (CWND_GAIN * self.bdp()).max(MIN_WINDOW_PACKETS * self.mss)
     }
 
     /// The bandwidth the model uses: the recent maximum, bounded by what congestion loss
@@ -408,7 +410,7 @@ impl Bbr {
     }
 
     /// The window and pacing rate the model gives now (asked for at every packet sent, so
-    /// worked out once per ack).
+    /// worked out once per acknowledgement, however many packets it covers).
     fn compute_output(&self) -> Output {
         let bw = self.bw();
         if self.bw_samples.is_empty() || bw == 0.0 {
@@ -422,7 +424,7 @@ impl Bbr {
             window: self
                 .model_window()
                 .min(self.bounds.inflight)
-                .max(MIN_PACKETS_PER_RTT * self.mss) as u64,
+                .max(MIN_WINDOW_PACKETS * self.mss) as u64,
             pacing_rate: Some((self.pacing_gain() * bw).max(floor)),
         }
     }
@@ -508,6 +510,9 @@ impl Controller for Bbr {
             Mode::ProbeBw => self.advance_cycle(now, new_round, in_flight),
             _ => {}
         }
+    }
+
+    fn on_acks_done(&mut self) {
         self.output = self.compute_output();
     }
 

@@ -38,6 +38,9 @@ pub trait Controller: Send + std::fmt::Debug {
     fn on_sent(&mut self, now: Instant, bytes: u64, in_flight: u64);
     /// A packet was acknowledged.
     fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, in_flight: u64);
+    /// Every packet one acknowledgement newly covers went to [`Controller::on_ack`]: a
+    /// controller that works its window and rate out once per acknowledgement does it here.
+    fn on_acks_done(&mut self) {}
     /// Whether packets found lost now, with the path's RTT as it is, mean congestion (a full
     /// queue) rather than random loss. Only those reach [`Controller::on_loss`]; the others are
     /// resent and otherwise ignored.
