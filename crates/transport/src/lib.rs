@@ -16,6 +16,7 @@ pub mod driver;
 mod io;
 mod pacer;
 pub mod packet;
+mod ranges;
 mod receiver;
 mod rtt;
 mod sender;
@@ -23,6 +24,7 @@ mod udp;
 
 pub use cc::Algorithm;
 pub use io::{ReadAhead, Sink, Source};
+pub use ranges::{RangeSet, TooFragmented};
 pub use receiver::Receiver;
 pub use rtt::RttEstimator;
 pub use sender::Sender;
@@ -48,6 +50,9 @@ pub struct Config {
     /// its address before any data goes there (someone who forges a victim's address with a
     /// valid token cannot make us stream a file at the victim).
     pub first_packet_number: u64,
+    /// Most islands of data a receiver keeps beyond its contiguous prefix; data that would
+    /// start another is dropped unacknowledged until holes fill (see [`RangeSet`]).
+    pub max_islands: usize,
 }
 
 impl Default for Config {
@@ -59,6 +64,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(5),
             first_packet_number: 0,
+            max_islands: RangeSet::DEFAULT_MAX_ISLANDS,
         }
     }
 }
@@ -187,4 +193,7 @@ pub struct Stats {
     pub pacing_bps: u64,
     /// Stream bytes delivered per second since data began to flow, bits per second.
     pub goodput_bps: u64,
+    /// Data packets a receiver dropped because they would have started an island past
+    /// [`Config::max_islands`].
+    pub islands_refused: u64,
 }

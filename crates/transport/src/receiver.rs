@@ -2,9 +2,10 @@
 //! [`Sink`] as it arrives (in any order), acknowledges packets and grants flow-control window.
 
 use crate::packet::{self, Frame, MAX_ACK_RANGES, Packet};
+use crate::ranges::RangeSet;
 use crate::rtt::RttEstimator;
 use crate::{AbortReason, Config, Event, Sink, Stats};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Longest we hold an ack for a lone packet.
@@ -35,8 +36,8 @@ pub struct Receiver<K: Sink> {
     token: [u8; 16],
     sink: K,
     total: Option<u64>,
-    contiguous: u64,
-    islands: BTreeMap<u64, u64>,
+    /// What has been written: a prefix plus islands, at most [`Config::max_islands`] of them.
+    written: RangeSet,
     paused: bool,
     /// The end of the furthest data seen, and the byte just before it.
     tail: Option<(u64, u8)>,
@@ -89,8 +90,7 @@ impl<K: Sink> Receiver<K> {
             token,
             sink,
             total: None,
-            contiguous: offset,
-            islands: BTreeMap::new(),
+            written: RangeSet::starting_at(offset, config.max_islands),
             paused: false,
             tail: None,
             start: offset,
@@ -120,12 +120,12 @@ impl<K: Sink> Receiver<K> {
 
     /// Bytes from the start of the stream known to be written.
     pub fn contiguous(&self) -> u64 {
-        self.contiguous
+        self.written.contiguous()
     }
 
     /// Bytes written in all (in order or not).
     pub fn received_bytes(&self) -> u64 {
-        self.contiguous + self.islands.iter().map(|(s, e)| e - s).sum::<u64>()
+        self.written.total()
     }
 
     /// Length of the stream, once the sender said.
@@ -161,14 +161,14 @@ impl<K: Sink> Receiver<K> {
     /// Statistics so far.
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
-        stats.bytes_delivered = self.contiguous;
+        stats.bytes_delivered = self.written.contiguous();
         stats.packets_lost = self.missing;
         if self.rtt.has_sample() {
             stats.min_rtt = self.rtt.min();
             stats.smoothed_rtt = self.rtt.smoothed();
         }
         stats.goodput_bps = self.data_times.map_or(0, |(first, last)| {
-            let bytes = self.contiguous.saturating_sub(self.start);
+            let bytes = self.written.contiguous().saturating_sub(self.start);
             crate::sender::rate_bps(bytes, last.saturating_duration_since(first))
         });
         stats
@@ -188,14 +188,7 @@ impl<K: Sink> Receiver<K> {
         self.paused = paused;
         if paused {
             // Grant nothing beyond what has arrived (the holes below it may still be filled).
-            let highest = self
-                .islands
-                .values()
-                .max()
-                .copied()
-                .unwrap_or(0)
-                .max(self.contiguous);
-            self.granted = highest;
+            self.granted = self.written.highest();
             self.ping_at = Some(now + self.config.keepalive);
             // What arrived is on disk while we wait (a restart resumes from it).
             self.flush_sink();
@@ -216,14 +209,14 @@ impl<K: Sink> Receiver<K> {
     /// [`Event::PauseReached`]). The window never reaches past it, so the sender stops there
     /// exactly.
     pub fn set_pause_at(&mut self, offset: Option<u64>) {
-        self.pause_at = offset.filter(|&o| o > self.contiguous);
+        self.pause_at = offset.filter(|&o| o > self.written.contiguous());
         if let Some(at) = self.pause_at {
             self.granted = self.granted.min(at);
         }
     }
 
     fn window_limit(&self) -> u64 {
-        let open = self.contiguous.saturating_add(self.config.window);
+        let open = self.written.contiguous().saturating_add(self.config.window);
         self.pause_at.map_or(open, |at| open.min(at))
     }
 
@@ -260,7 +253,7 @@ impl<K: Sink> Receiver<K> {
                     // Data may have come before this answer: keep what it filled in. The
                     // sender starts where we asked (`offset`), or at the end if we asked beyond
                     // it.
-                    self.contiguous = self.contiguous.min(total);
+                    self.written.truncate(total);
                     self.state = State::Open;
                     // Until data flows, repeat our ack of it: if it is lost the sender waits.
                     self.retry_at = Some(now + RETRY);
@@ -271,13 +264,14 @@ impl<K: Sink> Receiver<K> {
                 }
             }
             Frame::Data { offset, payload } => {
-                self.on_packet(now, packet.pn);
-                self.on_data(now, offset, payload);
+                if self.on_data(now, offset, payload) {
+                    self.on_packet(now, packet.pn);
+                }
             }
             Frame::Close { total, last_byte } => {
                 if matches!(self.state, State::Done | State::Open)
                     && self.total == Some(total)
-                    && self.contiguous == total
+                    && self.written.contiguous() == total
                 {
                     self.finish(last_byte);
                 }
@@ -301,7 +295,7 @@ impl<K: Sink> Receiver<K> {
     fn finish(&mut self, last_byte: Option<u8>) {
         self.state = State::Closed;
         self.events.push_back(Event::Finished {
-            total: self.contiguous,
+            total: self.written.contiguous(),
             last_byte,
         });
     }
@@ -342,34 +336,45 @@ impl<K: Sink> Receiver<K> {
         }
     }
 
-    fn on_data(&mut self, now: Instant, offset: u64, payload: &[u8]) {
+    /// Takes in the data of one packet; false when it was dropped unread, so that the packet
+    /// must not be acknowledged (the sender then sends it again later).
+    fn on_data(&mut self, now: Instant, offset: u64, payload: &[u8]) -> bool {
         let first = self.data_times.map_or(now, |(first, _)| first);
         self.data_times = Some((first, now));
-        let end = offset + payload.len() as u64;
+        let Some(end) = offset.checked_add(payload.len() as u64) else {
+            return true; // beyond any stream: a broken or hostile sender
+        };
         if self.total.is_some_and(|total| end > total) {
-            return; // beyond the stream: a broken or hostile sender
+            return true; // beyond the stream: a broken or hostile sender
         }
-        if end > self.contiguous.saturating_add(self.config.window) {
+        if end > self.written.contiguous().saturating_add(self.config.window) {
             // Beyond any window we granted (each was at most the window past what we had
             // then): a broken or hostile sender. Never written, so no peer can make the sink
             // grow past the window, even before the HELLO_ACK tells the stream's length.
-            return;
+            return true;
         }
-        if end <= self.contiguous {
-            return; // a duplicate
+        if end <= self.written.contiguous() {
+            return true; // a duplicate
         }
         // The prefix we have is never written again: whatever is already verified or hashed
         // there stays what the file holds (a resend that overlaps it brings nothing new, and a
         // hostile one could bring other bytes).
-        let skip = self.contiguous.saturating_sub(offset);
+        let skip = self.written.contiguous().saturating_sub(offset);
         let (offset, payload) = match usize::try_from(skip) {
             Ok(skip) if skip < payload.len() => (offset + skip as u64, &payload[skip..]),
-            _ => return,
+            _ => return true,
         };
+        if self.written.insert(offset, end).is_err() {
+            // As many holes as we keep track of: the data waits until they fill. A sender that
+            // slices the stream into islands on purpose (one byte at every other offset) gets
+            // nowhere, and costs us a bounded map whose updates are O(log n).
+            self.stats.islands_refused += 1;
+            return false;
+        }
         if let Err(err) = self.sink.write_at(offset, payload) {
             tracing::warn!(%err, "cannot write the stream");
             self.abort(AbortReason::SinkFailed);
-            return;
+            return true;
         }
         if self.state == State::Open && !self.paused {
             self.retry_at = None; // data flows: nothing to repeat
@@ -380,12 +385,14 @@ impl<K: Sink> Receiver<K> {
         {
             self.tail = Some((end, last));
         }
-        add_range(&mut self.contiguous, &mut self.islands, offset, end);
-        if self.pause_at.is_some_and(|at| self.contiguous >= at) {
+        if self
+            .pause_at
+            .is_some_and(|at| self.written.contiguous() >= at)
+        {
             self.pause_at = None;
             self.set_paused(now, true);
             self.events.push_back(Event::PauseReached {
-                offset: self.contiguous,
+                offset: self.written.contiguous(),
             });
         }
         if !self.paused {
@@ -396,6 +403,7 @@ impl<K: Sink> Receiver<K> {
             self.granted = self.granted.max(granted);
         }
         self.check_done(now);
+        true
     }
 
     /// Writes out what the sink holds back; if it cannot, the transfer cannot succeed.
@@ -407,7 +415,7 @@ impl<K: Sink> Receiver<K> {
     }
 
     fn check_done(&mut self, now: Instant) {
-        if self.state == State::Open && self.total == Some(self.contiguous) {
+        if self.state == State::Open && self.total == Some(self.written.contiguous()) {
             // Every byte must be written before we say so.
             self.flush_sink();
             if self.state == State::Closed {
@@ -489,7 +497,7 @@ impl<K: Sink> Receiver<K> {
                 State::Connecting => {
                     let frame = Frame::Hello {
                         token: self.token,
-                        offset: self.contiguous,
+                        offset: self.written.contiguous(),
                         max_offset: self.granted,
                         max_datagram: u16::try_from(self.config.datagram()).unwrap_or(u16::MAX),
                     };
@@ -583,30 +591,6 @@ fn insert_pn(ranges: &mut Vec<(u64, u64)>, pn: u64) {
         (false, false) => ranges.insert(i, (pn, pn)),
     }
     ranges.truncate(MAX_ACK_RANGES);
-}
-
-/// Adds `[start, end)` to what is written: a contiguous prefix plus islands beyond it.
-fn add_range(contiguous: &mut u64, islands: &mut BTreeMap<u64, u64>, start: u64, end: u64) {
-    let mut start = start.max(*contiguous);
-    let mut end = end;
-    if end <= start {
-        return;
-    }
-    let touching: Vec<(u64, u64)> = islands
-        .range(..=end)
-        .filter(|&(_, &e)| e >= start)
-        .map(|(&s, &e)| (s, e))
-        .collect();
-    for (s, e) in touching {
-        islands.remove(&s);
-        start = start.min(s);
-        end = end.max(e);
-    }
-    if start <= *contiguous {
-        *contiguous = end;
-    } else {
-        islands.insert(start, end);
-    }
 }
 
 #[cfg(test)]
@@ -751,6 +735,53 @@ mod tests {
         assert_eq!(rx.stats().packets_lost, 0);
     }
 
+    #[test]
+    fn a_sender_slicing_the_stream_into_islands_is_held_to_the_bound() {
+        // The islands attack: one byte at every other offset. Past the bound the data is
+        // dropped and its packet not acked; once the holes fill, the rest is welcome again.
+        let t0 = Instant::now();
+        let config = Config {
+            max_islands: 1000,
+            ..Config::default()
+        };
+        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), config);
+        let byte = |pn: u64, offset: u64| {
+            packet(
+                pn,
+                Frame::Data {
+                    offset,
+                    payload: &[7],
+                },
+            )
+        };
+        for i in 0..5000u64 {
+            rx.handle_datagram(t0, &byte(i, 2 * i + 1));
+        }
+        assert_eq!(rx.written.islands(), 1000);
+        assert_eq!(rx.received_bytes(), 1000);
+        assert_eq!(rx.stats().islands_refused, 4000);
+        // The refused packets are not acknowledged: the sender will send them again.
+        let mut buf = vec![0u8; 65_536];
+        let ranges =
+            std::iter::from_fn(|| rx.poll_transmit(t0, &mut buf).map(|n| buf[..n].to_vec()))
+                .find_map(|datagram| match packet::decode(&datagram) {
+                    Ok(Packet {
+                        frame: Frame::Ack { ranges, .. },
+                        ..
+                    }) => Some(ranges),
+                    _ => None, // the HELLO
+                })
+                .expect("an ack");
+        assert_eq!(ranges, vec![(0, 999)]);
+        // Filling the holes merges everything into the prefix, and new data lands again.
+        for i in 0..1000u64 {
+            rx.handle_datagram(t0, &byte(5000 + i, 2 * i));
+        }
+        assert_eq!((rx.contiguous(), rx.written.islands()), (2000, 0));
+        rx.handle_datagram(t0, &byte(6000, 4001));
+        assert_eq!(rx.received_bytes(), 2001);
+    }
+
     fn ranges_of(pns: &[u64]) -> Vec<(u64, u64)> {
         let mut ranges = Vec::new();
         for &pn in pns {
@@ -778,17 +809,5 @@ mod tests {
         let ranges = ranges_of(&pns);
         assert_eq!(ranges.len(), MAX_ACK_RANGES);
         assert_eq!(ranges[0], (398, 398));
-    }
-
-    #[test]
-    fn written_ranges_merge_into_the_prefix() {
-        let (mut c, mut islands) = (0, BTreeMap::new());
-        add_range(&mut c, &mut islands, 10, 20);
-        add_range(&mut c, &mut islands, 30, 40);
-        assert_eq!(c, 0);
-        add_range(&mut c, &mut islands, 0, 10);
-        assert_eq!(c, 20);
-        add_range(&mut c, &mut islands, 15, 35);
-        assert_eq!((c, islands.len()), (40, 0));
     }
 }
