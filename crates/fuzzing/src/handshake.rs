@@ -12,11 +12,12 @@ use transport::{Config, Event, MIN_DATAGRAM, Sender};
 ///
 /// The input picks the stream, the datagram size and a datagram: raw bytes, a HELLO built from
 /// the input (with the right token or a nearly right one), or raw bytes with the token where a
-/// HELLO carries it. Checks: a flow opens exactly for a well-formed HELLO with the token, and
-/// otherwise the source comes back untouched; an opened flow announces the stream from where
-/// the HELLO asked (or its end), answers with one HELLO_ACK no larger than the HELLO and then
-/// sends nothing, not even on its timers, until the peer proves its address; its datagram size
-/// stays within what both sides allow.
+/// HELLO carries it. Checks: a flow opens exactly for a well-formed HELLO with the token that
+/// accepts datagrams of at least [`MIN_DATAGRAM`] bytes, and otherwise the source comes back
+/// untouched; an opened flow announces the stream from where the HELLO asked (or its end),
+/// answers with one HELLO_ACK no larger than the HELLO and then sends nothing, not even on its
+/// timers, until the peer proves its address; its datagram size stays within what both sides
+/// allow.
 pub fn handshake(data: &[u8]) {
     let mut input = Input::new(data);
     let total = input.below(20_000);
@@ -80,13 +81,18 @@ pub fn handshake(data: &[u8]) {
                     ..
                 },
             ..
-        }) if token == TOKEN => Some((conn_id, offset, max_datagram)),
+        }) if token == TOKEN && usize::from(max_datagram) >= MIN_DATAGRAM => {
+            Some((conn_id, offset, max_datagram))
+        }
         _ => None,
     };
     let now = Instant::now();
     let mut sender = match Sender::accept(now, &datagram, &TOKEN, source.clone(), config.clone()) {
         Err(back) => {
-            assert!(hello.is_none(), "a HELLO with the token was refused");
+            assert!(
+                hello.is_none(),
+                "a HELLO with the token and a legal datagram size was refused"
+            );
             assert!(back == source, "a refused datagram changed the source");
             return;
         }
@@ -105,9 +111,7 @@ pub fn handshake(data: &[u8]) {
     );
     let size = sender.max_datagram();
     assert!(
-        size >= MIN_DATAGRAM
-            && size <= config.datagram()
-            && size <= usize::from(max_datagram).max(MIN_DATAGRAM),
+        size >= MIN_DATAGRAM && size <= config.datagram() && size <= usize::from(max_datagram),
         "datagram size {size} for a peer accepting {max_datagram}"
     );
 

@@ -13,7 +13,7 @@ use transport::packet::{self, Frame};
 struct Told {
     /// Bytes of every datagram handed to the sender.
     bytes_in: u64,
-    /// Bytes it sent before any ack proved the peer's address.
+    /// Bytes it sent before any ack proved the peer's address (HELLO_ACKs only).
     bytes_out_unproven: u64,
     /// An ack of our connection arrived (the address is proven).
     proven: bool,
@@ -63,9 +63,17 @@ impl Told {
         };
         assert_eq!(packet.conn_id, CONN_ID);
         if !self.proven {
+            // Nothing but HELLO_ACKs, each smaller than the HELLO it answers: whoever forges
+            // an address gets less back than it sends (no PING for a PING, no CLOSE for a
+            // DONE).
+            assert!(
+                matches!(packet.frame, Frame::HelloAck { .. }),
+                "{:?} sent to an unproven address",
+                packet.frame
+            );
             self.bytes_out_unproven += datagram.len() as u64;
             assert!(
-                self.bytes_out_unproven <= 3 * self.bytes_in,
+                self.bytes_out_unproven <= self.bytes_in,
                 "{} bytes sent to an unproven address that sent {}",
                 self.bytes_out_unproven,
                 self.bytes_in
@@ -108,7 +116,7 @@ impl Told {
 /// Checks, on every datagram the sender sends: it decodes, belongs to the connection and fits
 /// the datagram size; DATA carries the source's true bytes, inside the stream and inside the
 /// largest window anyone announced, and only once an ack proved the peer's address; before
-/// that, the sender sends at most three times what it received. It finishes only after a DONE.
+/// that, the sender sends nothing but HELLO_ACKs, fewer bytes than it received. It finishes only after a DONE.
 /// Unless a hostile packet of the connection got in, the transfer then finishes on a clean
 /// network: garbage that is not of the connection changes nothing.
 pub fn transport_sender(data: &[u8]) {

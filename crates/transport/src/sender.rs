@@ -83,6 +83,9 @@ pub struct Sender<S: Source> {
     unvalidated_since: Option<Instant>,
     /// Packet number of the latest HELLO_ACK.
     hello_ack_pn: u64,
+    /// A DONE came before the address was proven: it is answered once it is (a receiver
+    /// resuming at the very end sends it right after the HELLO_ACK, before its ack).
+    done_unproven: bool,
     /// When the address was proven and data could start.
     flowing_since: Option<Instant>,
     send_close: bool,
@@ -95,9 +98,9 @@ pub struct Sender<S: Source> {
 }
 
 impl<S: Source> Sender<S> {
-    /// Opens a connection if `datagram` is a HELLO carrying `token`; anything else gives the
-    /// source back and must be ignored (nothing is ever sent to an address that has not shown
-    /// the token).
+    /// Opens a connection if `datagram` is a HELLO carrying `token` that accepts datagrams of
+    /// at least [`crate::MIN_DATAGRAM`] bytes; anything else gives the source back and must be
+    /// ignored (nothing is ever sent to an address that has not shown the token).
     pub fn accept(
         now: Instant,
         datagram: &[u8],
@@ -120,10 +123,13 @@ impl<S: Source> Sender<S> {
         if !constant_time_eq(&got, token) {
             return Err(source);
         }
+        // A receiver that cannot take our smallest datagram is broken or a probe for an
+        // amplifier: no answer at all (an honest one always offers at least the minimum).
+        if usize::from(max_datagram) < crate::MIN_DATAGRAM {
+            return Err(source);
+        }
         let total = source.len();
-        let mss = config
-            .datagram()
-            .min(usize::from(max_datagram).max(crate::MIN_DATAGRAM));
+        let mss = config.datagram().min(usize::from(max_datagram));
         let seed = packet.conn_id ^ config.first_packet_number;
         let cc = config.algorithm.build(mss as u64, now, seed);
         let start = offset.min(total);
@@ -158,6 +164,7 @@ impl<S: Source> Sender<S> {
             send_hello_ack: true,
             unvalidated_since: Some(now),
             hello_ack_pn: 0,
+            done_unproven: false,
             flowing_since: None,
             send_close: false,
             send_ping: false,
@@ -250,6 +257,19 @@ impl<S: Source> Sender<S> {
         if packet.conn_id != self.conn_id || self.state == State::Closed {
             return;
         }
+        if self.unvalidated_since.is_some() {
+            // The address may be forged: any answer but the HELLO_ACK (a PING for a PING, a
+            // CLOSE for a DONE) would go to a victim. Such packets neither get one nor keep
+            // the flow alive; a DONE waits for the proof.
+            match packet.frame {
+                Frame::Ping => return,
+                Frame::Done => {
+                    self.done_unproven = true;
+                    return;
+                }
+                _ => {}
+            }
+        }
         self.last_recv = now;
         self.stats.packets_received += 1;
         match packet.frame {
@@ -288,28 +308,35 @@ impl<S: Source> Sender<S> {
                     self.delivered_time = now;
                 }
                 self.on_ack(now, Duration::from_micros(u64::from(ack_delay_us)), &ranges);
-            }
-            Frame::Done => {
-                self.send_close = true;
-                if let State::Finishing { until } = &mut self.state {
-                    // Still being asked: our CLOSE was lost; stay to answer the next DONE.
-                    *until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
-                }
-                if self.state == State::Open {
-                    let last_byte = self.last_byte();
-                    self.events.push_back(Event::Finished {
-                        total: self.total,
-                        last_byte,
-                    });
-                    self.stats.bytes_delivered = self.total - self.start;
-                    // Linger to answer a repeated DONE if our CLOSE is lost.
-                    let until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
-                    self.state = State::Finishing { until };
+                if std::mem::take(&mut self.done_unproven) {
+                    self.on_done(now);
                 }
             }
+            Frame::Done => self.on_done(now),
             Frame::Abort { reason } => self.close(AbortReason::from_code(reason), true),
             Frame::Ping => self.send_ping = true,
             Frame::HelloAck { .. } | Frame::Data { .. } | Frame::Close { .. } => {}
+        }
+    }
+
+    /// The receiver says it has every byte: confirm with a CLOSE, and linger to confirm again
+    /// if that CLOSE is lost.
+    fn on_done(&mut self, now: Instant) {
+        self.send_close = true;
+        if let State::Finishing { until } = &mut self.state {
+            // Still being asked: our CLOSE was lost; stay to answer the next DONE.
+            *until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
+        }
+        if self.state == State::Open {
+            let last_byte = self.last_byte();
+            self.events.push_back(Event::Finished {
+                total: self.total,
+                last_byte,
+            });
+            self.stats.bytes_delivered = self.total - self.start;
+            // Linger to answer a repeated DONE if our CLOSE is lost.
+            let until = now + self.rtt.pto(MAX_ACK_DELAY) * 3;
+            self.state = State::Finishing { until };
         }
     }
 

@@ -308,3 +308,81 @@ async fn a_wrong_token_gets_no_answer() {
     );
     assert!(matches!(served.await.unwrap().event, Event::Aborted { .. }));
 }
+
+/// What arrives at `socket` within `wait`, datagram by datagram.
+async fn heard_within(socket: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
+    let mut heard = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(Ok(n)) = tokio::time::timeout(wait, socket.recv(&mut buf)).await {
+        heard.push(buf[..n].to_vec());
+    }
+    heard
+}
+
+#[tokio::test]
+async fn a_forged_address_with_the_token_gets_one_hello_ack_and_nothing_else() {
+    use transport::packet::{self, Frame, Packet};
+    let token = [6u8; 16];
+    let (addr, served) = serve_data(100_000, token).await;
+    // The "victim": whoever's address the attacker writes on its packets.
+    let victim = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    victim.connect(addr).await.unwrap();
+    let send = |pn: u64, frame: Frame<'static>| {
+        let mut buf = vec![0u8; 256];
+        let n = packet::encode(
+            &Packet {
+                conn_id: 11,
+                pn,
+                frame,
+            },
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let hello = |max_datagram| Frame::Hello {
+        token,
+        offset: 0,
+        max_offset: 1 << 30,
+        max_datagram,
+    };
+    // A HELLO that asks for datagrams smaller than any we send: no answer at all.
+    for (pn, size) in [(0, 0), (1, 1199)] {
+        victim.send(&send(pn, hello(size))).await.unwrap();
+    }
+    let heard = heard_within(&victim, Duration::from_millis(150)).await;
+    assert!(
+        heard.is_empty(),
+        "a HELLO with a tiny max_datagram was answered: {heard:?}"
+    );
+    // A well-formed HELLO: its answer is one HELLO_ACK, smaller than it.
+    let first = send(2, hello(1200));
+    victim.send(&first).await.unwrap();
+    let mut sent_bytes = first.len();
+    for pn in 3..23 {
+        let probe = send(
+            pn,
+            if pn % 2 == 0 {
+                Frame::Ping
+            } else {
+                Frame::Done
+            },
+        );
+        sent_bytes += probe.len();
+        victim.send(&probe).await.unwrap();
+    }
+    let heard = heard_within(&victim, Duration::from_millis(150)).await;
+    let kinds: Vec<Frame<'_>> = heard
+        .iter()
+        .map(|d| packet::decode(d).unwrap().frame)
+        .collect();
+    assert_eq!(kinds.len(), 1, "more than the HELLO_ACK: {kinds:?}");
+    assert!(matches!(kinds[0], Frame::HelloAck { total: 100_000, .. }));
+    let got_bytes: usize = heard.iter().map(Vec::len).sum();
+    assert!(
+        got_bytes < first.len(),
+        "{got_bytes} bytes for {sent_bytes}"
+    );
+    served.abort();
+}

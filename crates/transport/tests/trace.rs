@@ -237,3 +237,160 @@ fn only_an_ack_of_our_hello_ack_proves_the_address_and_forged_acks_move_nothing(
     assert!(!sent.is_empty(), "the real ack did not start the data");
     assert!(sent.iter().all(|&(pn, _)| pn > first));
 }
+
+/// A HELLO asking for the stream from `offset`, offering datagrams of `max_datagram` bytes.
+fn hello(offset: u64, max_datagram: u16) -> Vec<u8> {
+    encode(
+        0,
+        Frame::Hello {
+            token: TOKEN,
+            offset,
+            max_offset: 1 << 20,
+            max_datagram,
+        },
+    )
+}
+
+/// Every datagram the sender sends at `now`, whatever it carries.
+fn outgoing(sender: &mut Sender<Vec<u8>>, now: Instant) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; sender.max_datagram()];
+    std::iter::from_fn(|| {
+        sender
+            .poll_transmit(now, &mut buf)
+            .map(|n| buf[..n].to_vec())
+    })
+    .collect()
+}
+
+fn frame(datagram: &[u8]) -> Frame<'_> {
+    packet::decode(datagram).unwrap().frame
+}
+
+#[test]
+fn before_its_hello_ack_is_acked_an_address_hears_nothing_but_the_hello_ack() {
+    // Someone with a valid token forges a victim's address: HELLO, then PINGs and DONEs that
+    // a sender would answer (a PING with a PING, a DONE with a larger CLOSE).
+    let t0 = Instant::now();
+    let first = 5_000;
+    let config = Config {
+        max_datagram: 1200,
+        first_packet_number: first,
+        ..Config::default()
+    };
+    let mut sender =
+        Sender::accept(t0, &hello(0, 1200), &TOKEN, vec![9u8; 10_000], config).unwrap();
+    let answer = outgoing(&mut sender, t0);
+    assert_eq!(answer.len(), 1);
+    assert!(matches!(frame(&answer[0]), Frame::HelloAck { .. }));
+    let mut heard = 0;
+    let mut t = t0;
+    for pn in 1..=20 {
+        t += Duration::from_millis(100);
+        let probe = encode(
+            pn,
+            if pn % 2 == 0 {
+                Frame::Ping
+            } else {
+                Frame::Done
+            },
+        );
+        heard += probe.len();
+        sender.handle_datagram(t, &probe);
+        let sent = outgoing(&mut sender, t);
+        assert!(
+            sent.is_empty(),
+            "answered {:?} with {:?}",
+            frame(&probe),
+            frame(&sent[0])
+        );
+    }
+    assert!(heard > 0);
+    // Nor do its timers send anything; the flow dies of silence, as nobody acked.
+    while let Some(at) = sender.poll_timeout() {
+        t = at.max(t);
+        sender.handle_timeout(t);
+        assert!(
+            outgoing(&mut sender, t).is_empty(),
+            "a timer sent to an unproven address"
+        );
+    }
+    assert!(
+        t <= t0 + Duration::from_secs(31),
+        "PINGs and DONEs from an unproven address kept the flow alive"
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| sender.poll_event()).collect();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Finished { .. })),
+        "an unproven DONE finished the transfer: {events:?}"
+    );
+}
+
+#[test]
+fn a_done_that_overtakes_the_ack_of_the_hello_ack_is_answered_once_the_address_is_proven() {
+    // A receiver resuming at the very end sends DONE right after the HELLO_ACK, before its ack.
+    let t0 = Instant::now();
+    let first = 9_000;
+    let config = Config {
+        max_datagram: 1200,
+        first_packet_number: first,
+        ..Config::default()
+    };
+    let data = vec![1u8, 2, 3];
+    let mut sender = Sender::accept(t0, &hello(3, 1200), &TOKEN, data, config).unwrap();
+    assert_eq!(
+        sender.poll_event(),
+        Some(Event::Connected {
+            total: 3,
+            offset: 3
+        })
+    );
+    assert_eq!(outgoing(&mut sender, t0).len(), 1, "the HELLO_ACK");
+    let t1 = t0 + Duration::from_millis(1);
+    sender.handle_datagram(t1, &encode(1, Frame::Done));
+    assert!(outgoing(&mut sender, t1).is_empty());
+    sender.handle_datagram(t1, &ack(2, &[(first, first)], 1 << 20));
+    let sent = outgoing(&mut sender, t1);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        frame(&sent[0]),
+        Frame::Close {
+            total: 3,
+            last_byte: Some(3)
+        }
+    );
+    assert_eq!(
+        sender.poll_event(),
+        Some(Event::Finished {
+            total: 3,
+            last_byte: Some(3)
+        })
+    );
+}
+
+#[test]
+fn a_hello_offering_datagrams_below_1200_bytes_is_refused() {
+    let t0 = Instant::now();
+    for size in [0, 1, 600, 1199] {
+        let opened = Sender::accept(
+            t0,
+            &hello(0, size),
+            &TOKEN,
+            vec![0u8; 100],
+            Config::default(),
+        );
+        assert!(
+            opened.is_err(),
+            "a HELLO offering {size}-byte datagrams opened a flow"
+        );
+    }
+    let Ok(sender) = Sender::accept(
+        t0,
+        &hello(0, 1200),
+        &TOKEN,
+        vec![0u8; 100],
+        Config::default(),
+    ) else {
+        panic!("the smallest legal HELLO was refused");
+    };
+    assert_eq!(sender.max_datagram(), 1200);
+}
