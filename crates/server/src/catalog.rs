@@ -1,7 +1,11 @@
 //! The shared folder: which files a client may see and ask for.
 
+use nix::fcntl::OFlag;
+use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use wire::FileEntry;
 
 /// The files under one folder that the server shares: regular files only, no hidden files, and
@@ -9,15 +13,109 @@ use wire::FileEntry;
 #[derive(Debug, Clone)]
 pub struct FileCatalog {
     root: PathBuf,
+    /// The folder itself, held open: files are opened beneath it (`openat`), so what is served
+    /// comes from this folder even if its path is renamed or swapped meanwhile.
+    dir: Arc<OwnedFd>,
+}
+
+/// Which version of which file: a file whose inode, size or modification time differs is
+/// another file as far as hashes go. (Not the change time: renaming or unlinking a name of the
+/// file changes it, and the bytes stay the same. Someone who rewrites a file and sets its
+/// modification time back is caught by the client's hash check.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version {
+    dev: u64,
+    ino: u64,
+    /// Length in bytes.
+    pub size: u64,
+    mtime: (i64, i64),
+}
+
+impl Version {
+    /// The version of the file open as `file`, as it is now.
+    pub fn of(file: &File) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
+}
+
+/// A shared file, open: the one handle it is hashed from and served from, whatever happens to
+/// its name on disk meanwhile.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    /// The open file (reads are positional, so one handle serves every reader).
+    pub file: Arc<File>,
+    /// Its version when it was opened.
+    pub version: Version,
 }
 
 impl FileCatalog {
     /// Opens (creating if needed) the shared folder.
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let root = dir.canonicalize()?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(&root, flags, nix::sys::stat::Mode::empty())?;
         Ok(Self {
-            root: dir.canonicalize()?,
+            root,
+            dir: Arc::new(fd),
         })
+    }
+
+    /// [`FileCatalog::open_file`] on a blocking thread.
+    pub async fn open_shared(&self, name: &str) -> io::Result<Option<SharedFile>> {
+        let (this, name) = (self.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || this.open_file(&name))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// Opens the shared file called `name` for serving, or `None` when no such file is shared.
+    ///
+    /// The file is opened once, beneath the folder, without following a symlink at the last
+    /// step: a link inside the folder to another file of the folder is followed by name (as
+    /// [`FileCatalog::resolve`] does), but if the name is swapped for a link (or anything other
+    /// than a regular file) between that check and the open, the open fails instead of leaving
+    /// the folder. Non-blocking, so a FIFO planted under the name cannot hang the open. Blocking
+    /// work: call it on a blocking thread.
+    pub fn open_file(&self, name: &str) -> io::Result<Option<SharedFile>> {
+        let Some(real) = self.resolve(name) else {
+            return Ok(None);
+        };
+        let Some(real_name) = real.file_name() else {
+            return Ok(None);
+        };
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::openat(
+            self.dir.as_ref(),
+            real_name,
+            flags,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            // A symlink (ELOOP), or gone: not a shared file any more.
+            Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Ok(None);
+        }
+        let version = Version::of(&file)?;
+        Ok(Some(SharedFile {
+            file: Arc::new(file),
+            version,
+        }))
     }
 
     /// The folder's real path.
@@ -27,8 +125,8 @@ impl FileCatalog {
 
     /// The shared files, sorted by name.
     pub async fn list(&self) -> io::Result<Vec<FileEntry>> {
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || list_dir(&root))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || list_dir(&this))
             .await
             .map_err(io::Error::other)?
     }
@@ -47,10 +145,8 @@ impl FileCatalog {
     }
 }
 
-fn list_dir(root: &Path) -> io::Result<Vec<FileEntry>> {
-    let root_cat = FileCatalog {
-        root: root.to_path_buf(),
-    };
+fn list_dir(root_cat: &FileCatalog) -> io::Result<Vec<FileEntry>> {
+    let root = root_cat.root();
     let mut files = Vec::new();
     for entry in std::fs::read_dir(root)? {
         let Ok(entry) = entry else { continue };

@@ -1,74 +1,121 @@
 //! Content hashes of shared files, computed once per version of a file.
 //!
-//! A download offer carries the file's BLAKE3 hash so the client can verify what it got. Hashing
-//! a large file takes a while, so each (path, size, mtime) is hashed at most once, concurrent
-//! askers share the work, and the server warms the cache in the background at start-up.
+//! A download offer carries the file's BLAKE3 hash so the client can verify what it got. The
+//! hash is computed from the very handle the file is then served from (see
+//! [`crate::catalog::SharedFile`]), and remembered by name and [`Version`]: a later request
+//! that opens the same inode, unchanged, reuses it; concurrent askers share the work.
 
+use crate::catalog::{SharedFile, Version};
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use tokio::sync::OnceCell;
 
-type Version = (u64, Option<SystemTime>);
+/// Bytes read from the file per step of hashing.
+const HASH_READ: usize = 8 << 20;
 
 /// The hash of one version of a file, computed once by whoever asks first.
 type Slot = (Version, Arc<OnceCell<String>>);
 
-/// The hashes of the shared files, by path and version.
+/// The hashes of the shared files, by name and version.
 #[derive(Default)]
 pub struct HashCache {
-    entries: Mutex<HashMap<PathBuf, Slot>>,
+    entries: Mutex<HashMap<String, Slot>>,
 }
 
-/// Size and modification time: a file whose either changed is a new version.
-fn version(path: &Path) -> io::Result<(Version, u64)> {
-    let meta = std::fs::metadata(path)?;
-    Ok(((meta.len(), meta.modified().ok()), meta.len()))
+/// The file changed while it was being hashed: the hash matches no version of it.
+fn changed() -> io::Error {
+    io::Error::other("the file changed while it was being hashed")
+}
+
+/// BLAKE3 (lowercase hex) of the first `version.size` bytes of `file`, which must still be at
+/// `version` when the last byte has been read (else the bytes read may mix two versions).
+fn hash_open(file: &File, version: &Version) -> io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; HASH_READ.min(usize::try_from(version.size).unwrap_or(HASH_READ))];
+    let mut offset = 0u64;
+    while offset < version.size {
+        let want = usize::try_from(version.size - offset)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = match file.read_at(&mut buf[..want], offset) {
+            Ok(0) => return Err(changed()), // shorter than it was
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    if Version::of(file)? != *version {
+        return Err(changed());
+    }
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 impl HashCache {
-    /// The BLAKE3 hash (lowercase hex) and size of the file at `path`, as it is now.
-    pub async fn get(&self, path: &Path) -> io::Result<(String, u64)> {
-        let (ver, size) = version(path)?;
+    /// The BLAKE3 hash (lowercase hex) of `shared`, the file shared as `name`: remembered if
+    /// this version was hashed before, else computed from its handle on a blocking thread.
+    pub async fn get(&self, name: &str, shared: &SharedFile) -> io::Result<String> {
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             let entry = entries
-                .entry(path.to_path_buf())
-                .or_insert_with(|| (ver, Arc::new(OnceCell::new())));
-            if entry.0 != ver {
-                *entry = (ver, Arc::new(OnceCell::new()));
+                .entry(name.to_owned())
+                .or_insert_with(|| (shared.version, Arc::new(OnceCell::new())));
+            if entry.0 != shared.version {
+                *entry = (shared.version, Arc::new(OnceCell::new()));
             }
             Arc::clone(&entry.1)
         };
-        let owned = path.to_path_buf();
+        let (file, version) = (Arc::clone(&shared.file), shared.version);
         let hash = cell
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || wire::hash_file(&owned))
+                tokio::task::spawn_blocking(move || hash_open(&file, &version))
                     .await
                     .map_err(io::Error::other)?
             })
             .await?;
-        Ok((hash.clone(), size))
+        Ok(hash.clone())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FileCatalog;
 
     #[tokio::test]
     async fn a_changed_file_gets_a_new_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"one").unwrap();
+        std::fs::write(dir.path().join("f"), b"one").unwrap();
+        let catalog = FileCatalog::open(dir.path()).unwrap();
         let cache = HashCache::default();
-        let (first, size) = cache.get(&path).await.unwrap();
-        assert_eq!(first, blake3::hash(b"one").to_hex().to_string());
-        assert_eq!(size, 3);
-        std::fs::write(&path, b"other").unwrap();
-        let (second, _) = cache.get(&path).await.unwrap();
-        assert_eq!(second, blake3::hash(b"other").to_hex().to_string());
+        let first = catalog.open_file("f").unwrap().unwrap();
+        assert_eq!(
+            cache.get("f", &first).await.unwrap(),
+            blake3::hash(b"one").to_hex().to_string()
+        );
+        assert_eq!(first.version.size, 3);
+        std::fs::write(dir.path().join("f"), b"other").unwrap();
+        let second = catalog.open_file("f").unwrap().unwrap();
+        assert_eq!(
+            cache.get("f", &second).await.unwrap(),
+            blake3::hash(b"other").to_hex().to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_rewritten_since_it_was_opened_is_not_hashed_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"one").unwrap();
+        let catalog = FileCatalog::open(dir.path()).unwrap();
+        let opened = catalog.open_file("f").unwrap().unwrap();
+        // Same inode. (A rewrite of the same size within one tick of the kernel's file clock
+        // would keep every time stamp: that version is new to the client's hash check only.)
+        std::fs::write(dir.path().join("f"), b"two!").unwrap();
+        let got = HashCache::default().get("f", &opened).await;
+        assert!(got.is_err(), "hashed a file that changed: {got:?}");
     }
 }

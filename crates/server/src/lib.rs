@@ -20,7 +20,7 @@ mod session;
 mod transfers;
 mod udp;
 
-pub use catalog::FileCatalog;
+pub use catalog::{FileCatalog, SharedFile, Version};
 pub use config::{Config, MIN_MAX_FRAME};
 pub use hashes::HashCache;
 pub use registry::{CloseReason, Registry};
@@ -171,8 +171,8 @@ async fn warm_hashes(shared: Arc<Shared>) {
         if shared.shutdown.is_cancelled() {
             return;
         }
-        if let Some(path) = shared.catalog.resolve(&file.name) {
-            let _ = shared.hashes.get(&path).await;
+        if let Ok(Some(opened)) = shared.catalog.open_shared(&file.name).await {
+            let _ = shared.hashes.get(&file.name, &opened).await;
         }
     }
 }

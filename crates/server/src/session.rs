@@ -307,11 +307,17 @@ async fn download(
             format!("no shared file is called {file:?}"),
         )
     };
-    let Some(path) = shared.catalog.resolve(&file) else {
-        return no_such_file(&file);
+    // Opened once, here: this handle is hashed and served, whatever the name becomes.
+    let opened = match shared.catalog.open_shared(&file).await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return no_such_file(&file),
+        Err(err) => {
+            tracing::warn!(file, %err, "cannot open a shared file");
+            return no_such_file(&file);
+        }
     };
-    let (hash, size) = match shared.hashes.get(&path).await {
-        Ok(found) => found,
+    let hash = match shared.hashes.get(&file, &opened).await {
+        Ok(hash) => hash,
         Err(err) => {
             tracing::warn!(file, %err, "cannot hash a shared file");
             return no_such_file(&file);
@@ -322,8 +328,7 @@ async fn download(
         user: user.to_owned(),
         outbox: outbox.clone(),
         file,
-        path,
-        size,
+        shared: opened,
         hash,
     };
     match shared.transfers.request(request, req) {

@@ -5,10 +5,10 @@
 //! it ends (done, failed, cancelled, client gone), because the task owns the socket and hands it
 //! back on exit. Handing it back starts the next queued request.
 
+use crate::catalog::SharedFile;
 use crate::registry::Outbox;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::UdpSocket;
@@ -57,11 +57,9 @@ pub struct Request {
     pub outbox: Outbox,
     /// The file's name as the client asked for it.
     pub file: String,
-    /// Its real path.
-    pub path: PathBuf,
-    /// Its size when the request was made.
-    pub size: u64,
-    /// Its BLAKE3 hash (hex).
+    /// The file, open: what was hashed is what is served.
+    pub shared: SharedFile,
+    /// Its BLAKE3 hash (hex), of the version opened.
     pub hash: String,
 }
 
@@ -111,13 +109,13 @@ struct State {
 }
 
 /// The function that moves a file over one UDP socket:
-/// `serve(socket, token, path, cancel, bytes_sent)`. It returns when the transfer ends for any
+/// `serve(socket, token, file, cancel, bytes_sent)`. It returns when the transfer ends for any
 /// reason; the socket then goes back to the pool. It counts the bytes it sends in `bytes_sent`.
 pub type ServeFn = Arc<
     dyn Fn(
             Arc<UdpSocket>,
             [u8; 16],
-            PathBuf,
+            SharedFile,
             CancellationToken,
             Arc<AtomicU64>,
         ) -> futures_util::future::BoxFuture<'static, ()>
@@ -284,7 +282,8 @@ impl Transfers {
             },
         );
         let socket = Arc::new(socket);
-        let serve = (self.serve)(Arc::clone(&socket), token, req.path.clone(), cancel, sent);
+        let size = req.shared.version.size;
+        let serve = (self.serve)(Arc::clone(&socket), token, req.shared, cancel, sent);
         let this = Arc::clone(self);
         tokio::spawn(async move {
             serve.await;
@@ -294,7 +293,7 @@ impl Transfers {
             req: req_no,
             id,
             file: req.file,
-            size: req.size,
+            size,
             hash: req.hash,
             token: hex(&token),
             port,

@@ -1,46 +1,67 @@
 //! Serving one file over the reliable UDP transport.
 
+use crate::catalog::{SharedFile, Version};
 use crate::transfers::ServeFn;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The shared file, counting what the transport reads from it (what it sends).
+/// The shared file as it was hashed and announced, counting what the transport reads from it
+/// (what it sends).
+///
+/// It reads from the handle that was hashed, so a name swapped for a link or another file
+/// meanwhile changes nothing; and every read checks that the file is still the announced
+/// version, so bytes written into it since are never sent under the old hash (the flow aborts
+/// as unreadable instead).
 struct Counted {
-    file: std::fs::File,
+    shared: SharedFile,
     sent: Arc<AtomicU64>,
 }
 
 impl transport::Source for Counted {
     fn len(&self) -> u64 {
-        transport::Source::len(&self.file)
+        self.shared.version.size
     }
 
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = transport::Source::read_at(&mut self.file, offset, buf)?;
-        self.sent.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.shared.version.size;
+        let want = usize::try_from(size.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let mut filled = 0;
+        while filled < want {
+            match self
+                .shared
+                .file
+                .read_at(&mut buf[filled..want], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // After the read: bytes that were read while the file changed are caught too.
+        if filled < want || Version::of(&self.shared.file)? != self.shared.version {
+            return Err(io::Error::other("the file changed since it was announced"));
+        }
+        self.sent.fetch_add(filled as u64, Ordering::Relaxed);
+        Ok(filled)
     }
 }
 
-/// The function the transfer manager runs for each transfer: opens the file and serves it to
-/// whoever shows the token, until the transfer ends or is cancelled.
+/// The function the transfer manager runs for each transfer: serves the open file to whoever
+/// shows the token, until the transfer ends or is cancelled.
 pub fn serve_fn() -> ServeFn {
-    Arc::new(|socket, token, path, cancel, sent| {
+    Arc::new(|socket, token, shared, cancel, sent| {
         Box::pin(async move {
-            let file = match std::fs::File::open(&path) {
-                Ok(file) => file,
-                Err(err) => {
-                    tracing::warn!(path = %path.display(), %err, "cannot open a shared file");
-                    return;
-                }
-            };
             let config = transport::Config::default();
-            let source = Counted { file, sent };
+            let source = Counted { shared, sent };
             let outcome =
                 transport::driver::serve(&socket, token, source, config, cancel.cancelled()).await;
             let s = outcome.stats;
             tracing::info!(
-                path = %path.display(),
                 event = ?outcome.event,
                 sent = s.bytes_sent,
                 lost = s.packets_lost,
