@@ -1,7 +1,7 @@
 //! The thin tokio layer: one UDP socket, the clock, and a state machine.
 
 use crate::{AbortReason, Config, Event, ReadAhead, Receiver, Sender, Sink, Source, Stats, udp};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
@@ -22,8 +22,9 @@ pub fn tune_socket(socket: &UdpSocket) {
 }
 
 /// The datagram size to use towards `peer`: the largest on loopback, a safe one elsewhere.
+/// (An IPv4 peer of an IPv6 socket comes IPv4-mapped, and may be on loopback too.)
 pub fn datagram_size_for(peer: SocketAddr) -> usize {
-    if peer.ip().is_loopback() {
+    if peer.ip().to_canonical().is_loopback() {
         crate::MAX_DATAGRAM
     } else {
         crate::SAFE_DATAGRAM
@@ -57,13 +58,13 @@ fn now() -> std::time::Instant {
 /// keep a connection from sending and running its timers).
 const MAX_RECEIVES: usize = 64;
 
-/// Sends to `peer`, in batches, every datagram `poll` writes into the slot it is given (of
-/// `datagram` bytes), until it has nothing more.
+/// Sends to `peer` (from our address `from`, if given), in batches, every datagram `poll`
+/// writes into the slot it is given (of `datagram` bytes), until it has nothing more.
 async fn transmit(
     io: &mut udp::Socket<'_>,
     batch: &mut udp::Batch,
     datagram: usize,
-    peer: SocketAddr,
+    (peer, from): (SocketAddr, Option<IpAddr>),
     mut poll: impl FnMut(&mut [u8]) -> Option<usize>,
 ) {
     loop {
@@ -72,11 +73,11 @@ async fn transmit(
                 Some(n) => batch.push(n),
                 None => break,
             },
-            None => io.send(batch, peer).await,
+            None => io.send(batch, peer, from).await,
         }
     }
     while !batch.is_empty() {
-        io.send(batch, peer).await;
+        io.send(batch, peer, from).await;
     }
 }
 
@@ -88,18 +89,18 @@ async fn transmit(
 fn deliver(
     io: &udp::Socket<'_>,
     buf: &mut [u8],
-    first: std::io::Result<(usize, usize, SocketAddr)>,
+    first: std::io::Result<udp::Received>,
     peer: SocketAddr,
     mut handle: impl FnMut(std::time::Instant, &[u8]),
 ) {
     let mut received = first;
     for taken in 1..=MAX_RECEIVES {
-        let Ok((n, segment, from)) = received else {
+        let Ok(got) = received else {
             return;
         };
-        if from == peer {
+        if got.from == peer {
             let at = now();
-            for datagram in udp::datagrams(&buf[..n], segment) {
+            for datagram in udp::datagrams(&buf[..got.len], got.segment) {
                 handle(at, datagram);
             }
         }
@@ -111,7 +112,8 @@ fn deliver(
 }
 
 /// Serves `source` to the first peer that shows `token` on `socket`, until the transfer ends,
-/// `cancel` resolves, or nobody shows up within `config.idle_timeout`.
+/// `cancel` resolves, or nobody shows up within `config.idle_timeout`. Everything goes to the
+/// peer from the address its HELLO was sent to, even on a socket bound to a wildcard address.
 pub async fn serve<S: Source>(
     socket: &UdpSocket,
     token: [u8; 16],
@@ -120,18 +122,24 @@ pub async fn serve<S: Source>(
     cancel: impl std::future::Future<Output = ()>,
 ) -> Outcome {
     let mut cancel = std::pin::pin!(cancel);
-    let mut io = udp::Socket::new(socket);
+    let mut io = udp::Socket::answering(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];
     let deadline = Instant::now() + config.idle_timeout;
     let mut source = Some(ReadAhead::new(source));
     // Wait for a valid HELLO; everything else is dropped without a word.
-    let (mut conn, peer) = 'handshake: loop {
+    let (mut conn, path) = 'handshake: loop {
         let received = tokio::select! {
             r = io.recv(&mut buf) => r,
             () = tokio::time::sleep_until(deadline) => return aborted(AbortReason::IdleTimeout),
             () = &mut cancel => return aborted(AbortReason::Cancelled),
         };
-        let Ok((n, segment, peer)) = received else {
+        let Ok(udp::Received {
+            len: n,
+            segment,
+            from: peer,
+            to,
+        }) = received
+        else {
             continue;
         };
         let mut config = config.clone();
@@ -143,7 +151,7 @@ pub async fn serve<S: Source>(
                 break;
             };
             match Sender::accept(now(), datagram, &token, src, config.clone()) {
-                Ok(conn) => break 'handshake (conn, peer),
+                Ok(conn) => break 'handshake (conn, (peer, to)),
                 Err(src) => source = Some(src),
             }
         }
@@ -162,7 +170,7 @@ pub async fn serve<S: Source>(
             tracing::trace!(target: "transport::cc", "t={at:.3} {}", conn.trace_line());
         }
         let datagram = conn.max_datagram();
-        transmit(&mut io, &mut batch, datagram, peer, |slot| {
+        transmit(&mut io, &mut batch, datagram, path, |slot| {
             conn.poll_transmit(t, slot)
         })
         .await;
@@ -176,7 +184,7 @@ pub async fn serve<S: Source>(
         };
         tokio::select! {
             r = io.recv(&mut buf) => {
-                deliver(&io, &mut buf, r, peer, |at, d| conn.handle_datagram(at, d));
+                deliver(&io, &mut buf, r, path.0, |at, d| conn.handle_datagram(at, d));
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
             () = &mut cancel => conn.abort(AbortReason::Cancelled),
@@ -283,7 +291,7 @@ pub async fn fetch<K: Sink>(
             apply(&mut conn, state);
         }
         let t = now();
-        transmit(&mut io, &mut batch, datagram, server, |slot| {
+        transmit(&mut io, &mut batch, datagram, (server, None), |slot| {
             conn.poll_transmit(t, slot)
         })
         .await;

@@ -6,9 +6,16 @@
 //! in one `recvmsg`. At 1452-byte datagrams this replaces some forty system calls, and as many
 //! wake-ups, with one. Where either is missing (another OS, an old kernel, a device that
 //! refuses), datagrams go one per call, unchanged on the wire.
+//!
+//! A socket bound to a wildcard address (`0.0.0.0`, `[::]`) can be asked to answer from the
+//! address each peer wrote to ([`Socket::answering`]): the kernel says where a datagram was
+//! sent (`IP_PKTINFO`, `IPV6_PKTINFO`, in the same `recvmsg`) and our sends name that address
+//! as their source (in the same `sendmsg`). Otherwise the kernel picks the source by its routes,
+//! and a client that wrote to 127.0.0.2 or to one of a host's several addresses would get its
+//! answers from another address, and drop them.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::net::UdpSocket;
 
 /// Most datagrams in one segmented send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
@@ -99,6 +106,20 @@ impl Batch {
     }
 }
 
+/// What one receive returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Received {
+    /// Bytes that arrived.
+    pub(crate) len: usize,
+    /// The size of each datagram in them (all but the last are that size).
+    pub(crate) segment: usize,
+    /// Who sent them.
+    pub(crate) from: SocketAddr,
+    /// The address they were sent to, on a socket made with [`Socket::answering`] that is bound
+    /// to a wildcard address (elsewhere the socket's own address is the only one, and `None`).
+    pub(crate) to: Option<IpAddr>,
+}
+
 /// A UDP socket that sends [`Batch`]es and receives runs of datagrams.
 pub(crate) struct Socket<'a> {
     io: &'a UdpSocket,
@@ -113,16 +134,28 @@ impl<'a> Socket<'a> {
         Self { io, gso }
     }
 
+    /// As [`Socket::new`], for a socket that answers whoever writes to it: if it is bound to a
+    /// wildcard address, every receive also says which of our addresses the datagrams were
+    /// sent to ([`Received::to`]), so that the answers can leave from it.
+    pub(crate) fn answering(io: &'a UdpSocket) -> Self {
+        if io.local_addr().is_ok_and(|a| a.ip().is_unspecified()) && !os::enable_pktinfo(io) {
+            tracing::debug!("no destination addresses: answers leave from the kernel's choice");
+        }
+        Self::new(io)
+    }
+
     /// Sends the datagrams of `batch` to `peer` (the one waiting to start the next batch
-    /// stays). A datagram the network refuses is dropped, as the network may drop any (loss
-    /// recovery resends its data).
-    pub(crate) async fn send(&mut self, batch: &mut Batch, peer: SocketAddr) {
+    /// stays), from our address `from` if given (one a receive said, see [`Received::to`]),
+    /// else from the kernel's choice. A datagram the network refuses is dropped, as the network
+    /// may drop any (loss recovery resends its data).
+    pub(crate) async fn send(&mut self, batch: &mut Batch, peer: SocketAddr, from: Option<IpAddr>) {
         if batch.is_empty() {
             return;
         }
         let mut done = false;
         if self.gso && batch.count > 1 {
-            match os::send_segmented(self.io, &batch.buf[..batch.len], batch.segment, peer).await {
+            let data = &batch.buf[..batch.len];
+            match os::send(self.io, data, Some(batch.segment), peer, from).await {
                 Ok(()) => done = true,
                 Err(err) if os::gso_unsupported(&err) => {
                     tracing::debug!(%err, "segmentation offload refused; one datagram per call");
@@ -136,7 +169,11 @@ impl<'a> Socket<'a> {
         }
         if !done {
             for datagram in batch.datagrams() {
-                if let Err(err) = self.io.send_to(datagram, peer).await {
+                let sent = match from {
+                    None => self.io.send_to(datagram, peer).await.map(drop),
+                    Some(_) => os::send(self.io, datagram, None, peer, from).await,
+                };
+                if let Err(err) = sent {
                     tracing::debug!(%err, "send failed");
                     break;
                 }
@@ -145,14 +182,13 @@ impl<'a> Socket<'a> {
         batch.sent();
     }
 
-    /// Waits for datagrams: returns how many bytes arrived in `buf`, the size of each
-    /// datagram in them (all but the last are that size) and who sent them.
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, usize, SocketAddr)> {
+    /// Waits for datagrams in `buf`.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         os::recv(self.io, buf).await
     }
 
     /// As [`Socket::recv`], without waiting (`WouldBlock` when nothing is there).
-    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> io::Result<(usize, usize, SocketAddr)> {
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         os::try_recv(self.io, buf)
     }
 }
@@ -164,13 +200,15 @@ pub(crate) fn datagrams(buf: &[u8], segment: usize) -> impl Iterator<Item = &[u8
 
 #[cfg(target_os = "linux")]
 mod os {
+    use super::Received;
     use nix::errno::Errno;
+    use nix::libc;
     use nix::sys::socket::{
         ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, sendmsg,
         setsockopt, sockopt,
     };
     use std::io::{self, IoSlice, IoSliceMut};
-    use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
     use tokio::net::UdpSocket;
@@ -181,6 +219,16 @@ mod os {
         setsockopt(io, sockopt::UdpGroSegment, &true).is_ok()
     }
 
+    /// Asks for every datagram's destination address. An IPv6 socket gets it for the IPv4
+    /// datagrams it takes too (as IPv4-mapped addresses).
+    pub(super) fn enable_pktinfo(io: &UdpSocket) -> bool {
+        match io.local_addr() {
+            Ok(SocketAddr::V4(_)) => setsockopt(io, sockopt::Ipv4PacketInfo, &true).is_ok(),
+            Ok(SocketAddr::V6(_)) => setsockopt(io, sockopt::Ipv6RecvPacketInfo, &true).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// Errors by which a kernel or a device says it cannot segment.
     pub(super) fn gso_unsupported(err: &io::Error) -> bool {
         [Errno::EIO, Errno::EINVAL, Errno::ENOPROTOOPT]
@@ -188,35 +236,111 @@ mod os {
             .any(|&e| err.raw_os_error() == Some(e as i32))
     }
 
-    pub(super) async fn send_segmented(
+    /// The source-address message for a send from `ip` on a socket of `peer`'s family (an
+    /// IPv6 socket sends to IPv4 peers with IPv4-mapped addresses, and takes them as sources).
+    enum Source {
+        V4(libc::in_pktinfo),
+        V6(libc::in6_pktinfo),
+    }
+
+    fn source(peer: SocketAddr, ip: IpAddr) -> Source {
+        match (peer, ip) {
+            (SocketAddr::V4(_), IpAddr::V4(v4)) => Source::V4(libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(v4).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            }),
+            (_, ip) => {
+                let v6 = match ip {
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                    IpAddr::V6(v6) => v6,
+                };
+                Source::V6(libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: v6.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                })
+            }
+        }
+    }
+
+    /// One `sendmsg` to `peer`: `data` as one datagram, or cut into datagrams of `segment`
+    /// bytes by the kernel; from `from` if given.
+    pub(super) async fn send(
         io: &UdpSocket,
         data: &[u8],
-        segment: usize,
+        segment: Option<usize>,
         peer: SocketAddr,
+        from: Option<IpAddr>,
     ) -> io::Result<()> {
-        let segment = u16::try_from(segment).map_err(io::Error::other)?;
+        let segment = segment
+            .map(u16::try_from)
+            .transpose()
+            .map_err(io::Error::other)?;
         let to = SockaddrStorage::from(peer);
+        let from = from.map(|ip| source(peer, ip));
         let fd = io.as_raw_fd();
+        let gso = segment.as_ref().map(ControlMessage::UdpGsoSegments);
+        let src = from.as_ref().map(|from| match from {
+            Source::V4(info) => ControlMessage::Ipv4PacketInfo(info),
+            Source::V6(info) => ControlMessage::Ipv6PacketInfo(info),
+        });
+        // On the stack: this is every send of a transfer.
+        let (cmsg, n) = match (gso, src) {
+            (Some(a), Some(b)) => ([a, b], 2),
+            (Some(a), None) | (None, Some(a)) => ([a, a], 1),
+            (None, None) => return io.send_to(data, peer).await.map(drop),
+        };
         io.async_io(Interest::WRITABLE, || {
             let iov = [IoSlice::new(data)];
-            let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
-            sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to))
+            sendmsg(fd, &iov, &cmsg[..n], MsgFlags::empty(), Some(&to))
                 .map(drop)
                 .map_err(io::Error::from)
         })
         .await
     }
 
-    fn recv_now(fd: i32, buf: &mut [u8]) -> io::Result<(usize, usize, SocketAddr)> {
-        let mut cmsg = nix::cmsg_space!(i32);
+    fn recv_now(fd: i32, buf: &mut [u8]) -> io::Result<Received> {
+        let mut cmsg = nix::cmsg_space!(i32, libc::in6_pktinfo);
         let mut iov = [IoSliceMut::new(buf)];
         let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
             .map_err(io::Error::from)?;
         let len = msg.bytes;
         let mut segment = len;
+        let mut to = None;
         for c in msg.cmsgs().map_err(io::Error::from)? {
-            if let ControlMessageOwned::UdpGroSegments(size) = c {
-                segment = usize::try_from(size).unwrap_or(len).max(1);
+            match c {
+                ControlMessageOwned::UdpGroSegments(size) => {
+                    segment = usize::try_from(size).unwrap_or(len).max(1);
+                }
+                // Our address for this peer: `ipi_spec_dst`, which is the destination unless
+                // that was a broadcast (then it is the receiving interface's address). The
+                // kernel fills it in only for datagrams that arrived after the option was set
+                // (a HELLO may come before `serve` starts); for those, the destination in the
+                // header has to do.
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    let v4 = |a: libc::in_addr| Ipv4Addr::from(u32::from_be(a.s_addr));
+                    let (spec, dst) = (v4(info.ipi_spec_dst), v4(info.ipi_addr));
+                    to = if !spec.is_unspecified() {
+                        Some(IpAddr::V4(spec))
+                    } else {
+                        let unicast =
+                            !(dst.is_unspecified() || dst.is_broadcast() || dst.is_multicast());
+                        unicast.then_some(IpAddr::V4(dst))
+                    };
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    let ip = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                    // A multicast destination cannot be a source: leave it to the kernel.
+                    to = (!ip.is_multicast()).then(|| match ip.to_ipv4_mapped() {
+                        Some(v4) => IpAddr::V4(v4),
+                        None => IpAddr::V6(ip),
+                    });
+                }
+                _ => {}
             }
         }
         let from = msg
@@ -224,7 +348,12 @@ mod os {
             .as_ref()
             .and_then(to_std)
             .ok_or_else(|| io::Error::other("a datagram without a sender address"))?;
-        Ok((len, segment, from))
+        Ok(Received {
+            len,
+            segment,
+            from,
+            to,
+        })
     }
 
     fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
@@ -235,18 +364,12 @@ mod os {
             .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
     }
 
-    pub(super) async fn recv(
-        io: &UdpSocket,
-        buf: &mut [u8],
-    ) -> io::Result<(usize, usize, SocketAddr)> {
+    pub(super) async fn recv(io: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
         let fd = io.as_raw_fd();
         io.async_io(Interest::READABLE, || recv_now(fd, buf)).await
     }
 
-    pub(super) fn try_recv(
-        io: &UdpSocket,
-        buf: &mut [u8],
-    ) -> io::Result<(usize, usize, SocketAddr)> {
+    pub(super) fn try_recv(io: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
         let fd = io.as_raw_fd();
         io.try_io(Interest::READABLE, || recv_now(fd, buf))
     }
@@ -254,11 +377,16 @@ mod os {
 
 #[cfg(not(target_os = "linux"))]
 mod os {
+    use super::Received;
     use std::io;
-    use std::net::SocketAddr;
+    use std::net::{IpAddr, SocketAddr};
     use tokio::net::UdpSocket;
 
     pub(super) fn enable_gro(_io: &UdpSocket) -> bool {
+        false
+    }
+
+    pub(super) fn enable_pktinfo(_io: &UdpSocket) -> bool {
         false
     }
 
@@ -266,29 +394,38 @@ mod os {
         true
     }
 
-    pub(super) async fn send_segmented(
-        _io: &UdpSocket,
-        _data: &[u8],
-        _segment: usize,
-        _peer: SocketAddr,
+    /// One datagram; never asked for a source here (no receive gives one).
+    pub(super) async fn send(
+        io: &UdpSocket,
+        data: &[u8],
+        segment: Option<usize>,
+        peer: SocketAddr,
+        _from: Option<IpAddr>,
     ) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
+        if segment.is_some() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        io.send_to(data, peer).await.map(drop)
     }
 
-    pub(super) async fn recv(
-        io: &UdpSocket,
-        buf: &mut [u8],
-    ) -> io::Result<(usize, usize, SocketAddr)> {
-        let (n, from) = io.recv_from(buf).await?;
-        Ok((n, n, from))
+    pub(super) async fn recv(io: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+        let (len, from) = io.recv_from(buf).await?;
+        Ok(Received {
+            len,
+            segment: len,
+            from,
+            to: None,
+        })
     }
 
-    pub(super) fn try_recv(
-        io: &UdpSocket,
-        buf: &mut [u8],
-    ) -> io::Result<(usize, usize, SocketAddr)> {
-        let (n, from) = io.try_recv_from(buf)?;
-        Ok((n, n, from))
+    pub(super) fn try_recv(io: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+        let (len, from) = io.try_recv_from(buf)?;
+        Ok(Received {
+            len,
+            segment: len,
+            from,
+            to: None,
+        })
     }
 }
 
@@ -370,17 +507,81 @@ mod tests {
         for i in 0..10u8 {
             put(&mut batch, if i == 9 { 100 } else { 1452 }, i);
         }
-        tx.send(&mut batch, to).await;
+        tx.send(&mut batch, to, None).await;
         let mut got = Vec::new();
         let mut buf = vec![0u8; RECV_BUFFER];
         while got.len() < 10 {
-            let (n, segment, from) = rx.recv(&mut buf).await.unwrap();
-            assert_eq!(from, a.local_addr().unwrap());
-            got.extend(datagrams(&buf[..n], segment).map(<[u8]>::to_vec));
+            let r = rx.recv(&mut buf).await.unwrap();
+            assert_eq!(r.from, a.local_addr().unwrap());
+            got.extend(datagrams(&buf[..r.len], r.segment).map(<[u8]>::to_vec));
         }
         for (i, datagram) in got.iter().enumerate() {
             let size = if i == 9 { 100 } else { 1452 };
             assert_eq!(datagram, &vec![i as u8; size], "datagram {i}");
         }
+    }
+
+    /// A socket bound to `wildcard` gets a datagram that `client` sent to `dest` (at the
+    /// socket's port), then answers with one datagram and with a segmented batch: every answer
+    /// must come from `dest`.
+    async fn answers_come_from(wildcard: &str, client: &str, dest: std::net::IpAddr) {
+        let server = UdpSocket::bind(wildcard).await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = UdpSocket::bind(client).await.unwrap();
+        let to = SocketAddr::new(dest, port);
+        client.send_to(b"hello", to).await.unwrap();
+        let mut io = Socket::answering(&server);
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let r = io.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..r.len], b"hello");
+        assert_eq!(r.to, Some(dest), "where the datagram was sent");
+        let mut batch = Batch::new(1452);
+        put(&mut batch, 100, 1);
+        io.send(&mut batch, r.from, r.to).await;
+        for i in 0..5 {
+            put(&mut batch, 1452, i);
+        }
+        io.send(&mut batch, r.from, r.to).await;
+        for _ in 0..6 {
+            let (_, from) = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                client.recv_from(&mut buf),
+            )
+            .await
+            .expect("no answer")
+            .unwrap();
+            assert_eq!(from, to, "an answer came from another address");
+        }
+    }
+
+    #[tokio::test]
+    async fn on_a_wildcard_bind_answers_come_from_the_address_the_peer_wrote_to() {
+        let dest = std::net::IpAddr::from([127, 0, 0, 2]);
+        answers_come_from("0.0.0.0:0", "127.0.0.1:0", dest).await;
+    }
+
+    #[tokio::test]
+    async fn on_an_ipv6_wildcard_bind_answers_come_from_the_address_the_peer_wrote_to() {
+        if std::net::UdpSocket::bind("[::1]:0").is_err() {
+            eprintln!("no IPv6 loopback on this machine: test skipped");
+            return;
+        }
+        answers_come_from("[::]:0", "[::1]:0", std::net::Ipv6Addr::LOCALHOST.into()).await;
+        // IPv4 peers of a dual-stack socket, too.
+        let dest = std::net::IpAddr::from([127, 0, 0, 2]);
+        answers_come_from("[::]:0", "127.0.0.1:0", dest).await;
+    }
+
+    #[tokio::test]
+    async fn a_socket_bound_to_one_address_needs_no_destination() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client
+            .send_to(b"x", server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let io = Socket::answering(&server);
+        let mut buf = vec![0u8; RECV_BUFFER];
+        assert_eq!(io.recv(&mut buf).await.unwrap().to, None);
     }
 }
