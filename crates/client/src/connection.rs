@@ -398,7 +398,13 @@ async fn read_loop(
                 id,
                 file,
                 position,
-            } => downloads.queued(*req, *id, file.clone(), *position).await,
+                preparing,
+            } => {
+                downloads
+                    .queued(*req, *id, file.clone(), *position, *preparing)
+                    .await
+            }
+            ServerMsg::Cancelled { req: None, id } => downloads.ended_by_server(*id).await,
             _ => {}
         }
         let req = match &msg {

@@ -162,11 +162,37 @@ impl Downloads {
         );
     }
 
-    /// The server queued transfer `id`.
-    pub(crate) async fn queued(&self, req: Option<u64>, id: u64, file: String, position: u32) {
+    /// The server queued transfer `id`, or (`preparing`) is still hashing its file.
+    pub(crate) async fn queued(
+        &self,
+        req: Option<u64>,
+        id: u64,
+        file: String,
+        position: u32,
+        preparing: bool,
+    ) {
         self.adopt(req, id, &file);
-        self.emit(id, file, TransferState::Queued { position })
-            .await;
+        let state = if preparing {
+            TransferState::Preparing
+        } else {
+            TransferState::Queued { position }
+        };
+        self.emit(id, file, state).await;
+    }
+
+    /// The server ended transfer `id` before offering it (it could not prepare the file; an
+    /// `error` says why): a transfer of ours that was waiting has failed.
+    pub(crate) async fn ended_by_server(&self, id: u64) {
+        let file = {
+            let mut entries = lock(&self.entries);
+            let Some(entry) = entries.get_mut(&id).filter(|e| e.status.state == "queued") else {
+                return;
+            };
+            entry.status.state = "failed";
+            entry.status.file.clone()
+        };
+        let error = "the server could not prepare the file".to_owned();
+        self.emit(id, file, TransferState::Failed { error }).await;
     }
 
     /// The server offered transfer `id`: start moving data.

@@ -77,6 +77,9 @@ pub struct TransferEvent {
 /// The states and milestones of a download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferState {
+    /// The server is still hashing the file (its first download, or it changed); the offer
+    /// follows when it is done. Waiting here never times out.
+    Preparing,
     /// Every UDP port of the server is busy; the download waits its turn.
     Queued {
         /// Downloads ahead of this one.

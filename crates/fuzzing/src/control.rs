@@ -348,6 +348,7 @@ pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
             id: u64_from(input),
             file: string_from(input, 40),
             position: u64_from(input) as u32,
+            preparing: input.u8() & 1 == 1,
         },
         9 => ServerMsg::Cancelled {
             req: req_from(input),

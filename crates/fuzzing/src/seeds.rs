@@ -130,6 +130,7 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
                 id: 2,
                 file: "big.iso".into(),
                 position: 0,
+                preparing: false,
             },
         ),
         ("cancelled", ServerMsg::Cancelled { req: None, id: 2 }),

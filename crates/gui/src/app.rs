@@ -271,6 +271,10 @@ impl ClientApp {
             started: Instant::now(),
         });
         match t.state {
+            TransferState::Preparing => {
+                view.state = "queued";
+                view.note = "the server is preparing the file".into();
+            }
             TransferState::Queued { position } => {
                 view.state = "queued";
                 view.note = format!("waiting for a free port ({position} ahead)");

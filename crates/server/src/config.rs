@@ -43,6 +43,10 @@ pub struct Config {
     /// How long join and leave notices are gathered before they go out together (they go out
     /// at once when a message from the user concerned is about to be delivered).
     pub notice_delay: Duration,
+    /// Runs before each shared file is hashed, on the hashing thread: for tests that hold
+    /// hashing up to see what clients meet meanwhile. `None` in real use.
+    #[doc(hidden)]
+    pub hash_hook: Option<crate::HashHook>,
 }
 
 impl Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             rate_limit: 50.0,
             rate_burst: 200,
             notice_delay: Duration::from_millis(50),
+            hash_hook: None,
         }
     }
 }

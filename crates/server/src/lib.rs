@@ -22,7 +22,7 @@ mod udp;
 
 pub use catalog::{FileCatalog, SharedFile, Version};
 pub use config::{Config, MIN_MAX_FRAME};
-pub use hashes::HashCache;
+pub use hashes::{HashCache, HashHook};
 pub use registry::{CloseReason, Registry};
 pub use transfers::{TransferInfo, Transfers, UdpPorts};
 
@@ -78,7 +78,7 @@ impl Server {
         let shared = Arc::new(Shared {
             registry: Registry::new(config.max_clients),
             catalog,
-            hashes: HashCache::default(),
+            hashes: HashCache::new(config.hash_hook.clone()),
             transfers,
             config,
             shutdown: CancellationToken::new(),
@@ -161,18 +161,30 @@ async fn deliver_notices(shared: Arc<Shared>) {
     }
 }
 
-/// Hashes the shared files in the background, one at a time, so that the first download of a
-/// big file does not wait for it.
+/// How often the shared folder is looked over for files that are new or changed, to hash them
+/// before anyone asks.
+const RESCAN_EVERY: Duration = Duration::from_secs(30);
+
+/// Hashes the shared files in the background, at start-up and then whenever one is new or has
+/// changed (the folder is looked over every [`RESCAN_EVERY`]), so that a download seldom
+/// waits for its hash.
 async fn warm_hashes(shared: Arc<Shared>) {
-    let Ok(files) = shared.catalog.list().await else {
-        return;
-    };
-    for file in files {
-        if shared.shutdown.is_cancelled() {
-            return;
+    loop {
+        if let Ok(files) = shared.catalog.list().await {
+            for file in &files {
+                if shared.shutdown.is_cancelled() {
+                    return;
+                }
+                if let Ok(Some(opened)) = shared.catalog.open_shared(&file.name).await {
+                    let _ = shared.hashes.get(&file.name, &opened).await;
+                }
+            }
+            let names = files.iter().map(|f| f.name.as_str()).collect();
+            shared.hashes.retain(&names);
         }
-        if let Ok(Some(opened)) = shared.catalog.open_shared(&file.name).await {
-            let _ = shared.hashes.get(&file.name, &opened).await;
+        tokio::select! {
+            () = tokio::time::sleep(RESCAN_EVERY) => {}
+            () = shared.shutdown.cancelled() => return,
         }
     }
 }

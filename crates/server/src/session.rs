@@ -316,16 +316,65 @@ async fn download(
             return no_such_file(&file);
         }
     };
-    let hash = match shared.hashes.get(&file, &opened).await {
-        Ok(hash) => hash,
-        Err(err) => {
-            tracing::warn!(file, %err, "cannot hash a shared file");
-            return no_such_file(&file);
+    let busy = |code| {
+        ServerMsg::error(
+            req,
+            code,
+            "every transfer port is busy and the queue is full, or you have too many transfers; try again later",
+        )
+    };
+    let user = user.to_owned();
+    let hash = match shared.hashes.known(&file, &opened.version) {
+        Some(hash) => hash,
+        None => {
+            // Hashing runs on its own task, so that it carries on if this request stops
+            // waiting for it.
+            let mut hashing = {
+                let (hashes, file, opened) = (shared.hashes.clone(), file.clone(), opened.clone());
+                tokio::spawn(async move { hashes.get(&file, &opened).await })
+            };
+            match timeout(PREPARE_GRACE, &mut hashing).await {
+                Ok(Ok(Ok(hash))) => hash,
+                Ok(Ok(Err(err))) => {
+                    tracing::warn!(file, %err, "cannot hash a shared file");
+                    return no_such_file(&file);
+                }
+                Ok(Err(err)) => {
+                    tracing::error!(file, %err, "hashing a shared file failed");
+                    return no_such_file(&file);
+                }
+                Err(_still_hashing) => {
+                    // A big file (a minute for 40 GiB): the client hears at once that the file
+                    // is being prepared, and gets its offer when the hash is known.
+                    return match shared.transfers.prepare(session, &user, &file, req) {
+                        Ok((id, notice)) => {
+                            let request = Request {
+                                session,
+                                user,
+                                outbox: outbox.clone(),
+                                file,
+                                shared: opened,
+                                hash: String::new(),
+                            };
+                            let catalog = shared.catalog.clone();
+                            let (hashes, transfers) =
+                                (shared.hashes.clone(), Arc::clone(&shared.transfers));
+                            tokio::spawn(async move {
+                                let first =
+                                    hashing.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+                                prepare(catalog, hashes, transfers, id, request, first).await;
+                            });
+                            notice
+                        }
+                        Err(code) => busy(code),
+                    };
+                }
+            }
         }
     };
     let request = Request {
         session,
-        user: user.to_owned(),
+        user,
         outbox: outbox.clone(),
         file,
         shared: opened,
@@ -333,12 +382,51 @@ async fn download(
     };
     match shared.transfers.request(request, req) {
         Ok(Admitted::Ready(offer) | Admitted::Queued(offer)) => offer,
-        Err(code) => ServerMsg::error(
-            req,
-            code,
-            "every transfer port is busy and the queue is full, or you have too many transfers; try again later",
-        ),
+        Err(code) => busy(code),
     }
+}
+
+/// How long a download request waits for its file's hash before the client is told that the
+/// file is being prepared (a small file is hashed well within it, and its offer comes at once).
+const PREPARE_GRACE: Duration = Duration::from_secs(1);
+/// Times a file that keeps changing while it is hashed is opened and hashed again before its
+/// download is given up.
+const HASH_ATTEMPTS: usize = 3;
+
+/// Carries on prepared transfer `id` (`request.hash` still empty) once `first`, the hashing
+/// that was under way, has ended: started or queued with its hash, or, if the file keeps
+/// changing or is gone, failed with a word to its client.
+async fn prepare(
+    catalog: crate::FileCatalog,
+    hashes: crate::HashCache,
+    transfers: Arc<crate::Transfers>,
+    id: u64,
+    mut request: Request,
+    first: io::Result<String>,
+) {
+    let mut hashed = first;
+    for attempt in 1..=HASH_ATTEMPTS {
+        match hashed {
+            Ok(hash) => {
+                request.hash = hash;
+                transfers.prepared(id, request);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(file = request.file, %err, attempt, "cannot hash a shared file")
+            }
+        }
+        match catalog.open_shared(&request.file).await {
+            Ok(Some(reopened)) => request.shared = reopened,
+            _ => break,
+        }
+        hashed = hashes.get(&request.file, &request.shared).await;
+    }
+    let message = format!(
+        "the shared file {:?} could not be read; transfer {id} is over",
+        request.file
+    );
+    transfers.prepare_failed(id, &request.outbox, ErrorCode::NoSuchFile, message);
 }
 
 /// The `req` a request carries, to echo in its error.

@@ -100,12 +100,45 @@ struct Active {
     sent: Arc<AtomicU64>,
 }
 
+/// A request whose file is still being hashed (see [`Transfers::prepare`]).
+struct Preparing {
+    session: u64,
+    user: String,
+    file: String,
+}
+
 #[derive(Default)]
 struct State {
     free: Vec<UdpSocket>,
     queue: VecDeque<Queued>,
     active: HashMap<u64, Active>,
+    preparing: HashMap<u64, Preparing>,
     next_id: u64,
+}
+
+impl State {
+    /// Transfers of `session`: running, queued or being prepared.
+    fn of_session(&self, session: u64) -> usize {
+        self.active
+            .values()
+            .filter(|a| a.session == session)
+            .count()
+            + self
+                .queue
+                .iter()
+                .filter(|q| q.req.session == session)
+                .count()
+            + self
+                .preparing
+                .values()
+                .filter(|p| p.session == session)
+                .count()
+    }
+
+    /// Requests that wait (for a port or for their hash).
+    fn waiting(&self) -> usize {
+        self.queue.len() + self.preparing.len()
+    }
 }
 
 /// The function that moves a file over one UDP socket:
@@ -165,35 +198,92 @@ impl Transfers {
         req_no: Option<u64>,
     ) -> Result<Admitted, ErrorCode> {
         let mut st = self.lock();
-        let mine = st
-            .active
-            .values()
-            .filter(|a| a.session == req.session)
-            .count()
-            + st.queue
-                .iter()
-                .filter(|q| q.req.session == req.session)
-                .count();
-        if mine >= self.per_client {
+        if st.of_session(req.session) >= self.per_client {
+            return Err(ErrorCode::Busy);
+        }
+        if st.free.is_empty() && st.waiting() >= self.max_queue {
             return Err(ErrorCode::Busy);
         }
         let id = st.next_id;
         st.next_id += 1;
+        Ok(self.admit(&mut st, id, req, req_no))
+    }
+
+    /// Runs `req` as transfer `id` on a free port, or queues it.
+    fn admit(
+        self: &Arc<Self>,
+        st: &mut State,
+        id: u64,
+        req: Request,
+        req_no: Option<u64>,
+    ) -> Admitted {
         if let Some(socket) = st.free.pop() {
-            let offer = self.start(&mut st, id, req, socket, req_no);
-            return Ok(Admitted::Ready(offer));
-        }
-        if st.queue.len() >= self.max_queue {
-            return Err(ErrorCode::Busy);
+            return Admitted::Ready(self.start(st, id, req, socket, req_no));
         }
         let notice = ServerMsg::DownloadQueued {
             req: req_no,
             id,
             file: req.file.clone(),
             position: u32::try_from(st.queue.len()).unwrap_or(u32::MAX),
+            preparing: false,
         };
         st.queue.push_back(Queued { id, req });
-        Ok(Admitted::Queued(notice))
+        Admitted::Queued(notice)
+    }
+
+    /// Takes a request for `file` whose hash is not known yet, under the same limits as
+    /// [`Transfers::request`] (it counts as waiting): returns its id and the notice that tells
+    /// the client it is being prepared. [`Transfers::prepared`] carries on once it is hashed.
+    pub fn prepare(
+        &self,
+        session: u64,
+        user: &str,
+        file: &str,
+        req_no: Option<u64>,
+    ) -> Result<(u64, ServerMsg), ErrorCode> {
+        let mut st = self.lock();
+        if st.of_session(session) >= self.per_client || st.waiting() >= self.max_queue {
+            return Err(ErrorCode::Busy);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        let preparing = Preparing {
+            session,
+            user: user.to_owned(),
+            file: file.to_owned(),
+        };
+        st.preparing.insert(id, preparing);
+        let notice = ServerMsg::DownloadQueued {
+            req: req_no,
+            id,
+            file: file.to_owned(),
+            position: 0,
+            preparing: true,
+        };
+        Ok((id, notice))
+    }
+
+    /// The file of prepared transfer `id` is hashed: it starts or queues, and its client hears
+    /// so. Nothing happens if it was cancelled (or its client left) meanwhile.
+    pub fn prepared(self: &Arc<Self>, id: u64, req: Request) {
+        let mut st = self.lock();
+        if st.preparing.remove(&id).is_none() {
+            return;
+        }
+        let outbox = req.outbox.clone();
+        match self.admit(&mut st, id, req, None) {
+            Admitted::Ready(msg) | Admitted::Queued(msg) => outbox.send_or_close(&msg),
+        }
+    }
+
+    /// Transfer `id` could not be prepared (the file is gone or unreadable): its client hears
+    /// why, and that the transfer is over.
+    pub fn prepare_failed(&self, id: u64, outbox: &Outbox, code: ErrorCode, message: String) {
+        if self.lock().preparing.remove(&id).is_none() {
+            return;
+        }
+        outbox.send_or_close(&ServerMsg::error(None, code, message));
+        outbox.send_or_close(&ServerMsg::Cancelled { req: None, id });
     }
 
     /// Cancels transfer `id` of `session`, queued or running.
@@ -201,6 +291,10 @@ impl Transfers {
         let mut st = self.lock();
         if let Some(active) = st.active.get(&id).filter(|a| a.session == session) {
             active.cancel.cancel(); // its task ends and hands the port back
+            return Ok(());
+        }
+        if st.preparing.get(&id).is_some_and(|p| p.session == session) {
+            st.preparing.remove(&id); // its hashing carries on for the cache; nobody is told
             return Ok(());
         }
         let before = st.queue.len();
@@ -217,6 +311,7 @@ impl Transfers {
     pub fn end_session(&self, session: u64) {
         let mut st = self.lock();
         st.queue.retain(|q| q.req.session != session);
+        st.preparing.retain(|_, p| p.session != session);
         for active in st.active.values().filter(|a| a.session == session) {
             active.cancel.cancel();
         }
@@ -232,7 +327,7 @@ impl Transfers {
         self.pool_size
     }
 
-    /// Every transfer, running or queued.
+    /// Every transfer, running, queued or being prepared.
     pub fn list(&self) -> Vec<TransferInfo> {
         let st = self.lock();
         let mut out: Vec<TransferInfo> = st
@@ -250,6 +345,13 @@ impl Transfers {
                 file: q.req.file.clone(),
                 port: None,
                 user: q.req.user.clone(),
+                bytes_sent: 0,
+            }))
+            .chain(st.preparing.iter().map(|(id, p)| TransferInfo {
+                id: *id,
+                file: p.file.clone(),
+                port: None,
+                user: p.user.clone(),
                 bytes_sent: 0,
             }))
             .collect();
@@ -312,6 +414,9 @@ impl Transfers {
             );
             return;
         };
+        // A request whose connection is closing (the client left, the server shuts down) gets
+        // no port: it could never use it.
+        st.queue.retain(|q| q.req.outbox.reason().is_none());
         match st.queue.pop_front() {
             Some(next) => {
                 let outbox = next.req.outbox.clone();

@@ -42,6 +42,16 @@ async fn ask(raw: &mut RawClient, file: &str) -> ServerMsg {
     skip_notices(raw).await
 }
 
+/// As [`ask`], past the notice that the file is being hashed.
+async fn ask_hashed(raw: &mut RawClient, file: &str) -> ServerMsg {
+    match ask(raw, file).await {
+        ServerMsg::DownloadQueued {
+            preparing: true, ..
+        } => skip_notices(raw).await,
+        answer => answer,
+    }
+}
+
 async fn skip_notices(raw: &mut RawClient) -> ServerMsg {
     loop {
         match raw.recv().await {
@@ -60,11 +70,12 @@ async fn queue_tamper_fetch(
     meanwhile: impl FnOnce(),
 ) -> (u64, Event, Vec<u8>) {
     let mut holder = joined(server, "holder").await;
-    let ServerMsg::DownloadReady { id: held, .. } = ask(&mut holder, "blocker.bin").await else {
+    let ServerMsg::DownloadReady { id: held, .. } = ask_hashed(&mut holder, "blocker.bin").await
+    else {
         panic!("the first download should get the port");
     };
     let mut victim = joined(server, "victim").await;
-    let queued = ask(&mut victim, "innocent.txt").await;
+    let queued = ask_hashed(&mut victim, "innocent.txt").await;
     assert!(
         matches!(queued, ServerMsg::DownloadQueued { .. }),
         "{queued:?}"
@@ -155,7 +166,7 @@ async fn a_link_to_a_file_outside_is_not_shared_and_a_fifo_does_not_hang_the_ser
     nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let mut raw = joined(&server, "asker").await;
     for name in ["escape", "fifo", "innocent.txt"] {
-        let answer = ask(&mut raw, name).await;
+        let answer = ask_hashed(&mut raw, name).await;
         match name {
             "innocent.txt" => assert!(
                 matches!(answer, ServerMsg::DownloadReady { .. }),
@@ -173,4 +184,109 @@ async fn a_link_to_a_file_outside_is_not_shared_and_a_fifo_does_not_hang_the_ser
             ),
         }
     }
+}
+
+/// A hook that holds the first hashing of `name` until `release` is sent (or dropped).
+fn hold_hashing_of(name: &'static str) -> (server::HashHook, std::sync::mpsc::Sender<()>) {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new((held, false));
+    let hook = move |file: &str| {
+        let mut held = held.lock().unwrap();
+        if file == name && !held.1 {
+            let _ = held.0.recv();
+            held.1 = true;
+        }
+    };
+    (server::HashHook(std::sync::Arc::new(hook)), release)
+}
+
+#[tokio::test]
+async fn the_first_download_of_a_file_still_being_hashed_is_told_so_and_does_not_time_out() {
+    let (hook, release) = hold_hashing_of("big.bin");
+    let server = start_with(|c| c.hash_hook = Some(hook)).await;
+    let (data, hash) = common::content(3 << 20);
+    std::fs::write(server.files.path().join("big.bin"), &data).unwrap();
+    let (client, mut events) = common::join(&server, "patient").await;
+    let dest = tempfile::tempdir().unwrap();
+    let opts = client::DownloadOptions {
+        dir: dest.path().to_path_buf(),
+        ..client::DownloadOptions::default()
+    };
+    // Hashing is held for as long as the test likes: the request is answered all the same
+    // (before, it waited for the hash and failed after the client's 10 s request timeout).
+    let id = tokio::time::timeout(common::WAIT, client.download("big.bin", opts))
+        .await
+        .expect("the request waited for the hash")
+        .unwrap();
+    let first = common::next(&mut events).await;
+    assert_eq!(
+        first,
+        client::Event::Transfer(client::TransferEvent {
+            id,
+            file: "big.bin".into(),
+            state: client::TransferState::Preparing,
+        })
+    );
+    let listed = server.handle.transfers().list();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].port, None);
+    common::assert_quiet(&mut events).await;
+    release.send(()).unwrap();
+    let done = common::wait_for(&mut events, |e| {
+        matches!(
+            e,
+            client::Event::Transfer(client::TransferEvent {
+                state: client::TransferState::Done { .. } | client::TransferState::Failed { .. },
+                ..
+            })
+        )
+    })
+    .await;
+    let client::Event::Transfer(client::TransferEvent {
+        state: client::TransferState::Done { hash: got, .. },
+        ..
+    }) = done
+    else {
+        panic!("the download failed: {done:?}");
+    };
+    assert_eq!(got, hash);
+    assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_prepared_fails_its_waiting_download_with_a_word() {
+    let (hook, release) = hold_hashing_of("going.bin");
+    let server = start_with(|c| c.hash_hook = Some(hook)).await;
+    let path = server.files.path().join("going.bin");
+    std::fs::write(&path, b"soon gone").unwrap();
+    let mut raw = joined(&server, "asker").await;
+    let ServerMsg::DownloadQueued {
+        id,
+        preparing: true,
+        ..
+    } = ask(&mut raw, "going.bin").await
+    else {
+        panic!("the download should wait for its hash");
+    };
+    // Truncated while hashed, and gone for the retry: the transfer ends, and says why.
+    std::fs::write(&path, b"").unwrap();
+    std::fs::remove_file(&path).unwrap();
+    release.send(()).unwrap();
+    let said = skip_notices(&mut raw).await;
+    assert!(
+        matches!(
+            said,
+            ServerMsg::Error {
+                req: None,
+                code: wire::ErrorCode::NoSuchFile,
+                ..
+            }
+        ),
+        "{said:?}"
+    );
+    assert_eq!(
+        skip_notices(&mut raw).await,
+        ServerMsg::Cancelled { req: None, id }
+    );
+    assert!(server.handle.transfers().list().is_empty());
 }

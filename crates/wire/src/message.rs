@@ -189,6 +189,12 @@ pub enum ServerMsg {
         file: String,
         /// How many downloads wait before this one (0 = next).
         position: u32,
+        /// True while the server is still hashing the file (its first request, or it changed):
+        /// the download waits for that rather than for a port, and a `download_ready` or a
+        /// `download_queued` with the same id follows. Absent means false; a client that does
+        /// not know the field sees a download queued first in line, which is right too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        preparing: bool,
     },
     /// Answer to [`ClientMsg::Cancel`]: the transfer is gone and its port is free.
     Cancelled {

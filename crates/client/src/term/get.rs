@@ -73,6 +73,9 @@ pub async fn run(
             println!("{}", transfer_json(&transfer));
         }
         match transfer.state {
+            TransferState::Preparing => {
+                bar.set_message(format!("{file} (the server is preparing it)"));
+            }
             TransferState::Queued { position } => {
                 bar.set_message(format!("{file} (queued, {position} ahead)"));
             }

@@ -176,6 +176,9 @@ impl Output {
             self.printer.status(id, Some(line));
         }
         let text = match &t.state {
+            TransferState::Preparing => {
+                format!("download {id} of {file} waits while the server prepares the file")
+            }
             TransferState::Queued { position } => {
                 format!(
                     "download {id} of {file} is queued ({position} ahead): every transfer port is busy"
@@ -380,6 +383,9 @@ impl Output {
 pub fn transfer_json(t: &TransferEvent) -> Value {
     let (id, file) = (t.id, &t.file);
     match &t.state {
+        TransferState::Preparing => {
+            json!({"event": "transfer", "id": id, "file": file, "state": "preparing"})
+        }
         TransferState::Queued { position } => {
             json!({"event": "transfer", "id": id, "file": file, "state": "queued", "position": position})
         }
