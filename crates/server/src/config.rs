@@ -22,6 +22,16 @@ pub struct Config {
     pub max_queued: usize,
     /// Most transfers one client may have running or queued; more get `busy`.
     pub max_transfers_per_client: usize,
+    /// Most UDP ports one client may hold at once; its further downloads wait their turn.
+    pub max_ports_per_client: usize,
+    /// Most UDP ports the clients of one source address (an IPv4 address or an IPv6 /64) may
+    /// hold at once; their further downloads wait their turn.
+    pub max_ports_per_address: usize,
+    /// Most download requests from one source address that may wait; more get `busy`.
+    pub max_queued_per_address: usize,
+    /// A transfer paused (no data read for it) longer than this gives its port back: the flow
+    /// ends with the transport's `PauseTooLong`, and the client asks again to continue.
+    pub max_pause: Duration,
     /// Most users online at once; the next one gets `server_full`.
     pub max_clients: usize,
     /// Most messages waiting to be written to one client before it is disconnected as too slow.
@@ -70,6 +80,10 @@ impl Default for Config {
             udp_ports: UdpPorts::Range(55000..=55015),
             max_queued: 64,
             max_transfers_per_client: 8,
+            max_ports_per_client: 4,
+            max_ports_per_address: 8,
+            max_queued_per_address: 16,
+            max_pause: Duration::from_secs(30),
             max_clients: 1024,
             queue_limit: 100,
             max_pending: 256,

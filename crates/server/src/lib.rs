@@ -69,12 +69,14 @@ impl Server {
             io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.bind))
         })?;
         let sockets = config.udp_ports.bind(config.bind.ip())?;
-        let transfers = Arc::new(Transfers::new(
-            sockets,
-            config.max_queued,
-            config.max_transfers_per_client,
-            udp::serve_fn(),
-        ));
+        let shares = transfers::Shares {
+            max_queue: config.max_queued,
+            per_client: config.max_transfers_per_client,
+            ports_per_client: config.max_ports_per_client,
+            ports_per_address: config.max_ports_per_address,
+            queued_per_address: config.max_queued_per_address,
+        };
+        let transfers = Arc::new(Transfers::new(sockets, shares, udp::serve_fn(config.max_pause)));
         let shared = Arc::new(Shared {
             registry: Registry::new(config.max_clients),
             catalog,

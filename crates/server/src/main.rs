@@ -33,6 +33,19 @@ struct Args {
     /// Most downloads one client may have running or queued.
     #[arg(long, default_value_t = 8)]
     max_transfers_per_client: usize,
+    /// Most UDP ports one client may hold at once (its further downloads wait their turn).
+    #[arg(long, default_value_t = 4)]
+    max_ports_per_client: usize,
+    /// Most UDP ports the clients of one address (IPv4, or IPv6 /64) may hold at once.
+    #[arg(long, default_value_t = 8)]
+    max_ports_per_address: usize,
+    /// Most download requests from one address that may wait for a port; more get `busy`.
+    #[arg(long, default_value_t = 16)]
+    max_queued_per_address: usize,
+    /// Seconds a transfer may stay paused before its port goes back to the pool (the client
+    /// continues by asking again).
+    #[arg(long, default_value_t = 30)]
+    max_pause: u64,
     /// Most users online at once.
     #[arg(long, default_value_t = 1024)]
     max_clients: usize,
@@ -109,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
         udp_ports: server::UdpPorts::Range(args.udp_ports),
         max_queued: args.max_queued,
         max_transfers_per_client: args.max_transfers_per_client,
+        max_ports_per_client: args.max_ports_per_client.max(1),
+        max_ports_per_address: args.max_ports_per_address.max(1),
+        max_queued_per_address: args.max_queued_per_address,
+        max_pause: Duration::from_secs(args.max_pause.max(1)),
         max_clients: args.max_clients,
         queue_limit: args.queue_limit,
         max_pending: args.max_pending,

@@ -62,6 +62,7 @@ pub(crate) async fn run(
         return;
     };
     tracing::info!(%peer, user = %name, "joined");
+    shared.transfers.open_session(session, peer.ip());
     let writer = tokio::spawn(write_loop(wr, rx, outbox.clone()));
     let reason = read_loop(&mut frames, &shared, &outbox, &name, session).await;
     tracing::info!(%peer, user = %name, reason = reason.as_str(), "left");

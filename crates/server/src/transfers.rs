@@ -8,7 +8,7 @@
 use crate::catalog::SharedFile;
 use crate::registry::Outbox;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::UdpSocket;
@@ -89,10 +89,12 @@ pub struct TransferInfo {
 struct Queued {
     id: u64,
     req: Request,
+    address: IpAddr,
 }
 
 struct Active {
     session: u64,
+    address: IpAddr,
     user: String,
     file: String,
     port: u16,
@@ -113,6 +115,8 @@ struct State {
     queue: VecDeque<Queued>,
     active: HashMap<u64, Active>,
     preparing: HashMap<u64, Preparing>,
+    /// The source address of every session that may ask for downloads.
+    addresses: HashMap<u64, IpAddr>,
     next_id: u64,
 }
 
@@ -139,6 +143,61 @@ impl State {
     fn waiting(&self) -> usize {
         self.queue.len() + self.preparing.len()
     }
+
+    /// The address `session` connected from (the unspecified address if it never said).
+    fn address_of(&self, session: u64) -> IpAddr {
+        self.addresses
+            .get(&session)
+            .copied()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// Ports held by `session`, and by `address`.
+    fn held(&self, session: u64, address: IpAddr) -> (usize, usize) {
+        self.active.values().fold((0, 0), |(s, a), t| {
+            (
+                s + usize::from(t.session == session),
+                a + usize::from(t.address == address),
+            )
+        })
+    }
+
+    /// Requests from `address` waiting for a port or their hash.
+    fn waiting_from(&self, address: IpAddr) -> usize {
+        self.queue.iter().filter(|q| q.address == address).count()
+            + self
+                .preparing
+                .values()
+                .filter(|p| self.address_of(p.session) == address)
+                .count()
+    }
+}
+
+/// How the pool is shared out, so that no client and no source address can hold every port or
+/// fill the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Most requests waiting for a port (or for their hash), all clients together.
+    pub max_queue: usize,
+    /// Most transfers one client may have running, queued or being prepared.
+    pub per_client: usize,
+    /// Most ports one client may hold at once; its further requests wait.
+    pub ports_per_client: usize,
+    /// Most ports the clients of one source address may hold at once; further requests wait.
+    pub ports_per_address: usize,
+    /// Most requests from one source address that may wait; more get `busy`.
+    pub queued_per_address: usize,
+}
+
+/// The source address as the pool counts it: an IPv4 address, or the /64 prefix of an IPv6
+/// one (a single host usually has a whole /64 to pick addresses from).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+        v4 => v4,
+    }
 }
 
 /// The function that moves a file over one UDP socket:
@@ -162,18 +221,13 @@ pub struct Transfers {
     pool_size: usize,
     max_queue: usize,
     per_client: usize,
+    shares: Shares,
     serve: ServeFn,
 }
 
 impl Transfers {
-    /// A manager over `sockets`, queueing at most `max_queue` requests, each client having at
-    /// most `per_client` transfers running or queued.
-    pub fn new(
-        sockets: Vec<UdpSocket>,
-        max_queue: usize,
-        per_client: usize,
-        serve: ServeFn,
-    ) -> Self {
+    /// A manager over `sockets`, sharing them out as `shares` says.
+    pub fn new(sockets: Vec<UdpSocket>, shares: Shares, serve: ServeFn) -> Self {
         Self {
             pool_size: sockets.len(),
             state: Mutex::new(State {
@@ -181,10 +235,22 @@ impl Transfers {
                 next_id: 1,
                 ..State::default()
             }),
-            max_queue,
-            per_client,
+            max_queue: shares.max_queue,
+            per_client: shares.per_client,
+            shares,
             serve,
         }
+    }
+
+    /// Session `session` connected from `ip`: its requests count against that address.
+    pub fn open_session(&self, session: u64, ip: IpAddr) {
+        self.lock().addresses.insert(session, address_key(ip));
+    }
+
+    /// True if `session` (from `address`) may take one more port now.
+    fn may_hold_another(&self, st: &State, session: u64, address: IpAddr) -> bool {
+        let (mine, theirs) = st.held(session, address);
+        mine < self.shares.ports_per_client && theirs < self.shares.ports_per_address
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -201,7 +267,12 @@ impl Transfers {
         if st.of_session(req.session) >= self.per_client {
             return Err(ErrorCode::Busy);
         }
-        if st.free.is_empty() && st.waiting() >= self.max_queue {
+        let address = st.address_of(req.session);
+        let would_wait = st.free.is_empty() || !self.may_hold_another(&st, req.session, address);
+        if would_wait
+            && (st.waiting() >= self.max_queue
+                || st.waiting_from(address) >= self.shares.queued_per_address)
+        {
             return Err(ErrorCode::Busy);
         }
         let id = st.next_id;
@@ -217,7 +288,10 @@ impl Transfers {
         req: Request,
         req_no: Option<u64>,
     ) -> Admitted {
-        if let Some(socket) = st.free.pop() {
+        let address = st.address_of(req.session);
+        if self.may_hold_another(st, req.session, address)
+            && let Some(socket) = st.free.pop()
+        {
             return Admitted::Ready(self.start(st, id, req, socket, req_no));
         }
         let notice = ServerMsg::DownloadQueued {
@@ -227,7 +301,7 @@ impl Transfers {
             position: u32::try_from(st.queue.len()).unwrap_or(u32::MAX),
             preparing: false,
         };
-        st.queue.push_back(Queued { id, req });
+        st.queue.push_back(Queued { id, req, address });
         Admitted::Queued(notice)
     }
 
@@ -242,7 +316,11 @@ impl Transfers {
         req_no: Option<u64>,
     ) -> Result<(u64, ServerMsg), ErrorCode> {
         let mut st = self.lock();
-        if st.of_session(session) >= self.per_client || st.waiting() >= self.max_queue {
+        let address = st.address_of(session);
+        if st.of_session(session) >= self.per_client
+            || st.waiting() >= self.max_queue
+            || st.waiting_from(address) >= self.shares.queued_per_address
+        {
             return Err(ErrorCode::Busy);
         }
         let id = st.next_id;
@@ -312,6 +390,7 @@ impl Transfers {
         let mut st = self.lock();
         st.queue.retain(|q| q.req.session != session);
         st.preparing.retain(|_, p| p.session != session);
+        st.addresses.remove(&session);
         for active in st.active.values().filter(|a| a.session == session) {
             active.cancel.cancel();
         }
@@ -372,10 +451,12 @@ impl Transfers {
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let cancel = CancellationToken::new();
         let sent = Arc::new(AtomicU64::new(0));
+        let address = st.address_of(req.session);
         st.active.insert(
             id,
             Active {
                 session: req.session,
+                address,
                 user: req.user.clone(),
                 file: req.file.clone(),
                 port,
@@ -414,16 +495,40 @@ impl Transfers {
             );
             return;
         };
+        st.free.push(socket);
+        self.serve_queue(&mut st);
+    }
+
+    /// Gives free ports to waiting requests that may take one.
+    ///
+    /// A port goes to the waiting request whose address holds the fewest ports, then whose
+    /// client does, then the oldest: round robin between addresses and between clients, so a
+    /// crowd of requests from one place cannot keep everyone else waiting.
+    fn serve_queue(self: &Arc<Self>, st: &mut State) {
         // A request whose connection is closing (the client left, the server shuts down) gets
         // no port: it could never use it.
         st.queue.retain(|q| q.req.outbox.reason().is_none());
-        match st.queue.pop_front() {
-            Some(next) => {
-                let outbox = next.req.outbox.clone();
-                let offer = self.start(&mut st, next.id, next.req, socket, None);
-                outbox.send_or_close(&offer);
-            }
-            None => st.free.push(socket),
+        while !st.free.is_empty() {
+            let next = st
+                .queue
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| self.may_hold_another(st, q.req.session, q.address))
+                .min_by_key(|(i, q)| {
+                    let (mine, theirs) = st.held(q.req.session, q.address);
+                    (theirs, mine, *i)
+                })
+                .map(|(i, _)| i);
+            let Some(next) = next.and_then(|i| st.queue.remove(i)) else {
+                return;
+            };
+            let Some(socket) = st.free.pop() else {
+                st.queue.push_front(next); // cannot happen: the loop checked
+                return;
+            };
+            let outbox = next.req.outbox.clone();
+            let offer = self.start(st, next.id, next.req, socket, None);
+            outbox.send_or_close(&offer);
         }
     }
 }

@@ -102,6 +102,11 @@ pub enum AbortReason {
     /// The peer broke the protocol.
     #[error("protocol violation")]
     Protocol,
+    /// The receiver stayed paused longer than the sender allows, and the sender gave the
+    /// flow's resources back (the server its UDP port). Nothing is wrong with the data: the
+    /// receiver keeps what it has and asks again to continue from there.
+    #[error("paused for longer than the sender allows")]
+    PauseTooLong,
     /// A reason this version does not know.
     #[error("aborted by the peer (code {0})")]
     Other(u16),
@@ -116,6 +121,7 @@ impl AbortReason {
             Self::SinkFailed => 3,
             Self::IdleTimeout => 4,
             Self::Protocol => 5,
+            Self::PauseTooLong => 6,
             Self::Other(code) => code,
         }
     }
@@ -128,6 +134,7 @@ impl AbortReason {
             3 => Self::SinkFailed,
             4 => Self::IdleTimeout,
             5 => Self::Protocol,
+            6 => Self::PauseTooLong,
             other => Self::Other(other),
         }
     }

@@ -1,0 +1,194 @@
+//! Attacks on the pool of UDP ports: holding every port, filling the queue, and pausing for
+//! ever. An honest download gets a port all the same.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::BytesMut;
+use client::{DownloadOptions, Event, TransferEvent, TransferState};
+use common::{TestServer, WAIT, start_with};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use wire::{ClientMsg, FrameCodec, ServerMsg};
+
+/// A hand-made client connected from `source` (another loopback address than the honest
+/// client's 127.0.0.1).
+struct Attacker {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Attacker {
+    async fn join(server: &TestServer, source: &str, name: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+        let mut me = Self {
+            stream,
+            buf: BytesMut::new(),
+        };
+        me.send(&ClientMsg::Hello {
+            version: 1,
+            name: name.into(),
+        })
+        .await;
+        assert!(matches!(me.recv().await, ServerMsg::Welcome { .. }));
+        me
+    }
+
+    async fn send(&mut self, msg: &ClientMsg) {
+        self.stream.write_all(&msg.to_frame()).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> ServerMsg {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(frame) = FrameCodec::default().decode(&mut self.buf).unwrap() {
+                    return ServerMsg::decode(&frame).unwrap();
+                }
+                assert!(self.stream.read_buf(&mut self.buf).await.unwrap() > 0);
+            }
+        })
+        .await
+        .expect("the server said nothing")
+    }
+
+    /// Asks for `file` `n` times and returns the answers (never opening a flow: a port stays
+    /// held until the transport's 30 s idle timeout).
+    async fn hoard(&mut self, file: &str, n: u64) -> Vec<ServerMsg> {
+        let mut answers = Vec::new();
+        for req in 0..n {
+            self.send(&ClientMsg::Download {
+                file: file.into(),
+                req: Some(req),
+            })
+            .await;
+            loop {
+                match self.recv().await {
+                    ServerMsg::Joined { .. } | ServerMsg::Left { .. } => {}
+                    msg => break answers.push(msg),
+                }
+            }
+        }
+        answers
+    }
+}
+
+fn count(answers: &[ServerMsg], pred: impl Fn(&ServerMsg) -> bool) -> usize {
+    answers.iter().filter(|m| pred(m)).count()
+}
+
+/// The first state of transfer `id` other than preparing, and then how it ended.
+async fn first_and_last(events: &mut client::Events, id: u64) -> (TransferState, TransferState) {
+    let mut first = None;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("the download stalled")
+            .expect("the connection ended");
+        let Event::Transfer(TransferEvent { id: got, state, .. }) = event else {
+            continue;
+        };
+        if got != id || state == TransferState::Preparing {
+            continue;
+        }
+        let first = first.get_or_insert_with(|| state.clone()).clone();
+        if matches!(
+            state,
+            TransferState::Done { .. } | TransferState::Failed { .. } | TransferState::Cancelled
+        ) {
+            return (first, state);
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_address_hoarding_ports_and_queue_leaves_an_honest_download_a_port() {
+    let server = start_with(|c| {
+        c.udp_ports = server::UdpPorts::Ephemeral(4);
+        c.max_ports_per_address = 2;
+        c.max_queued = 8;
+        c.max_queued_per_address = 4;
+    })
+    .await;
+    let (data, hash) = common::content(1 << 20);
+    std::fs::write(server.files.path().join("f.bin"), &data).unwrap();
+    // Two connections from one address ask for far more than their share.
+    let mut answers = Vec::new();
+    for name in ["hoard1", "hoard2"] {
+        let mut attacker = Attacker::join(&server, "127.0.0.2", name).await;
+        answers.extend(attacker.hoard("f.bin", 5).await);
+        std::mem::forget(attacker); // stays connected for the rest of the test
+    }
+    let ready = count(&answers, |m| matches!(m, ServerMsg::DownloadReady { .. }));
+    let queued = count(&answers, |m| matches!(m, ServerMsg::DownloadQueued { .. }));
+    let busy = count(&answers, |m| matches!(m, ServerMsg::Error { .. }));
+    assert_eq!((ready, queued, busy), (2, 4, 4), "{answers:?}");
+    assert_eq!(server.handle.transfers().free_ports(), 2);
+
+    let (honest, mut events) = common::join(&server, "honest").await;
+    let dest = tempfile::tempdir().unwrap();
+    let opts = DownloadOptions {
+        dir: dest.path().to_path_buf(),
+        ..DownloadOptions::default()
+    };
+    let id = honest.download("f.bin", opts).await.unwrap();
+    let (first, last) = first_and_last(&mut events, id).await;
+    assert!(
+        matches!(first, TransferState::Started { .. }),
+        "the honest download waited: {first:?}"
+    );
+    let TransferState::Done { hash: got, .. } = last else {
+        panic!("the honest download ended as {last:?}");
+    };
+    assert_eq!(got, hash);
+}
+
+#[tokio::test]
+async fn a_transfer_paused_too_long_gives_its_port_back_and_resumes_where_it_was() {
+    let server = start_with(|c| {
+        c.udp_ports = server::UdpPorts::Ephemeral(1);
+        c.max_pause = Duration::from_millis(500);
+    })
+    .await;
+    let (data, hash) = common::content(8 << 20);
+    std::fs::write(server.files.path().join("f.bin"), &data).unwrap();
+    let (client, mut events) = common::join(&server, "pauser").await;
+    let dest = tempfile::tempdir().unwrap();
+    let opts = DownloadOptions {
+        dir: dest.path().to_path_buf(),
+        pause_at: Some(25.0),
+        ..DownloadOptions::default()
+    };
+    let id = client.download("f.bin", opts.clone()).await.unwrap();
+    // Paused at 25 % and left so: the server takes the port back and says why.
+    let (_, last) = first_and_last(&mut events, id).await;
+    let TransferState::Failed { error } = last else {
+        panic!("the paused transfer ended as {last:?}");
+    };
+    assert!(error.contains("paused for longer"), "{error}");
+    common::wait_until("the port is back", || {
+        server.handle.transfers().free_ports() == 1
+    })
+    .await;
+    // Asking again continues from what is on disk.
+    let again = DownloadOptions {
+        pause_at: None,
+        ..opts
+    };
+    let id = client.download("f.bin", again).await.unwrap();
+    let (first, last) = first_and_last(&mut events, id).await;
+    let TransferState::Started { offset, .. } = first else {
+        panic!("the second request began as {first:?}");
+    };
+    assert!(
+        offset >= (data.len() / 4) as u64 - (1 << 20),
+        "resumed at {offset}"
+    );
+    let TransferState::Done { hash: got, .. } = last else {
+        panic!("the resumed download ended as {last:?}");
+    };
+    assert_eq!(got, hash);
+}
