@@ -23,8 +23,9 @@ use wire::{ClientMsg, FileEntry, FrameCodec, PROTOCOL_VERSION, ServerMsg};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often we ping an otherwise quiet server (well within its idle timeout).
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// Events buffered for a front end that is busy; past this the reader waits, and the server
-/// eventually disconnects us as a slow consumer rather than us buffering without bound.
+/// Events buffered for a front end that is busy. Past this, events are dropped and counted
+/// (the front end hears of it as [`Event::Lagged`]): the reader never waits for the front end,
+/// so an answer to a request never waits behind a flood of chat.
 const EVENT_QUEUE: usize = 1024;
 /// Requests buffered for the writer.
 const OUTBOX: usize = 256;
@@ -43,7 +44,7 @@ struct Inner {
     outbox: mpsc::Sender<ClientMsg>,
     pending: Pending,
     downloads: Arc<Downloads>,
-    next_req: AtomicU64,
+    next_req: Arc<AtomicU64>,
     name: String,
     server: SocketAddr,
     users_at_join: Vec<String>,
@@ -112,7 +113,13 @@ impl Client {
         let (out_tx, out_rx) = mpsc::channel(OUTBOX);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let pending = Pending::default();
-        let downloads = Downloads::new(server.ip(), ev_tx.clone(), out_tx.downgrade());
+        let next_req = Arc::new(AtomicU64::new(1));
+        let downloads = Downloads::new(
+            server.ip(),
+            ev_tx.clone(),
+            out_tx.downgrade(),
+            Arc::clone(&next_req),
+        );
         tokio::spawn(write_loop(wr, out_rx));
         tokio::spawn(read_loop(
             frames,
@@ -124,7 +131,7 @@ impl Client {
             outbox: out_tx,
             pending,
             downloads,
-            next_req: AtomicU64::new(1),
+            next_req,
             name,
             server,
             users_at_join,
@@ -234,7 +241,9 @@ impl Client {
         self.inner.downloads.control(id, Control::Pause)
     }
 
-    /// Resumes a paused transfer.
+    /// Resumes a paused transfer. If the server took its port back meanwhile (it was paused
+    /// longer than the server allows), this asks for the file again: the transfer continues,
+    /// under the same id, from the data already on disk.
     pub fn resume(&self, id: u64) -> Result<(), ClientError> {
         self.inner.downloads.control(id, Control::Run)
     }
@@ -243,8 +252,15 @@ impl Client {
     pub async fn cancel(&self, id: u64) -> Result<(), ClientError> {
         let local = self.inner.downloads.control(id, Control::Cancel);
         let req = self.next_req();
+        let server_id = self.inner.downloads.server_id(id);
         let remote = self
-            .request(req, ClientMsg::Cancel { id, req: Some(req) })
+            .request(
+                req,
+                ClientMsg::Cancel {
+                    id: server_id,
+                    req: Some(req),
+                },
+            )
             .await;
         // Either side knowing the transfer is enough: it may have ended on one side already.
         match (local, remote) {
@@ -313,6 +329,11 @@ fn parse_token(hex: &str) -> Option<[u8; 16]> {
     Some(token)
 }
 
+/// A BLAKE3 hash as the protocol writes it: 64 lowercase hex digits.
+fn is_hash(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn unexpected(msg: ServerMsg) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {msg:?}"))
 }
@@ -353,8 +374,28 @@ async fn read_loop(
     pending: Pending,
     downloads: Arc<Downloads>,
 ) {
+    let mut queue = EventQueue {
+        events: events.clone(),
+        missed: 0,
+    };
     let last = loop {
-        let msg = match next_msg(&mut frames).await {
+        let next = if queue.missed > 0 {
+            // Tell the front end it fell behind as soon as it has room, even if nothing
+            // else comes (reading a frame can be cancelled without losing it).
+            tokio::select! {
+                biased;
+                permit = queue.events.reserve() => {
+                    let Ok(permit) = permit else { return };
+                    permit.send(Event::Lagged { missed: queue.missed });
+                    queue.missed = 0;
+                    continue;
+                }
+                next = next_msg(&mut frames) => next,
+            }
+        } else {
+            next_msg(&mut frames).await
+        };
+        let msg = match next {
             Ok(msg) => msg,
             Err(ClientError::Disconnected) => {
                 break Event::Disconnected {
@@ -370,7 +411,7 @@ async fn read_loop(
             }
         };
         // Download answers start or queue the transfer before anyone hears of them.
-        match &msg {
+        let told = match &msg {
             ServerMsg::DownloadReady {
                 req,
                 id,
@@ -379,11 +420,12 @@ async fn read_loop(
                 hash,
                 token,
                 port,
-            } => match parse_token(token) {
+            } => match parse_token(token).filter(|_| is_hash(hash)) {
                 Some(token) => downloads.ready(
                     *req,
                     Offer {
                         id: *id,
+                        local: *id,
                         file: file.clone(),
                         size: *size,
                         hash: hash.clone(),
@@ -391,7 +433,10 @@ async fn read_loop(
                         port: *port,
                     },
                 ),
-                None => tracing::warn!(id, "the server sent a malformed token"),
+                None => {
+                    tracing::warn!(id, "the server sent a malformed token or hash");
+                    None
+                }
             },
             ServerMsg::DownloadQueued {
                 req,
@@ -399,13 +444,14 @@ async fn read_loop(
                 file,
                 position,
                 preparing,
-            } => {
-                downloads
-                    .queued(*req, *id, file.clone(), *position, *preparing)
-                    .await
-            }
-            ServerMsg::Cancelled { req: None, id } => downloads.ended_by_server(*id).await,
-            _ => {}
+            } => downloads.queued(*req, *id, file.clone(), *position, *preparing),
+            ServerMsg::Cancelled { req: None, id } => downloads.ended_by_server(*id),
+            _ => None,
+        };
+        if let Some(event) = told
+            && !queue.deliver(event)
+        {
+            return;
         }
         let req = match &msg {
             ServerMsg::Users { req, .. }
@@ -417,6 +463,11 @@ async fn read_loop(
             _ => None,
         };
         let waiter = req.and_then(|req| lock(&pending).remove(&req));
+        if let (None, ServerMsg::Error { req: Some(req), .. }) = (&waiter, &msg) {
+            // A request nobody waits for: a transfer asking again after its port was taken
+            // back. It stays paused, to be continued later.
+            downloads.forget(*req);
+        }
         let msg = match waiter {
             Some(waiter) => match waiter.send(msg) {
                 Ok(()) => continue,
@@ -455,12 +506,48 @@ async fn read_loop(
             | ServerMsg::DownloadQueued { .. }
             | ServerMsg::Cancelled { .. } => continue,
         };
-        if events.send(event).await.is_err() {
+        if !queue.deliver(event) {
             return; // nobody listens any more
         }
     };
     // Fail every waiting request now rather than at its timeout.
     lock(&pending).clear();
     downloads.connection_lost().await;
+    if queue.missed > 0 {
+        let missed = queue.missed;
+        let _ = events.send(Event::Lagged { missed }).await;
+    }
     let _ = events.send(last).await;
+}
+
+/// The reader's side of the event queue: it never waits for the front end.
+struct EventQueue {
+    events: mpsc::Sender<Event>,
+    /// Events dropped since the front end last had room, told as [`Event::Lagged`].
+    missed: u64,
+}
+
+impl EventQueue {
+    /// Queues `event`, or drops and counts it when the front end is behind. False once
+    /// nobody listens.
+    fn deliver(&mut self, event: Event) -> bool {
+        use mpsc::error::TrySendError;
+        if self.missed > 0 {
+            match self.events.try_send(Event::Lagged {
+                missed: self.missed,
+            }) {
+                Ok(()) => self.missed = 0,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.missed += 1;
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
 }

@@ -3,12 +3,14 @@
 
 use crate::event::{TransferEvent, TransferState};
 use crate::fetch::{self, Control};
-use crate::part::PartFile;
+use crate::part::{PartFile, safe_file_name};
 use crate::{ClientError, Event};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,12 +23,20 @@ pub struct DownloadOptions {
     pub dir: PathBuf,
     /// Pause by itself once this percentage has arrived, and wait for [`crate::Client::resume`].
     pub pause_at: Option<f64>,
-    /// Name to save under, instead of the server's name for the file.
+    /// Name to save under, instead of the name asked for. Either is reduced to a single safe
+    /// file name ([`crate::safe_file_name`]): the server's word never chooses where data goes.
     pub save_as: Option<String>,
     /// Largest UDP datagram to receive (1200 to 65507 bytes); `None` picks one for the path:
     /// the largest on loopback, 1452 bytes elsewhere. Lower it for paths with a small MTU.
     pub max_datagram: Option<usize>,
+    /// A transfer that, while not paused, receives less than [`STALL_BYTES`] in this long fails
+    /// (a server that trickles, or a path that has all but died, would keep it alive for ever).
+    pub stall_timeout: Duration,
 }
+
+/// What a running transfer must receive in [`DownloadOptions::stall_timeout`] (or all that is
+/// left, if less), not to count as stalled: 64 KiB, about 1 KiB/s at the default.
+pub const STALL_BYTES: u64 = 64 * 1024;
 
 impl Default for DownloadOptions {
     fn default() -> Self {
@@ -35,6 +45,7 @@ impl Default for DownloadOptions {
             pause_at: None,
             save_as: None,
             max_datagram: None,
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -57,7 +68,11 @@ pub struct TransferStatus {
 /// What the server offered for a transfer.
 #[derive(Debug, Clone)]
 pub(crate) struct Offer {
+    /// The server's id of the transfer.
     pub id: u64,
+    /// Ours, as front ends know it: the server's first id for it, kept when the server takes
+    /// a paused transfer's port back and gives the transfer a new id when it is asked again.
+    pub local: u64,
     pub file: String,
     pub size: u64,
     pub hash: String,
@@ -69,6 +84,20 @@ struct Entry {
     opts: DownloadOptions,
     control: watch::Sender<Control>,
     status: TransferStatus,
+    /// The server's current id of this transfer.
+    server_id: u64,
+    /// The server took the port back while the transfer was paused: continuing it asks for
+    /// the file again (from the offset the `.part` has).
+    reclaimed: bool,
+}
+
+/// A download request waiting for its answer.
+struct Asked {
+    file: String,
+    /// With `save_as` set to the safe local name.
+    opts: DownloadOptions,
+    /// The transfer this request continues (see [`Entry::reclaimed`]), by our id.
+    continues: Option<u64>,
 }
 
 /// Every download of one connection.
@@ -83,8 +112,11 @@ pub(crate) struct Downloads {
     /// The task of every transfer, for the end of the connection to wait for.
     running: TaskTracker,
     /// Requests sent but not answered yet, by request number.
-    asked: Mutex<HashMap<u64, (String, DownloadOptions)>>,
+    asked: Mutex<HashMap<u64, Asked>>,
+    /// Every transfer, by our id.
     entries: Mutex<HashMap<u64, Entry>>,
+    /// The connection's request numbers, shared with [`crate::Client`].
+    next_req: Arc<AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +128,7 @@ impl Downloads {
         server_ip: IpAddr,
         events: mpsc::Sender<Event>,
         requests: mpsc::WeakSender<ClientMsg>,
+        next_req: Arc<AtomicU64>,
     ) -> Arc<Self> {
         Arc::new(Self {
             server_ip,
@@ -105,32 +138,43 @@ impl Downloads {
             running: TaskTracker::new(),
             asked: Mutex::default(),
             entries: Mutex::default(),
+            next_req,
         })
     }
 
-    /// Remembers the options of request `req` until the server answers it.
+    /// Remembers the options of request `req` until the server answers it, with the local
+    /// name settled: the one asked for (or `save_as`), reduced to a single safe file name.
     /// Refuses a second download into the same `NAME.part` while the first is not over (they
     /// would write the same file).
     pub(crate) fn asked(
         &self,
         req: u64,
         file: String,
-        opts: DownloadOptions,
+        mut opts: DownloadOptions,
     ) -> Result<(), ClientError> {
-        let target = |file: &str, opts: &DownloadOptions| {
-            opts.dir.join(opts.save_as.as_deref().unwrap_or(file))
-        };
-        let wanted = target(&file, &opts);
+        let wanted_name = opts.save_as.take().unwrap_or_else(|| file.clone());
+        let local = safe_file_name(&wanted_name).ok_or(ClientError::UnsafeName(wanted_name))?;
+        opts.save_as = Some(local);
+        let target = |opts: &DownloadOptions| opts.dir.join(opts.save_as.as_deref().unwrap_or(""));
+        let wanted = target(&opts);
         let mut asked = lock(&self.asked);
-        let busy = asked.values().any(|(f, o)| target(f, o) == wanted)
+        let busy = asked.values().any(|a| target(&a.opts) == wanted)
             || lock(&self.entries).values().any(|e| {
                 matches!(e.status.state, "queued" | "running" | "paused")
-                    && target(&e.status.file, &e.opts) == wanted
+                    && target(&e.opts) == wanted
             });
         if busy {
             return Err(ClientError::AlreadyDownloading(wanted));
         }
-        asked.insert(req, (file, opts));
+        let continues = None;
+        asked.insert(
+            req,
+            Asked {
+                file,
+                opts,
+                continues,
+            },
+        );
         Ok(())
     }
 
@@ -139,71 +183,149 @@ impl Downloads {
         lock(&self.asked).remove(&req);
     }
 
-    /// The server gave request `req` the id `id`; from now on the transfer is known by it.
-    fn adopt(&self, req: Option<u64>, id: u64, file: &str) {
-        let Some((_, opts)) = req.and_then(|r| lock(&self.asked).remove(&r)) else {
-            return;
+    /// The server answered request `req` (or, without one, a request answered before) with
+    /// transfer `id` (its id) for the file `offered`: from now on the transfer is known by it.
+    /// Returns our id of the transfer. Refuses an answer for a transfer we never asked for, an
+    /// id already in use, and an offer of another file than the one asked for (a hostile server
+    /// would choose what we save).
+    fn adopt(&self, req: Option<u64>, id: u64, offered: &str) -> Result<u64, Refusal> {
+        // `asked` is never held while taking `entries` here: `asked()` takes them the other
+        // way round.
+        let answered = req.and_then(|r| lock(&self.asked).remove(&r));
+        let mut entries = lock(&self.entries);
+        if let Some(asked) = answered {
+            if entries
+                .iter()
+                .any(|(&local, e)| e.server_id == id || (asked.continues.is_none() && local == id))
+            {
+                return Err(Refusal::Unknown(format!(
+                    "the server gave a second request the id {id} of a transfer it already has"
+                )));
+            }
+            match asked.continues.and_then(|local| entries.get_mut(&local)) {
+                Some(entry) => {
+                    entry.server_id = id;
+                    entry.reclaimed = false;
+                    entry.status.state = "queued";
+                }
+                None => {
+                    let (control, _) = watch::channel(Control::Run);
+                    let status = TransferStatus {
+                        id,
+                        file: asked.file,
+                        state: "queued",
+                        bytes: 0,
+                        size: None,
+                    };
+                    let entry = Entry {
+                        opts: asked.opts,
+                        control,
+                        status,
+                        server_id: id,
+                        reclaimed: false,
+                    };
+                    entries.insert(id, entry);
+                }
+            }
+        }
+        let Some((&local, entry)) = entries.iter_mut().find(|(_, e)| e.server_id == id) else {
+            return Err(Refusal::Unknown(format!(
+                "the server offered transfer {id}, which this client never asked for"
+            )));
         };
-        let (control, _) = watch::channel(Control::Run);
-        let status = TransferStatus {
-            id,
-            file: file.to_owned(),
-            state: "queued",
-            bytes: 0,
-            size: None,
-        };
-        lock(&self.entries).insert(
-            id,
-            Entry {
-                opts,
-                control,
-                status,
-            },
-        );
+        if !matches!(entry.status.state, "queued") {
+            return Err(Refusal::Unknown(format!(
+                "the server offered transfer {id} again"
+            )));
+        }
+        if entry.status.file != offered {
+            entry.status.state = "failed";
+            return Err(Refusal::OtherFile {
+                local,
+                error: format!(
+                    "the server offered {:?} instead of the file asked for; refused",
+                    offered
+                ),
+            });
+        }
+        Ok(local)
     }
 
-    /// The server queued transfer `id`, or (`preparing`) is still hashing its file.
-    pub(crate) async fn queued(
+    /// Tells the server that transfer `id` was refused, and returns the event that tells the
+    /// user, when the transfer is ours.
+    fn refuse(&self, id: u64, refusal: Refusal) -> Option<Event> {
+        match refusal {
+            Refusal::Unknown(why) => {
+                tracing::warn!(id, "{why}");
+                None
+            }
+            Refusal::OtherFile { local, error } => {
+                if let Some(requests) = self.requests.upgrade() {
+                    // Best effort: the server's port is freed by its own timeout otherwise.
+                    let _ = requests.try_send(ClientMsg::Cancel { id, req: None });
+                }
+                let file = lock(&self.entries).get(&local)?.status.file.clone();
+                Some(Event::Transfer(TransferEvent {
+                    id: local,
+                    file,
+                    state: TransferState::Failed { error },
+                }))
+            }
+        }
+    }
+
+    /// The server queued transfer `id`: the event to tell the user, if it is one of ours.
+    /// Called by the connection's reader, which never waits for the front end: it delivers
+    /// the event itself.
+    pub(crate) fn queued(
         &self,
         req: Option<u64>,
         id: u64,
         file: String,
         position: u32,
         preparing: bool,
-    ) {
-        self.adopt(req, id, &file);
-        let state = if preparing {
-            TransferState::Preparing
-        } else {
-            TransferState::Queued { position }
-        };
-        self.emit(id, file, state).await;
+    ) -> Option<Event> {
+        match self.adopt(req, id, &file) {
+            Ok(local) => Some(Event::Transfer(TransferEvent {
+                id: local,
+                file,
+                state: if preparing {
+                    TransferState::Preparing
+                } else {
+                    TransferState::Queued { position }
+                },
+            })),
+            Err(refusal) => self.refuse(id, refusal),
+        }
     }
 
     /// The server ended transfer `id` before offering it (it could not prepare the file; an
     /// `error` says why): a transfer of ours that was waiting has failed.
-    pub(crate) async fn ended_by_server(&self, id: u64) {
-        let file = {
-            let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(&id).filter(|e| e.status.state == "queued") else {
-                return;
-            };
-            entry.status.state = "failed";
-            entry.status.file.clone()
-        };
-        let error = "the server could not prepare the file".to_owned();
-        self.emit(id, file, TransferState::Failed { error }).await;
+    pub(crate) fn ended_by_server(&self, id: u64) -> Option<Event> {
+        let mut entries = lock(&self.entries);
+        let (&local, entry) = entries
+            .iter_mut()
+            .find(|(_, e)| e.server_id == id && e.status.state == "queued")?;
+        entry.status.state = "failed";
+        Some(Event::Transfer(TransferEvent {
+            id: local,
+            file: entry.status.file.clone(),
+            state: TransferState::Failed {
+                error: "the server could not prepare the file".into(),
+            },
+        }))
     }
 
-    /// The server offered transfer `id`: start moving data.
-    pub(crate) fn ready(self: &Arc<Self>, req: Option<u64>, offer: Offer) {
-        self.adopt(req, offer.id, &offer.file);
+    /// The server offered transfer `id`: start moving data. Returns the event that tells the
+    /// user of a refused offer (the reader delivers it).
+    pub(crate) fn ready(self: &Arc<Self>, req: Option<u64>, mut offer: Offer) -> Option<Event> {
+        offer.local = match self.adopt(req, offer.id, &offer.file) {
+            Ok(local) => local,
+            Err(refusal) => return self.refuse(offer.id, refusal),
+        };
         let (opts, control) = {
             let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(&offer.id) else {
-                tracing::warn!(id = offer.id, "offer for a transfer we never asked for");
-                return;
-            };
+            let entry = entries.get_mut(&offer.local)?;
             entry.status.state = "running";
             entry.status.size = Some(offer.size);
             (entry.opts.clone(), entry.control.subscribe())
@@ -211,6 +333,7 @@ impl Downloads {
         let this = Arc::clone(self);
         self.running
             .spawn(async move { this.run(offer, opts, control).await });
+        None
     }
 
     /// The connection ended: every running transfer stops now (its `.part` kept), every queued
@@ -236,15 +359,73 @@ impl Downloads {
         }
     }
 
-    /// Pauses, resumes or cancels transfer `id`.
+    /// Pauses, resumes or cancels transfer `id` (ours). Resuming a transfer whose port the
+    /// server took back asks for the file again; cancelling it removes its `.part`.
     pub(crate) fn control(&self, id: u64, control: Control) -> Result<(), ClientError> {
-        let entries = lock(&self.entries);
-        let entry = entries.get(&id).ok_or(ClientError::Server {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(&id).ok_or(ClientError::Server {
             code: wire::ErrorCode::NoSuchTransfer,
             message: format!("there is no transfer {id}"),
         })?;
         entry.control.send_replace(control);
+        if !entry.reclaimed {
+            return Ok(());
+        }
+        match control {
+            Control::Pause => Ok(()),
+            Control::Run => {
+                let (file, opts) = (entry.status.file.clone(), entry.opts.clone());
+                drop(entries);
+                self.ask_again(id, file, opts)
+            }
+            Control::Cancel => {
+                entry.reclaimed = false;
+                entry.status.state = "cancelled";
+                let file = entry.status.file.clone();
+                let name = entry.opts.save_as.clone().unwrap_or_default();
+                let part = entry.opts.dir.join(format!("{name}.part"));
+                drop(entries);
+                let events = self.events.clone();
+                // No transfer task is left to do it: remove the files and tell, off this thread.
+                tokio::task::spawn_blocking(move || {
+                    let _ = std::fs::remove_file(&part);
+                    let _ = std::fs::remove_file(part.with_extension("part.meta"));
+                    let state = TransferState::Cancelled;
+                    let _ = events.blocking_send(Event::Transfer(TransferEvent { id, file, state }));
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the server for transfer `id`'s file again, to continue it from its `.part`.
+    fn ask_again(&self, id: u64, file: String, opts: DownloadOptions) -> Result<(), ClientError> {
+        let mut asked = lock(&self.asked);
+        if asked.values().any(|a| a.continues == Some(id)) {
+            return Ok(()); // asked already
+        }
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let msg = ClientMsg::Download {
+            file: file.clone(),
+            req: Some(req),
+        };
+        let requests = self.requests.upgrade().ok_or(ClientError::Disconnected)?;
+        requests.try_send(msg).map_err(|_| ClientError::Disconnected)?;
+        let continues = Some(id);
+        asked.insert(
+            req,
+            Asked {
+                file,
+                opts,
+                continues,
+            },
+        );
         Ok(())
+    }
+
+    /// The server's id of transfer `id` (ours).
+    pub(crate) fn server_id(&self, id: u64) -> u64 {
+        lock(&self.entries).get(&id).map_or(id, |e| e.server_id)
     }
 
     /// Every transfer of this connection, oldest first.
@@ -273,12 +454,13 @@ impl Downloads {
 
     /// Runs one transfer from offer to verified file, reporting as it goes.
     async fn run(&self, offer: Offer, opts: DownloadOptions, control: watch::Receiver<Control>) {
-        let (id, file) = (offer.id, offer.file.clone());
+        let (id, file) = (offer.local, offer.file.clone());
         let outcome = self.transfer(&offer, &opts, control).await;
         let (state, label) = match outcome {
-            Ok(done @ TransferState::Done { .. }) => (done, "done"),
-            Ok(TransferState::Cancelled) => (TransferState::Cancelled, "cancelled"),
-            Ok(other) => (other, "failed"),
+            Ok(None) => return self.reclaimed(id),
+            Ok(Some(done @ TransferState::Done { .. })) => (done, "done"),
+            Ok(Some(TransferState::Cancelled)) => (TransferState::Cancelled, "cancelled"),
+            Ok(Some(other)) => (other, "failed"),
             Err(error) => (TransferState::Failed { error }, "failed"),
         };
         let bytes = match &state {
@@ -289,13 +471,38 @@ impl Downloads {
         self.emit(id, file, state).await;
     }
 
+    /// The server took transfer `id`'s port back while it was paused: it stays paused (the
+    /// user has heard so already) until continued, which asks for the file again; at once if
+    /// the user continued it meanwhile.
+    fn reclaimed(&self, id: u64) {
+        let again = {
+            let mut entries = lock(&self.entries);
+            let Some(entry) = entries.get_mut(&id) else {
+                return;
+            };
+            entry.reclaimed = true;
+            entry.status.state = "paused";
+            (*entry.control.borrow() == Control::Run)
+                .then(|| (entry.status.file.clone(), entry.opts.clone()))
+        };
+        if let Some((file, opts)) = again
+            && let Err(err) = self.ask_again(id, file, opts)
+        {
+            tracing::warn!(id, %err, "cannot ask for a reclaimed transfer again");
+        }
+    }
+
+    /// Moves the data; `None` when the server took the port back from the paused transfer.
     async fn transfer(
         &self,
         offer: &Offer,
         opts: &DownloadOptions,
         control: watch::Receiver<Control>,
-    ) -> Result<TransferState, String> {
-        let local_name = opts.save_as.clone().unwrap_or_else(|| offer.file.clone());
+    ) -> Result<Option<TransferState>, String> {
+        // Settled when the download was asked for: never the server's choice.
+        let Some(local_name) = opts.save_as.clone() else {
+            return Err("no local name for the download".into());
+        };
         let (dir, name, hash, size) = (
             opts.dir.clone(),
             local_name.clone(),
@@ -322,7 +529,7 @@ impl Downloads {
         };
         let offset = part.contiguous();
         self.emit(
-            offer.id,
+            offer.local,
             offer.file.clone(),
             TransferState::Started { size, offset },
         )
@@ -339,10 +546,13 @@ impl Downloads {
             paused: false,
         };
         let fetched = fetch::fetch(
-            server,
-            offer.token,
-            pause_point,
-            opts.max_datagram,
+            fetch::Target {
+                server,
+                token: offer.token,
+                pause_at: pause_point,
+                max_datagram: opts.max_datagram,
+                stall_timeout: opts.stall_timeout,
+            },
             &mut part,
             control,
             &mut reporter,
@@ -356,8 +566,12 @@ impl Downloads {
         match ended {
             Ok(fetch::Ended::Complete) => {}
             Ok(fetch::Ended::Cancelled) => {
-                part.discard();
-                return Ok(TransferState::Cancelled);
+                let _ = tokio::task::spawn_blocking(move || part.discard()).await;
+                return Ok(Some(TransferState::Cancelled));
+            }
+            Ok(fetch::Ended::Reclaimed) => {
+                let _ = tokio::task::spawn_blocking(move || part.save_meta()).await;
+                return Ok(None);
             }
             Err(error) => {
                 // The disk's own words (e.g. "No space left on device") say more than the
@@ -366,7 +580,7 @@ impl Downloads {
                     Some(why) => format!("the transfer failed: {why}"),
                     None => error,
                 };
-                let _ = part.save_meta();
+                let _ = tokio::task::spawn_blocking(move || part.save_meta()).await;
                 return Err(error);
             }
         }
@@ -375,12 +589,12 @@ impl Downloads {
             .await
             .map_err(|e| e.to_string())?;
         match finished {
-            Ok((path, last_byte)) => Ok(TransferState::Done {
+            Ok((path, last_byte)) => Ok(Some(TransferState::Done {
                 bytes,
                 path,
                 last_byte,
                 hash: offer.hash.clone(),
-            }),
+            })),
             Err(err) => Err(err.to_string()),
         }
     }
@@ -397,7 +611,7 @@ pub(crate) struct Reporter<'a> {
 impl Reporter<'_> {
     /// Data arrived.
     pub(crate) fn progress(&mut self, bytes: u64, rate_bps: u64, stats: &transport::Stats) {
-        let id = self.offer.id;
+        let id = self.offer.local;
         let label = if self.paused { "paused" } else { "running" };
         self.downloads.update(id, label, bytes);
         let state = TransferState::Progress {
@@ -423,7 +637,7 @@ impl Reporter<'_> {
     pub(crate) async fn pause_point_reached(&mut self, bytes: u64) {
         // The control first: once the user has heard of the pause, a resume they send must
         // come after it, never be overwritten by it.
-        let _ = self.downloads.control(self.offer.id, Control::Pause);
+        let _ = self.downloads.control(self.offer.local, Control::Pause);
         self.paused(true, bytes, true).await;
     }
 
@@ -433,7 +647,7 @@ impl Reporter<'_> {
             return;
         }
         self.paused = paused;
-        let id = self.offer.id;
+        let id = self.offer.local;
         let (label, state) = if paused {
             (
                 "paused",
@@ -450,6 +664,19 @@ impl Reporter<'_> {
             .emit(id, self.offer.file.clone(), state)
             .await;
     }
+}
+
+/// Why an answer from the server about a transfer was not taken.
+enum Refusal {
+    /// Not about a transfer of ours: nothing to tell the user.
+    Unknown(String),
+    /// An offer of another file than the one asked for: our transfer `local` fails.
+    OtherFile {
+        /// Our id of the transfer.
+        local: u64,
+        /// What to tell the user.
+        error: String,
+    },
 }
 
 impl std::fmt::Debug for Downloads {

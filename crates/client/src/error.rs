@@ -30,6 +30,11 @@ pub enum ClientError {
     /// The connection is closed.
     #[error("not connected")]
     Disconnected,
+    /// The name asked for cannot be saved under: once reduced to one file name it still means
+    /// a folder (`.`, `..`, nothing). No server shares a file by such a name, so its code is
+    /// `no_such_file`.
+    #[error("{0:?} is not a file name: no shared file can have it")]
+    UnsafeName(String),
     /// A download into the same file is already under way.
     #[error("{} is already being downloaded", .0.display())]
     AlreadyDownloading(std::path::PathBuf),
@@ -41,6 +46,7 @@ impl ClientError {
         match self {
             Self::Server { code, .. } => Some(*code),
             Self::AlreadyDownloading(_) => Some(ErrorCode::Busy),
+            Self::UnsafeName(_) => Some(ErrorCode::NoSuchFile),
             _ => None,
         }
     }

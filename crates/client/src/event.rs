@@ -46,6 +46,13 @@ pub enum Event {
     },
     /// A download changed state or made progress.
     Transfer(TransferEvent),
+    /// The front end fell behind reading events: `missed` of them were dropped rather than
+    /// hold up the connection (answers to requests never wait behind unread events). What
+    /// the transfers are doing is still known from [`crate::Client::transfers`].
+    Lagged {
+        /// Events dropped since the last one delivered.
+        missed: u64,
+    },
     /// The connection ended. Always the last event.
     Disconnected {
         /// Why: `quit`, `server_shutdown`, `slow_consumer`, `timeout`, `connection_lost`, ...

@@ -19,13 +19,15 @@ mod event;
 mod fetch;
 mod part;
 mod prefix_hash;
+mod text;
 mod units;
 
 pub use connection::{Client, Events};
-pub use download::{DownloadOptions, TransferStatus};
+pub use download::{DownloadOptions, STALL_BYTES, TransferStatus};
 pub use error::ClientError;
 pub use event::{Event, TransferEvent, TransferState};
 pub use fetch::Control;
-pub use part::{Checkpoint, FinishError, PartFile};
+pub use part::{Checkpoint, FinishError, PartFile, safe_file_name};
+pub use text::{is_hidden_control, visible};
 pub use units::{eta, human_size};
 pub use wire::{ErrorCode, FileEntry};

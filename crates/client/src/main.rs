@@ -35,6 +35,11 @@ struct Args {
     /// loopback and 1452 elsewhere. Lower it when a VPN or tunnel makes the path's MTU smaller.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1200..=65507))]
     max_datagram: Option<u16>,
+    /// Seconds a running download may go while receiving less than 64 KiB before it fails (a
+    /// server that trickles data would otherwise keep it alive for ever). Paused time does not
+    /// count.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    stall_timeout: u64,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -129,7 +134,16 @@ async fn run(args: Args) -> ExitCode {
             event = events.recv() => match event {
                 Some(Event::Disconnected { reason, message }) => {
                     out.disconnected(&reason, &message);
-                    return if reason == "quit" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+                    if reason == "quit" {
+                        return ExitCode::SUCCESS;
+                    }
+                    eprintln!(
+                        "messenger: the connection to {} ended: {} ({})",
+                        args.server,
+                        client::visible(&message),
+                        client::visible(&reason)
+                    );
+                    return ExitCode::FAILURE;
                 }
                 Some(event) => out.event(&event),
                 None => return ExitCode::FAILURE,
@@ -184,6 +198,7 @@ fn download_options(args: &Args) -> client::DownloadOptions {
     client::DownloadOptions {
         dir: args.download_dir.clone(),
         max_datagram: args.max_datagram.map(usize::from),
+        stall_timeout: Duration::from_secs(args.stall_timeout),
         ..client::DownloadOptions::default()
     }
 }

@@ -11,15 +11,21 @@
 //! prefix is hashed as it grows, on a thread of its own ([`PrefixHasher`]), so that the
 //! transfer's thread only receives and writes, and verifying the finished file does not read
 //! it all again.
+//!
+//! A download folder may be shared with people who wish us harm: nothing here follows a
+//! symbolic link, and a `.part` that this user did not create (a link to another file, or
+//! someone else's file) is refused rather than truncated or written into. The meta file never
+//! claims bytes that are not yet safe on disk: the `.part` is synced before each record.
 
 use crate::prefix_hash::PrefixHasher;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use transport::RangeSet;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Meta {
@@ -27,6 +33,9 @@ struct Meta {
     size: u64,
     contiguous: u64,
 }
+
+/// A meta file is a few dozen bytes; one far larger was not written by us.
+const MAX_META: u64 = 4096;
 
 /// Data gathered in order before it is written: this much at most.
 const WRITE_BEHIND: usize = 1 << 20;
@@ -42,8 +51,8 @@ pub struct PartFile {
     meta_path: PathBuf,
     hash: String,
     size: u64,
-    /// What is on disk.
-    written: Written,
+    /// What is on disk. The transport's receiver bounds its islands before data gets here.
+    written: RangeSet,
     /// In-order data not yet written: it belongs at `pending_at`.
     pending: Vec<u8>,
     pending_at: u64,
@@ -62,20 +71,107 @@ pub struct Checkpoint {
     hash: String,
     size: u64,
     contiguous: Arc<AtomicU64>,
+    /// The `.part`, synced before each record.
+    file: Arc<File>,
+    /// How the `.part` is made durable (a test swaps it for one that fails).
+    sync: fn(&File) -> io::Result<()>,
 }
 
 impl Checkpoint {
-    /// Writes the meta file (atomically: a temporary file renamed over it).
+    /// Writes the meta file (atomically: a temporary file renamed over it), claiming only the
+    /// bytes that were written before the `.part` was synced: a power loss cannot leave a
+    /// record of data the disk never got. Blocking: call it off the async workers.
     pub fn save(&self) -> io::Result<()> {
+        let contiguous = self.contiguous.load(Ordering::Acquire);
+        (self.sync)(&self.file)?;
         let meta = Meta {
             hash: self.hash.clone(),
             size: self.size,
-            contiguous: self.contiguous.load(Ordering::Acquire),
+            contiguous,
         };
         let tmp = self.meta_path.with_extension("meta.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
+        // A fresh file, never one planted at that name (create_new follows no link).
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        out.write_all(&serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
+        out.sync_data()?;
         std::fs::rename(&tmp, &self.meta_path)
     }
+}
+
+/// Opens `path` for reading without following a symbolic link at its last component.
+fn open_no_follow(path: &Path, write: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// The meta file beside a `.part`, if there is one we could have written.
+fn read_meta(path: &Path) -> Option<Meta> {
+    let file = open_no_follow(path, false).ok()?;
+    let info = file.metadata().ok()?;
+    if !info.is_file() || info.uid() != nix::unistd::geteuid().as_raw() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_META).read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Opens `NAME.part` for writing: a new one, or one that an earlier attempt of this user
+/// left. Anything else at that name (a symbolic link, a hard link to some other file, a file
+/// of another user, a device) is refused: writing into it would overwrite someone's data or
+/// hand them ours. Returns the file and whether it is new.
+fn open_part(path: &Path) -> io::Result<(File, bool)> {
+    let created = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(file) => return Ok((file, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let refuse = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} already exists and {why}, so this client did not create it; remove it or \
+                 download into another folder",
+                path.display()
+            ),
+        )
+    };
+    let file = match open_no_follow(path, true) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(refuse("is a symbolic link"));
+        }
+        Err(e) => return Err(e),
+    };
+    let info = file.metadata()?;
+    if !info.is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    if info.nlink() != 1 {
+        return Err(refuse("has other names (a hard link)"));
+    }
+    if info.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(refuse("belongs to another user"));
+    }
+    Ok((file, false))
 }
 
 impl PartFile {
@@ -85,16 +181,8 @@ impl PartFile {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.part"));
         let meta_path = dir.join(format!("{name}.part.meta"));
-        let earlier = std::fs::read(&meta_path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Meta>(&bytes).ok())
-            .filter(|m| m.hash == hash && m.size == size);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
+        let (file, new) = open_part(&path)?;
+        let earlier = read_meta(&meta_path).filter(|m| !new && m.hash == hash && m.size == size);
         let on_disk = file.metadata()?.len();
         let contiguous = earlier.map_or(0, |m| m.contiguous.min(on_disk).min(size));
         if contiguous == 0 {
@@ -105,6 +193,8 @@ impl PartFile {
             hash: hash.to_owned(),
             size,
             contiguous: Arc::new(AtomicU64::new(contiguous)),
+            file: Arc::new(file.try_clone()?),
+            sync: File::sync_data,
         };
         // What an earlier attempt wrote is hashed at once, beside the transfer.
         let prefix_hash = PrefixHasher::start(file.try_clone()?, contiguous)?;
@@ -114,7 +204,7 @@ impl PartFile {
             meta_path,
             hash: hash.to_owned(),
             size,
-            written: Written::starting_at(contiguous),
+            written: RangeSet::starting_at(contiguous, usize::MAX),
             pending: Vec::new(),
             pending_at: 0,
             prefix_hash,
@@ -127,7 +217,12 @@ impl PartFile {
 
     /// Bytes from the start known to be on disk: where a transfer resumes.
     pub fn contiguous(&self) -> u64 {
-        self.written.contiguous
+        self.written.contiguous()
+    }
+
+    /// The file's size, as announced.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     /// Bytes on disk in all, holes excluded (data held back is counted once written).
@@ -183,11 +278,14 @@ impl PartFile {
             self.write_error = Some(format!("cannot write {}: {err}", self.path.display()));
             return Err(err);
         }
-        self.written.add(offset, offset + data.len() as u64);
+        self.written
+            .insert(offset, offset + data.len() as u64)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let contiguous = self.written.contiguous();
         self.checkpoint
             .contiguous
-            .store(self.written.contiguous, Ordering::Release);
-        self.prefix_hash.advance(self.written.contiguous);
+            .store(contiguous, Ordering::Release);
+        self.prefix_hash.advance(contiguous);
         Ok(())
     }
 
@@ -213,12 +311,13 @@ impl PartFile {
     pub fn finish(mut self, name: &str) -> Result<(PathBuf, Option<u8>), FinishError> {
         self.flush().map_err(FinishError::Io)?;
         self.file.sync_all().map_err(FinishError::Io)?;
-        if self.written.contiguous != self.size {
+        if self.written.contiguous() != self.size {
             return Err(FinishError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
                     "the file is incomplete: {} of {} bytes",
-                    self.written.contiguous, self.size
+                    self.written.contiguous(),
+                    self.size
                 ),
             )));
         }
@@ -290,6 +389,27 @@ pub enum FinishError {
     Io(io::Error),
 }
 
+/// The name a download is saved under, made from the one the user asked for: a single file
+/// name, with path separators and characters that could hide or forge text (control
+/// characters, bidirectional overrides) replaced by `_`. `None` for a name that would still
+/// mean a folder (empty, `.`, `..`).
+pub fn safe_file_name(name: &str) -> Option<String> {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || crate::text::is_hidden_control(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match safe.as_str() {
+        "" | "." | ".." => None,
+        _ => Some(safe),
+    }
+}
+
 /// Creates (empty, exclusively) the first free name among `NAME`, `NAME (1).ext`, ... and
 /// returns it; the rename that follows replaces only our own placeholder.
 fn claim_free_name(dir: &Path, name: &str) -> io::Result<PathBuf> {
@@ -319,68 +439,9 @@ fn claim_free_name(dir: &Path, name: &str) -> io::Result<PathBuf> {
     ))
 }
 
-/// Which byte ranges are on disk: a contiguous prefix plus the islands beyond it.
-#[derive(Debug, Default)]
-struct Written {
-    contiguous: u64,
-    /// start -> end of ranges past `contiguous`, disjoint and not touching it.
-    islands: BTreeMap<u64, u64>,
-}
-
-impl Written {
-    fn starting_at(contiguous: u64) -> Self {
-        Self {
-            contiguous,
-            islands: BTreeMap::new(),
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.contiguous + self.islands.iter().map(|(s, e)| e - s).sum::<u64>()
-    }
-
-    fn add(&mut self, mut start: u64, mut end: u64) {
-        if end <= self.contiguous {
-            return;
-        }
-        start = start.max(self.contiguous);
-        // Merge with every island that overlaps or touches [start, end).
-        let touching: Vec<(u64, u64)> = self
-            .islands
-            .range(..=end)
-            .filter(|&(_, &e)| e >= start)
-            .map(|(&s, &e)| (s, e))
-            .collect();
-        for (s, e) in touching {
-            self.islands.remove(&s);
-            start = start.min(s);
-            end = end.max(e);
-        }
-        if start <= self.contiguous {
-            self.contiguous = end;
-        } else {
-            self.islands.insert(start, end);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn out_of_order_writes_advance_the_prefix_only_when_holes_fill() {
-        let mut w = Written::default();
-        w.add(10, 20);
-        w.add(30, 40);
-        assert_eq!((w.contiguous, w.total()), (0, 20));
-        w.add(0, 10);
-        assert_eq!(w.contiguous, 20);
-        w.add(20, 30);
-        assert_eq!((w.contiguous, w.total()), (40, 40));
-        w.add(5, 15); // duplicates change nothing
-        assert_eq!((w.contiguous, w.total()), (40, 40));
-    }
 
     #[test]
     fn a_part_of_the_same_version_resumes_and_another_version_restarts() {
@@ -509,6 +570,79 @@ mod tests {
         part.write_at(5000, &data[5000..]).unwrap();
         assert!(matches!(part.finish("h.bin"), Err(FinishError::Io(_))));
         assert!(!dir.path().join("h.bin").exists());
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_part_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("a.bin.part")).unwrap();
+        let err = PartFile::open(dir.path(), "a.bin", "h", 100).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_hard_link_planted_at_the_part_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::hard_link(&victim, dir.path().join("a.bin.part")).unwrap();
+        let err = PartFile::open(dir.path(), "a.bin", "h", 100).unwrap_err();
+        assert!(err.to_string().contains("hard link"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn links_planted_at_the_meta_files_are_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("a.bin.part.meta")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("a.bin.part.meta.tmp")).unwrap();
+        let mut part = PartFile::open(dir.path(), "a.bin", "h", 100).unwrap();
+        part.write_at(0, &[1; 10]).unwrap();
+        part.save_meta().unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let meta = dir.path().join("a.bin.part.meta");
+        assert!(!meta.symlink_metadata().unwrap().is_symlink());
+    }
+
+    #[test]
+    fn the_record_never_claims_data_that_was_not_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::open(dir.path(), "s.bin", "h", 100).unwrap();
+        part.write_at(0, &[1; 40]).unwrap();
+        part.save_meta().unwrap();
+        let meta = || {
+            read_meta(&dir.path().join("s.bin.part.meta"))
+                .unwrap()
+                .contiguous
+        };
+        assert_eq!(meta(), 40);
+        // The disk cannot make the new bytes durable: the record must not claim them.
+        part.checkpoint.sync = |_| Err(io::Error::other("the disk is gone"));
+        part.write_at(40, &[1; 40]).unwrap();
+        assert!(part.save_meta().is_err());
+        assert_eq!(meta(), 40);
+    }
+
+    #[test]
+    fn a_saved_name_is_one_file_name_in_the_folder() {
+        for (asked, saved) in [
+            ("notes.txt", Some("notes.txt")),
+            ("../../x", Some(".._.._x")),
+            ("/etc/passwd", Some("_etc_passwd")),
+            ("a\\b", Some("a_b")),
+            ("line\nbreak\u{1b}[2J", Some("line_break_[2J")),
+            ("evil\u{202e}txt.exe", Some("evil_txt.exe")),
+            ("..", None),
+            (".", None),
+            ("", None),
+        ] {
+            assert_eq!(safe_file_name(asked).as_deref(), saved, "{asked:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! server's files and the transfers panel.
 
 use crate::net::{Command, Net, Update};
-use client::{Event, FileEntry, TransferState, human_size};
+use client::{Event, FileEntry, TransferState, human_size, visible as v};
 use egui::{Color32, RichText};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -213,16 +213,16 @@ impl ClientApp {
                     self.online.push(name.clone());
                     self.online.sort_by_key(|n| n.to_lowercase());
                 }
-                self.notice((self.time_format)(time), format!("{name} joined"));
+                self.notice((self.time_format)(time), format!("{} joined", v(&name)));
             }
             Event::Left { name, reason, time } => {
                 self.online.retain(|n| n != &name);
                 let why = if reason == "quit" {
                     String::new()
                 } else {
-                    format!(" ({reason})")
+                    format!(" ({})", v(&reason))
                 };
-                self.notice((self.time_format)(time), format!("{name} left{why}"));
+                self.notice((self.time_format)(time), format!("{} left{why}", v(&name)));
             }
             Event::Message {
                 from,
@@ -247,6 +247,11 @@ impl ClientApp {
             Event::Files(files) => self.files = files,
             Event::Error { message, .. } => self.status = Some(message),
             Event::Transfer(t) => self.transfer(t),
+            Event::Lagged { missed } => {
+                self.status = Some(format!(
+                    "{missed} event(s) were dropped: the window fell behind"
+                ));
+            }
             Event::Disconnected { message, .. } => {
                 self.screen = Screen::Connect;
                 self.connect_error = Some(format!("disconnected: {message}"));
@@ -431,7 +436,7 @@ impl ClientApp {
                 ui.label("connecting…");
             }
             if let Some(err) = &self.connect_error {
-                ui.colored_label(Color32::from_rgb(220, 60, 60), err);
+                ui.colored_label(Color32::from_rgb(220, 60, 60), v(err));
             }
         });
     }
@@ -452,7 +457,7 @@ impl ClientApp {
                 }
                 if let Some(status) = &self.status {
                     ui.separator();
-                    ui.colored_label(Color32::from_rgb(220, 60, 60), status);
+                    ui.colored_label(Color32::from_rgb(220, 60, 60), v(status));
                 }
             });
         });
@@ -479,7 +484,7 @@ impl ClientApp {
             let unread = self.unread(&conversation);
             let title = match &conversation {
                 Conversation::Everyone => "Everyone".to_owned(),
-                Conversation::With(name) => name.clone(),
+                Conversation::With(name) => v(name).into_owned(),
             };
             let title = if unread > 0 {
                 format!("{title} ({unread})")
@@ -498,8 +503,8 @@ impl ClientApp {
         let online = self.online.clone();
         for name in online {
             if name == self.me {
-                ui.label(format!("{name} (you)"));
-            } else if ui.link(&name).on_hover_text("write privately").clicked() {
+                ui.label(format!("{} (you)", v(&name)));
+            } else if ui.link(v(&name)).on_hover_text("write privately").clicked() {
                 self.select(Conversation::With(name));
             }
         }
@@ -516,23 +521,23 @@ impl ClientApp {
                         ui.label(RichText::new(&line.time).weak().monospace());
                         match line.kind {
                             LineKind::Notice => {
-                                ui.label(RichText::new(&line.text).italics().weak());
+                                ui.label(RichText::new(v(&line.text)).italics().weak());
                             }
                             LineKind::Mine => {
                                 ui.label(
-                                    RichText::new(format!("{}:", line.from))
+                                    RichText::new(format!("{}:", v(&line.from)))
                                         .strong()
                                         .color(Color32::from_rgb(90, 160, 90)),
                                 );
-                                ui.label(&line.text);
+                                ui.label(v(&line.text));
                             }
                             LineKind::Theirs => {
                                 ui.label(
-                                    RichText::new(format!("{}:", line.from))
+                                    RichText::new(format!("{}:", v(&line.from)))
                                         .strong()
                                         .color(Color32::from_rgb(80, 140, 220)),
                                 );
-                                ui.label(&line.text);
+                                ui.label(v(&line.text));
                             }
                         }
                     });
@@ -571,11 +576,11 @@ impl ClientApp {
             .striped(true)
             .show(ui, |ui| {
                 for file in files {
-                    ui.label(&file.name);
+                    ui.label(v(&file.name));
                     ui.label(human_size(file.size));
                     if ui
                         .button("Download")
-                        .on_hover_text(format!("download {}", file.name))
+                        .on_hover_text(format!("download {}", v(&file.name)))
                         .clicked()
                     {
                         let pause_at = self.ask_at_half.then_some(50.0);
@@ -602,7 +607,7 @@ impl ClientApp {
             };
             ui.group(|ui| {
                 ui.horizontal(|ui| {
-                    ui.strong(&t.file);
+                    ui.strong(v(&t.file));
                     ui.label(RichText::new(t.state).weak());
                 });
                 let fraction = match t.size {
@@ -655,7 +660,7 @@ impl ClientApp {
                     _ => {}
                 });
                 if !t.note.is_empty() {
-                    ui.label(RichText::new(&t.note).weak());
+                    ui.label(RichText::new(v(&t.note)).weak());
                 }
                 // The live chart, while data flows, with the transport's RTT and loss.
                 if t.state == "running" && t.history.len() > 1 {

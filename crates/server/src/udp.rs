@@ -7,7 +7,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use transport::AbortReason;
 
 /// The shared file as it was hashed and announced, counting what the transport reads from it
 /// (what it sends).
@@ -53,44 +52,20 @@ impl transport::Source for Counted {
     }
 }
 
-/// Resolves once no data has been read for the flow for `max_pause` after some was (the
-/// handshake has its own timeout): the receiver has stopped granting window, it is paused.
-///
-/// Reads are the one sign of progress the sender's driver shows, and they come in blocks of up
-/// to 1 MiB ahead of what is sent, so a flow slower than 1 MiB per `max_pause` looks paused too.
-/// That costs such a flow nothing but a new request: its client continues from what it has.
-async fn paused_too_long(sent: &AtomicU64, max_pause: Duration) {
-    let step = (max_pause / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut last = sent.load(Ordering::Relaxed);
-    let mut since = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(step).await;
-        let now = sent.load(Ordering::Relaxed);
-        if now != last || now == 0 {
-            (last, since) = (now, tokio::time::Instant::now());
-        } else if since.elapsed() >= max_pause {
-            return;
-        }
-    }
-}
-
 /// The function the transfer manager runs for each transfer: serves the open file to whoever
-/// shows the token, until the transfer ends, is cancelled, or stays paused longer than
-/// `max_pause` (then the flow ends with [`AbortReason::PauseTooLong`] and the port goes back).
+/// shows the token, until the transfer ends, is cancelled, or its receiver stays paused longer
+/// than `max_pause` (then the sender ends the flow with [`transport::AbortReason::PauseTooLong`]
+/// and the port goes back).
 pub fn serve_fn(max_pause: Duration) -> ServeFn {
     Arc::new(move |socket, token, shared, cancel, sent| {
         Box::pin(async move {
-            let config = transport::Config::default();
-            let watched = Arc::clone(&sent);
-            let stop = async move {
-                tokio::select! {
-                    () = cancel.cancelled() => AbortReason::Cancelled,
-                    () = paused_too_long(&watched, max_pause) => AbortReason::PauseTooLong,
-                }
+            let config = transport::Config {
+                max_pause: Some(max_pause),
+                ..transport::Config::default()
             };
             let source = Counted { shared, sent };
             let outcome =
-                transport::driver::serve_until(&socket, token, source, config, stop).await;
+                transport::driver::serve(&socket, token, source, config, cancel.cancelled()).await;
             let s = outcome.stats;
             tracing::info!(
                 event = ?outcome.event,

@@ -121,23 +121,7 @@ pub async fn serve<S: Source>(
     config: Config,
     cancel: impl std::future::Future<Output = ()>,
 ) -> Outcome {
-    let stop = async {
-        cancel.await;
-        AbortReason::Cancelled
-    };
-    serve_until(socket, token, source, config, stop).await
-}
-
-/// As [`serve`], but the application ends the flow with the reason `stop` resolves to (e.g.
-/// [`AbortReason::PauseTooLong`] when it takes the port back from a flow paused too long).
-pub async fn serve_until<S: Source>(
-    socket: &UdpSocket,
-    token: [u8; 16],
-    source: S,
-    config: Config,
-    stop: impl std::future::Future<Output = AbortReason>,
-) -> Outcome {
-    let mut cancel = std::pin::pin!(stop);
+    let mut cancel = std::pin::pin!(cancel);
     let mut io = udp::Socket::answering(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];
     let deadline = Instant::now() + config.idle_timeout;
@@ -147,7 +131,7 @@ pub async fn serve_until<S: Source>(
         let received = tokio::select! {
             r = io.recv(&mut buf) => r,
             () = tokio::time::sleep_until(deadline) => return aborted(AbortReason::IdleTimeout),
-            reason = &mut cancel => return aborted(reason),
+            () = &mut cancel => return aborted(AbortReason::Cancelled),
         };
         let Ok(udp::Received {
             len: n,
@@ -204,10 +188,10 @@ pub async fn serve_until<S: Source>(
                 deliver(&io, &mut buf, r, path.0, |at, d| conn.handle_datagram(at, d));
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
-            // Once only: a finished `stop` may not be polled again.
-            reason = &mut cancel, if !stopped => {
+            // Once only: a finished `cancel` may not be polled again.
+            () = &mut cancel, if !stopped => {
                 stopped = true;
-                conn.abort(reason);
+                conn.abort(AbortReason::Cancelled);
             }
         }
     }

@@ -53,6 +53,10 @@ pub struct Config {
     /// Most islands of data a receiver keeps beyond its contiguous prefix; data that would
     /// start another is dropped unacknowledged until holes fill (see [`RangeSet`]).
     pub max_islands: usize,
+    /// A sender whose receiver has kept it from sending for this long (paused: its window all
+    /// used, nothing in flight) ends the flow with [`AbortReason::PauseTooLong`]; `None` waits
+    /// for ever. Servers set it so that paused flows do not hold a small pool of ports.
+    pub max_pause: Option<Duration>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             keepalive: Duration::from_secs(5),
             first_packet_number: 0,
             max_islands: RangeSet::DEFAULT_MAX_ISLANDS,
+            max_pause: None,
         }
     }
 }

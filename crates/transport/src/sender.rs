@@ -88,6 +88,8 @@ pub struct Sender<S: Source> {
     done_unproven: bool,
     /// When the address was proven and data could start.
     flowing_since: Option<Instant>,
+    /// Since when the receiver's window has kept us from sending (see [`Config::max_pause`]).
+    paused_since: Option<Instant>,
     send_close: bool,
     send_ping: bool,
     abort: Option<AbortReason>,
@@ -166,6 +168,7 @@ impl<S: Source> Sender<S> {
             hello_ack_pn: 0,
             done_unproven: false,
             flowing_since: None,
+            paused_since: None,
             send_close: false,
             send_ping: false,
             abort: None,
@@ -251,6 +254,32 @@ impl<S: Source> Sender<S> {
 
     /// Feeds one datagram from the peer.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        self.on_datagram(now, datagram);
+        self.note_paused(now);
+    }
+
+    /// When the receiver keeps us from sending anything (it is paused: its window is all
+    /// used, and nothing is in flight or waits to be resent), since when; `None` otherwise.
+    fn note_paused(&mut self, now: Instant) {
+        let paused = self.state == State::Open
+            && self.unvalidated_since.is_none()
+            && self.in_flight == 0
+            && self.retransmit.is_empty()
+            && self.next_offset < self.total
+            && self.next_offset >= self.max_offset;
+        if !paused {
+            self.paused_since = None;
+        } else if self.paused_since.is_none() {
+            self.paused_since = Some(now);
+        }
+    }
+
+    /// When a receiver paused for [`Config::max_pause`] loses its flow.
+    fn pause_deadline(&self) -> Option<Instant> {
+        Some(self.paused_since? + self.config.max_pause?)
+    }
+
+    fn on_datagram(&mut self, now: Instant, datagram: &[u8]) {
         let Ok(packet) = packet::decode(datagram) else {
             return;
         };
@@ -506,6 +535,7 @@ impl<S: Source> Sender<S> {
             self.loss_time,
             self.pto_deadline(),
             self.next_pace,
+            self.pause_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -530,6 +560,12 @@ impl<S: Source> Sender<S> {
                 reason: AbortReason::IdleTimeout,
                 by_peer: false,
             });
+            return;
+        }
+        if self.pause_deadline().is_some_and(|t| now >= t) {
+            // A paused flow holds a port of a small pool: it gives it back, and its receiver
+            // asks again (from the offset it has) when it wants to go on.
+            self.abort(AbortReason::PauseTooLong);
             return;
         }
         if self.loss_time.is_some_and(|t| now >= t) {
@@ -563,6 +599,12 @@ impl<S: Source> Sender<S> {
     /// Writes the next datagram to send into `buf` (at least the connection's datagram size)
     /// and returns its length, or `None` when nothing may be sent now.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let sent = self.transmit(now, buf);
+        self.note_paused(now);
+        sent
+    }
+
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(reason) = self.abort.take() {
             return self.header(
                 Frame::Abort {

@@ -37,6 +37,16 @@ fn ack(pn: u64, ranges: &[(u64, u64)], max_offset: u64) -> Vec<u8> {
 /// A sender of `len` bytes in 1200-byte datagrams whose HELLO_ACK (pn 0) is already acked at
 /// `t0 + 10 ms`, with flow control up to `window`.
 fn open_sender(t0: Instant, len: usize, window: u64) -> Sender<Vec<u8>> {
+    open_sender_with(t0, len, window, |_| {})
+}
+
+/// As [`open_sender`], with `tweak` applied to the sender's config.
+fn open_sender_with(
+    t0: Instant,
+    len: usize,
+    window: u64,
+    tweak: impl FnOnce(&mut Config),
+) -> Sender<Vec<u8>> {
     let hello = encode(
         0,
         Frame::Hello {
@@ -46,10 +56,11 @@ fn open_sender(t0: Instant, len: usize, window: u64) -> Sender<Vec<u8>> {
             max_datagram: 1200,
         },
     );
-    let config = Config {
+    let mut config = Config {
         max_datagram: 1200,
         ..Config::default()
     };
+    tweak(&mut config);
     let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
     let mut sender = Sender::accept(t0, &hello, &TOKEN, data, config).unwrap();
     let mut buf = vec![0u8; 2048];
@@ -393,4 +404,49 @@ fn a_hello_offering_datagrams_below_1200_bytes_is_refused() {
         panic!("the smallest legal HELLO was refused");
     };
     assert_eq!(sender.max_datagram(), 1200);
+}
+
+#[test]
+fn a_receiver_paused_longer_than_max_pause_loses_its_flow_and_a_slow_one_does_not() {
+    let max_pause = Duration::from_secs(1);
+    let t0 = Instant::now();
+    let tweak = |c: &mut Config| c.max_pause = Some(max_pause);
+    let mut paused = open_sender_with(t0, 10 * 1174, 2 * 1174, tweak);
+    let mut slow = open_sender_with(t0, 10 * 1174, 1174, tweak);
+    let t1 = t0 + Duration::from_millis(10);
+    assert_eq!(drain(&mut paused, t1).len(), 2);
+    assert_eq!(drain(&mut slow, t1).len(), 1);
+    // Everything sent is acked, and the window stays where it is: a pause.
+    let t2 = t1 + Duration::from_millis(10);
+    paused.handle_datagram(t2, &ack(2, &[(0, 2)], 2 * 1174));
+    assert_eq!(paused.poll_timeout(), Some(t2 + max_pause));
+    paused.handle_timeout(t2 + max_pause);
+    let mut buf = vec![0u8; 2048];
+    let n = paused.poll_transmit(t2 + max_pause, &mut buf).unwrap();
+    assert_eq!(
+        packet::decode(&buf[..n]).unwrap().frame,
+        Frame::Abort { reason: 6 }
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| paused.poll_event()).collect();
+    assert_eq!(
+        events.last(),
+        Some(&Event::Aborted {
+            reason: transport::AbortReason::PauseTooLong,
+            by_peer: false
+        })
+    );
+    // A slow receiver acks at once but opens one more packet of window only every 900 ms:
+    // paused each time for less than a second, never for a whole one.
+    let mut now = t2;
+    let mut ack_pn = 2;
+    for sent in 1..8u64 {
+        slow.handle_datagram(now, &ack(ack_pn, &[(0, sent)], sent * 1174));
+        ack_pn += 1;
+        now += Duration::from_millis(900);
+        slow.handle_timeout(now);
+        slow.handle_datagram(now, &ack(ack_pn, &[(0, sent)], (sent + 1) * 1174));
+        ack_pn += 1;
+        assert_eq!(drain(&mut slow, now).len(), 1, "after {sent}");
+    }
+    assert!(!slow.is_closed());
 }

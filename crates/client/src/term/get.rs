@@ -21,7 +21,12 @@ pub async fn run(
     };
     let (client, mut events) = match Client::connect(server, name).await {
         Ok(connected) => connected,
-        Err(err) => return fail(format!("cannot download from {server}: {err}")),
+        Err(err) => {
+            return fail(format!(
+                "cannot download from {server}: {}",
+                client::visible(&err.to_string())
+            ));
+        }
     };
     let (dir, save_as) = match output {
         Some(path) => {
@@ -43,7 +48,13 @@ pub async fn run(
     };
     let id = match client.download(file, opts).await {
         Ok(id) => id,
-        Err(err) => return fail(format!("cannot download {file:?}: {err}")),
+        Err(err) => {
+            return fail(format!(
+                "cannot download {}: {}",
+                client::visible(file),
+                client::visible(&err.to_string())
+            ));
+        }
     };
     let bar = if json {
         ProgressBar::hidden()
@@ -64,7 +75,8 @@ pub async fn run(
             Event::Disconnected { message, .. } => {
                 bar.abandon();
                 return fail(format!(
-                    "the connection to {server} ended: {message}; run the same command to resume"
+                    "the connection to {server} ended: {}; run the same command to resume",
+                    client::visible(&message)
                 ));
             }
             _ => continue,
@@ -96,15 +108,23 @@ pub async fn run(
                 bar.finish_and_clear();
                 if !json {
                     let last = last_byte.map_or("none (empty file)".into(), |b| b.to_string());
-                    eprintln!("{file}: {bytes} bytes, verified (BLAKE3 {hash}), last byte {last}");
-                    println!("{}", path.display());
+                    eprintln!(
+                        "{}: {bytes} bytes, verified (BLAKE3 {}), last byte {last}",
+                        client::visible(file),
+                        client::visible(&hash)
+                    );
+                    println!("{}", client::visible(&path.display().to_string()));
                 }
                 let _ = client.quit().await;
                 return ExitCode::SUCCESS;
             }
             TransferState::Failed { error } => {
                 bar.abandon();
-                return fail(format!("downloading {file} failed: {error}"));
+                return fail(format!(
+                    "downloading {} failed: {}",
+                    client::visible(file),
+                    client::visible(&error)
+                ));
             }
             TransferState::Cancelled => {
                 bar.abandon();

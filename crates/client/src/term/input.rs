@@ -1,8 +1,8 @@
 //! Lines from the user: a line editor when a person sits at a terminal, plain lines otherwise.
 
 use super::editor::{self, EditorPrinter};
+use std::io::BufRead;
 use std::io::IsTerminal;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 /// Where output goes so it does not tear the line being typed.
@@ -26,14 +26,23 @@ pub fn start(interactive: bool) -> (mpsc::Receiver<String>, Printer) {
     {
         return (rx, Printer::Editor(printer));
     }
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(line).await.is_err() {
-                break;
+    // A thread of its own, not tokio's stdin: that reads on the runtime's blocking pool, and
+    // the runtime waits for its blocking threads when it shuts down, so after `/quit` (or the
+    // server going away) the process would not exit while stdin stays open. A plain thread
+    // blocked in `read` does not hold the process up.
+    let reader = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    if let Err(err) = reader {
+        tracing::warn!(%err, "cannot read standard input");
+    }
     (rx, Printer::Stdout)
 }
 

@@ -1,8 +1,14 @@
 //! Rendering events: JSON lines for scripts, or readable (optionally coloured) lines for people.
+//!
+//! Every string that came from the network (names, texts, file names, reasons, messages) goes
+//! through [`client::visible`] before it is part of a human line: no text can forge a line or
+//! send the terminal an escape sequence. JSON escapes control characters by itself.
 
 use super::input::Printer;
 use chrono::{DateTime, Local, SecondsFormat, Utc};
-use client::{Event, FileEntry, TransferEvent, TransferState, TransferStatus, human_size};
+use client::{
+    Event, FileEntry, TransferEvent, TransferState, TransferStatus, human_size, visible as v,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -68,7 +74,7 @@ impl Output {
                     let line = format!(
                         "{} {} joined",
                         self.stamp(time),
-                        self.paint(GREEN, &format!("-> {name}"))
+                        self.paint(GREEN, &format!("-> {}", v(name)))
                     );
                     self.printer.line(line);
                 }
@@ -80,12 +86,12 @@ impl Output {
                     let why = if reason == "quit" {
                         String::new()
                     } else {
-                        format!(" ({reason})")
+                        format!(" ({})", v(reason))
                     };
                     let line = format!(
                         "{} {} left{why}",
                         self.stamp(time),
-                        self.paint(DIM, &format!("<- {name}"))
+                        self.paint(DIM, &format!("<- {}", v(name)))
                     );
                     self.printer.line(line);
                 }
@@ -101,16 +107,18 @@ impl Output {
                         "private": private, "time": rfc3339(time)}));
                 } else if *private {
                     let line = format!(
-                        "{} {} {text}",
+                        "{} {} {}",
                         self.stamp(time),
-                        self.paint(MAGENTA, &format!("[private] {from}:"))
+                        self.paint(MAGENTA, &format!("[private] {}:", v(from))),
+                        v(text)
                     );
                     self.printer.line(line);
                 } else {
                     let line = format!(
-                        "{} {} {text}",
+                        "{} {} {}",
                         self.stamp(time),
-                        self.paint(CYAN, &format!("{from}:"))
+                        self.paint(CYAN, &format!("{}:", v(from))),
+                        v(text)
                     );
                     self.printer.line(line);
                 }
@@ -119,6 +127,17 @@ impl Output {
             Event::Files(files) => self.files(files),
             Event::Error { code, message } => self.error(code.as_str(), message),
             Event::Transfer(t) => self.transfer(t),
+            Event::Lagged { missed } => {
+                if self.json {
+                    self.emit(json!({"event": "lagged", "missed": missed}));
+                } else {
+                    let line = format!(
+                        "{} {missed} event(s) were dropped: this terminal fell behind",
+                        self.paint(RED, "*")
+                    );
+                    self.printer.line(line);
+                }
+            }
             Event::Disconnected { reason, message } => self.disconnected(reason, message),
         }
     }
@@ -132,7 +151,7 @@ impl Output {
                 "{} online ({}): {}",
                 self.paint(GREEN, "*"),
                 names.len(),
-                names.join(", ")
+                names.iter().map(|n| v(n)).collect::<Vec<_>>().join(", ")
             );
             self.printer.line(line);
         }
@@ -150,14 +169,11 @@ impl Output {
         }
         let header = format!("{} {} shared file(s)", self.paint(GREEN, "*"), files.len());
         self.printer.line(header);
-        let width = files
-            .iter()
-            .map(|f| f.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        for f in files {
+        let names: Vec<_> = files.iter().map(|f| v(&f.name)).collect();
+        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        for (f, name) in files.iter().zip(&names) {
             self.printer
-                .line(format!("    {:width$}  {:>10}", f.name, human_size(f.size)));
+                .line(format!("    {name:width$}  {:>10}", human_size(f.size)));
         }
     }
 
@@ -168,7 +184,7 @@ impl Output {
             return;
         }
         let id = t.id;
-        let file = &t.file;
+        let file = &*v(&t.file);
         if let TransferState::Paused { bytes, .. } = &t.state {
             // The live line says so too, instead of showing the last speed.
             let line = format!("[{id}] {file} paused at {}", human_size(*bytes));
@@ -232,15 +248,16 @@ impl Output {
                     "{} {file} downloaded: {} saved to {}, verified (BLAKE3 {}...); last byte sent: {last}",
                     self.paint(GREEN, "done:"),
                     human_size(*bytes),
-                    path.display(),
-                    &hash[..hash.len().min(16)]
+                    v(&path.display().to_string()),
+                    v(hash.get(..16).unwrap_or(hash))
                 )
             }
             TransferState::Failed { error } => {
                 self.end_progress(id);
                 format!(
-                    "{} transfer {id} ({file}) failed: {error}",
-                    self.paint(RED, "error:")
+                    "{} transfer {id} ({file}) failed: {}",
+                    self.paint(RED, "error:"),
+                    v(error)
                 )
             }
             TransferState::Cancelled => {
@@ -315,13 +332,13 @@ impl Output {
             let live = self
                 .progress
                 .get(&t.id)
-                .filter(|p| p.file == t.file && t.state == "running");
+                .filter(|p| p.file == *v(&t.file) && t.state == "running");
             let line = match live {
                 Some(p) => p.line.clone(),
                 None => format!(
                     "[{}] {} {} {} / {size}",
                     t.id,
-                    t.file,
+                    v(&t.file),
                     t.state,
                     human_size(t.bytes)
                 ),
@@ -335,7 +352,7 @@ impl Output {
         if self.json {
             self.emit(json!({"event": "error", "code": code, "message": message}));
         } else {
-            let line = format!("{} {message} ({code})", self.paint(RED, "error:"));
+            let line = format!("{} {} ({})", self.paint(RED, "error:"), v(message), v(code));
             self.printer.line(line);
         }
     }
@@ -345,7 +362,7 @@ impl Output {
         if self.json {
             self.emit(json!({"event": "disconnected", "reason": reason, "message": message}));
         } else {
-            let line = format!("{} disconnected: {message}", self.paint(DIM, "*"));
+            let line = format!("{} disconnected: {}", self.paint(DIM, "*"), v(message));
             self.printer.line(line);
         }
     }

@@ -1,6 +1,8 @@
 //! Helpers shared by the tests that run the `messenger` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_server;
+
 use client::{DownloadOptions, Event, Events, TransferEvent, TransferState};
 use serde_json::Value;
 use server::{Config, Server, ServerHandle};

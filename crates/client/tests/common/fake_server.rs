@@ -1,0 +1,104 @@
+//! A server that lies: it speaks the control protocol on TCP, and answers each request with
+//! whatever frames a test scripts, so that tests can attack the client as a hostile server
+//! would. File data, when a script wants it served, goes over the real transport.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::codec::FramedRead;
+use wire::{ClientMsg, FrameCodec, ServerMsg};
+
+/// Answers one client request with frames to send, in order.
+pub type Script = Box<dyn FnMut(&ClientMsg) -> Vec<Bytes> + Send>;
+
+/// A fake server accepting any number of clients, each answered by a fresh [`Script`].
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeServer {
+    /// Listens on 127.0.0.1 (port 0); every client is welcomed under the name it asked for,
+    /// and its requests answered by `script()`.
+    pub async fn start(script: impl Fn() -> Script + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let mut answer = script();
+                tokio::spawn(async move {
+                    let (rd, mut wr) = stream.into_split();
+                    let mut frames = FramedRead::new(rd, FrameCodec::default());
+                    while let Some(Ok(payload)) = frames.next().await {
+                        let Ok(msg) = ClientMsg::decode(&payload) else {
+                            continue;
+                        };
+                        let out = match &msg {
+                            ClientMsg::Hello { name, .. } => vec![
+                                ServerMsg::Welcome {
+                                    version: wire::PROTOCOL_VERSION,
+                                    name: name.clone(),
+                                    users: vec![name.clone()],
+                                    server: "fake".into(),
+                                }
+                                .to_frame(),
+                            ],
+                            ClientMsg::Ping => vec![ServerMsg::Pong.to_frame()],
+                            ClientMsg::Quit => return,
+                            other => answer(other),
+                        };
+                        for frame in out {
+                            if wr.write_all(&frame).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+/// The `download_ready` frame of a transfer with these details.
+pub fn ready(req: Option<u64>, id: u64, file: &str, data: &[u8], port: u16) -> Bytes {
+    ServerMsg::DownloadReady {
+        req,
+        id,
+        file: file.into(),
+        size: data.len() as u64,
+        hash: blake3::hash(data).to_hex().to_string(),
+        token: "00".repeat(16),
+        port,
+    }
+    .to_frame()
+}
+
+/// A new UDP socket on 127.0.0.1 (port 0), from inside the runtime, without awaiting.
+pub fn udp_socket() -> UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    UdpSocket::from_std(socket).unwrap()
+}
+
+/// Serves `data` once over the real transport, to whoever shows the all-zero token, on a new
+/// UDP port of 127.0.0.1; returns the port.
+pub fn serve_once(data: Vec<u8>) -> u16 {
+    let socket = udp_socket();
+    let port = socket.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let config = transport::Config::default();
+        let _ =
+            transport::driver::serve(&socket, [0; 16], data, config, std::future::pending::<()>())
+                .await;
+    });
+    port
+}

@@ -1,0 +1,285 @@
+//! A server that wants to hurt its clients: it names files to write outside the download
+//! folder, plants links where downloads land, floods the chat while a request waits, and
+//! trickles data to keep a download alive for ever. Each test carries the attack out against
+//! the real client library or the real `messenger` binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use client::{Client, Event, TransferState};
+use common::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
+use common::{WAIT, make_file, opts, outcome, start_with};
+use std::path::Path;
+use std::time::Duration;
+use transport::packet::{self, Frame, Packet};
+use wire::{ClientMsg, ServerMsg};
+
+/// Runs `messenger get FILE` against `addr` in `dir` and returns its exit code, stdout and
+/// stderr.
+async fn get(addr: &str, dir: &Path, file: &str, extra: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_messenger"))
+            .args(["--server", addr, "--name", "victim"])
+            .args(["--download-dir", dir.to_str().unwrap()])
+            .args(extra)
+            .args(["get", file])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("get never ended")
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A server that answers every download by offering `offered` instead, and serves `data`.
+async fn offering(offered: &'static str, data: &'static [u8]) -> FakeServer {
+    FakeServer::start(move || -> Script {
+        Box::new(move |msg| match msg {
+            ClientMsg::Download { req, .. } => {
+                let port = serve_once(data.to_vec());
+                vec![ready(*req, 7, offered, data, port)]
+            }
+            _ => vec![],
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_under_another_name_is_refused_and_nothing_lands_outside() {
+    for offered in ["../../x", "/tmp/messenger-attack-abs", "other.txt"] {
+        let server = offering(offered, b"attacker's bytes").await;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b/downloads");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (code, stdout, stderr) = get(&server.addr.to_string(), &dir, "notes.txt", &[]).await;
+        assert_eq!(code, 1, "{offered}: {stdout} {stderr}");
+        assert!(stderr.contains("instead of the file asked for"), "{stderr}");
+        assert_eq!(files_under(root.path()), Vec::<String>::new(), "{offered}");
+        assert!(!Path::new("/tmp/messenger-attack-abs").exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_offer_that_changes_its_name_when_ready_is_refused() {
+    let data: &[u8] = b"attacker's bytes";
+    let server = FakeServer::start(move || -> Script {
+        Box::new(move |msg| match msg {
+            ClientMsg::Download { req, file } => {
+                let queued = ServerMsg::DownloadQueued {
+                    req: *req,
+                    id: 3,
+                    file: file.clone(),
+                    position: 0,
+                    preparing: false,
+                }
+                .to_frame();
+                let port = serve_once(data.to_vec());
+                vec![queued, ready(None, 3, "../../queued-x", data, port)]
+            }
+            _ => vec![],
+        })
+    })
+    .await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a/b/downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim")
+        .await
+        .unwrap();
+    let id = client.download("notes.txt", opts(&dir)).await.unwrap();
+    match outcome(&mut events, id).await {
+        TransferState::Failed { error } => {
+            assert!(error.contains("instead of the file asked for"), "{error}");
+        }
+        other => panic!("the renamed offer was taken: {other:?}"),
+    }
+    assert_eq!(files_under(root.path()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_name_asked_for_is_saved_as_one_file_inside_the_folder() {
+    // The server shares a file under a name that means a path; the client saves it inside
+    // its folder under one safe name.
+    let data: &'static [u8] = b"fine bytes";
+    let server = offering("../../x", data).await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a/b/downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, stdout, stderr) = get(&server.addr.to_string(), &dir, "../../x", &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(files_under(root.path()), vec!["a/b/downloads/.._.._x"]);
+    assert_eq!(
+        Path::new(stdout.trim()),
+        dir.canonicalize().unwrap().join(".._.._x")
+    );
+    assert_eq!(std::fs::read(dir.join(".._.._x")).unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_planted_at_the_part_file_is_refused_and_the_victims_file_kept() {
+    let server = start_with(|_| {}).await;
+    make_file(server.files.path(), "big.bin", 100_000);
+    let shared = tempfile::tempdir().unwrap();
+    let precious = shared.path().join("precious.txt");
+    std::fs::write(&precious, b"the victim's own data").unwrap();
+    std::os::unix::fs::symlink(&precious, shared.path().join("big.bin.part")).unwrap();
+    let (code, _, stderr) = get(&server.addr, shared.path(), "big.bin", &[]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"the victim's own data");
+    assert!(!shared.path().join("big.bin").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_flood_never_holds_up_the_answer_to_a_request() {
+    // While `users` waits for its answer, the server sends far more chat than the client
+    // buffers for a front end that is not reading (this one reads nothing until the answer).
+    const FLOOD: usize = 5000;
+    let server = FakeServer::start(|| -> Script {
+        Box::new(|msg| match msg {
+            ClientMsg::ListUsers { req } => {
+                let mut out: Vec<Bytes> = (0..FLOOD)
+                    .map(|i| {
+                        ServerMsg::Message {
+                            from: "flooder".into(),
+                            text: format!("spam {i}"),
+                            private: false,
+                            time: 0,
+                        }
+                        .to_frame()
+                    })
+                    .collect();
+                out.push(
+                    ServerMsg::Users {
+                        req: *req,
+                        names: vec!["victim".into()],
+                    }
+                    .to_frame(),
+                );
+                out
+            }
+            _ => vec![],
+        })
+    })
+    .await;
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim")
+        .await
+        .unwrap();
+    let names = tokio::time::timeout(WAIT, client.users())
+        .await
+        .expect("the answer waited behind the flood")
+        .unwrap();
+    assert_eq!(names, vec!["victim"]);
+    // The front end hears that it fell behind, and how far.
+    let (mut messages, mut missed) = (0, 0);
+    while messages + missed < FLOOD as u64 {
+        match tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+            Some(Event::Message { .. }) => messages += 1,
+            Some(Event::Lagged { missed: m }) => missed += m,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(missed > 0 && messages >= 1000, "{messages} {missed}");
+}
+
+/// A transfer port that answers the HELLO and then sends one byte every 100 ms, for ever:
+/// enough to keep the flow from timing out, far too little to ever finish.
+fn trickle(size: u64) -> u16 {
+    let socket = udp_socket();
+    let port = socket.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        let (n, peer) = socket.recv_from(&mut buf).await.unwrap();
+        let conn_id = packet::decode(&buf[..n]).unwrap().conn_id;
+        let send = |pn: u64, frame: Frame<'_>| {
+            let mut out = vec![0u8; 2048];
+            let n = packet::encode(&Packet { conn_id, pn, frame }, &mut out).unwrap();
+            out.truncate(n);
+            out
+        };
+        let hello_ack = send(
+            0,
+            Frame::HelloAck {
+                total: size,
+                offset: 0,
+            },
+        );
+        socket.send_to(&hello_ack, peer).await.unwrap();
+        for i in 0..size {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let data = send(
+                i + 1,
+                Frame::Data {
+                    offset: i,
+                    payload: b"x",
+                },
+            );
+            if socket.send_to(&data, peer).await.is_err() {
+                return;
+            }
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_trickles_data_fails_the_download_with_a_clear_message() {
+    let server = FakeServer::start(|| -> Script {
+        Box::new(|msg| match msg {
+            ClientMsg::Download { req, file } => {
+                let port = trickle(1 << 20);
+                let frame = ServerMsg::DownloadReady {
+                    req: *req,
+                    id: 1,
+                    file: file.clone(),
+                    size: 1 << 20,
+                    hash: "0".repeat(64),
+                    token: "00".repeat(16),
+                    port,
+                }
+                .to_frame();
+                vec![frame]
+            }
+            _ => vec![],
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = get(
+        &server.addr.to_string(),
+        dir.path(),
+        "slow.bin",
+        &["--stall-timeout", "2"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("the transfer stalled"), "{stderr}");
+    // What did arrive is kept, to resume from.
+    assert!(dir.path().join("slow.bin.part").exists());
+}
