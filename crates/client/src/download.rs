@@ -391,7 +391,8 @@ impl Downloads {
                     let _ = std::fs::remove_file(&part);
                     let _ = std::fs::remove_file(part.with_extension("part.meta"));
                     let state = TransferState::Cancelled;
-                    let _ = events.blocking_send(Event::Transfer(TransferEvent { id, file, state }));
+                    let _ =
+                        events.blocking_send(Event::Transfer(TransferEvent { id, file, state }));
                 });
                 Ok(())
             }
@@ -410,7 +411,9 @@ impl Downloads {
             req: Some(req),
         };
         let requests = self.requests.upgrade().ok_or(ClientError::Disconnected)?;
-        requests.try_send(msg).map_err(|_| ClientError::Disconnected)?;
+        requests
+            .try_send(msg)
+            .map_err(|_| ClientError::Disconnected)?;
         let continues = Some(id);
         asked.insert(
             req,
