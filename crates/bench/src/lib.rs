@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod cpu;
 pub mod download;
+pub mod ports;
 
 use clap::Parser;
 use download::Contender;
@@ -21,6 +22,10 @@ enum Cli {
     Download(download::Args),
     /// Chat fan-out: N clients, some sending to everyone; deliveries/s, latency, server RSS/CPU.
     Chat(chat::Args),
+    /// The port-pool attack: how long an honest download waits for a UDP port while attackers
+    /// hold ports with paused flows and fill the queue (not part of `all`: it waits out
+    /// `--max-pause`).
+    Ports(ports::Args),
     /// Everything, with the default settings (the default).
     All,
 }
@@ -46,6 +51,7 @@ pub fn main_with(extra: &dyn Fn() -> Vec<Box<dyn Contender>>) -> anyhow::Result<
             download::run(&args, contenders)
         }
         Cli::Chat(args) => tokio::runtime::Runtime::new()?.block_on(chat::run(args)),
+        Cli::Ports(args) => tokio::runtime::Runtime::new()?.block_on(ports::run(args)),
         Cli::All => all(extra),
     }
 }

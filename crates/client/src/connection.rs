@@ -7,7 +7,7 @@ use crate::fetch::Control;
 use crate::{ClientError, Event};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,11 +74,21 @@ impl Client {
     /// Fails with [`ClientError::Server`] when the server refuses the name (`name_taken`,
     /// `invalid_name`) or is full (`server_full`).
     pub async fn connect(addr: &str, name: &str) -> Result<(Client, Events), ClientError> {
+        Self::connect_from(addr, name, None).await
+    }
+
+    /// As [`Client::connect`], from the local address `local` (`None`: the system's choice),
+    /// for hosts with several addresses.
+    pub async fn connect_from(
+        addr: &str,
+        name: &str,
+        local: Option<IpAddr>,
+    ) -> Result<(Client, Events), ClientError> {
         let unreachable = |source| ClientError::Unreachable {
             addr: addr.to_owned(),
             source,
         };
-        let stream = timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
+        let stream = timeout(REQUEST_TIMEOUT, open_stream(addr, local))
             .await
             .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
             .map_err(unreachable)?;
@@ -310,6 +320,34 @@ impl Client {
             msg => Ok(msg),
         }
     }
+}
+
+/// A TCP connection to `addr` (`host:port`), from `local` if given: each address the name
+/// resolves to is tried in turn.
+async fn open_stream(addr: &str, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        format!("{addr} has no address of the family of {local}"),
+    );
+    for peer in tokio::net::lookup_host(addr).await? {
+        if peer.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if peer.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        match socket.connect(peer).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
