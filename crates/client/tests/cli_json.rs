@@ -206,3 +206,45 @@ async fn server_shutdown_is_reported_and_exits_non_zero() {
     );
     assert_eq!(cli.exit_code().await, 1);
 }
+
+/// Waits for the client to exit while its stdin stays open, and returns its exit code and
+/// what it wrote on stderr.
+async fn exit_with_stdin_open(cli: &mut Cli) -> (i32, String) {
+    let status = tokio::time::timeout(WAIT, cli.child.wait())
+        .await
+        .expect("the client did not exit while its stdin stayed open")
+        .unwrap();
+    let mut stderr = String::new();
+    if let Some(mut err) = cli.child.stderr.take() {
+        tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr)
+            .await
+            .unwrap();
+    }
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[tokio::test]
+async fn quit_exits_at_once_even_while_stdin_stays_open() {
+    let server = start_with(|_| {}).await;
+    let mut cli = Cli::spawn(&server.addr, "quitter");
+    assert_eq!(cli.event().await["event"], "connected");
+    cli.type_line("/quit").await;
+    assert_eq!(cli.event().await["reason"], "quit");
+    let (code, _) = exit_with_stdin_open(&mut cli).await;
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn server_shutdown_exits_with_a_sentence_while_stdin_stays_open() {
+    let server = start_with(|_| {}).await;
+    let mut cli = Cli::spawn(&server.addr, "stayer");
+    assert_eq!(cli.event().await["event"], "connected");
+    server.handle.stop().await;
+    assert_eq!(cli.event().await["reason"], "server_shutdown");
+    let (code, stderr) = exit_with_stdin_open(&mut cli).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("the connection to") && stderr.contains("server_shutdown"),
+        "{stderr}"
+    );
+}
