@@ -208,15 +208,43 @@ impl Client {
         }
     }
 
-    /// The files the server shares, sorted by name.
+    /// The files the server shares, sorted by name: every page of the listing, asked for one
+    /// after the other until the server says there are no more.
     pub async fn files(&self) -> Result<Vec<FileEntry>, ClientError> {
-        let req = self.next_req();
-        match self
-            .request(req, ClientMsg::ListFiles { req: Some(req) })
-            .await?
-        {
-            ServerMsg::Files { files, .. } => Ok(files),
-            other => Err(unexpected(other)),
+        /// More entries than any honest folder we serve: a server paging without end is
+        /// refused here rather than filling our memory.
+        const MAX_LISTED: usize = 1_000_000;
+        let mut all: Vec<FileEntry> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let req = self.next_req();
+            let ask = ClientMsg::ListFiles {
+                req: Some(req),
+                after: after.clone(),
+                limit: None,
+            };
+            let (files, next) = match self.request(req, ask).await? {
+                ServerMsg::Files { files, next, .. } => (files, next),
+                other => return Err(unexpected(other)),
+            };
+            all.extend(files);
+            if all.len() > MAX_LISTED {
+                return Err(ClientError::Protocol(format!(
+                    "the server lists more than {MAX_LISTED} files"
+                )));
+            }
+            match next {
+                // Each cursor must move forward, or a lying server could keep us asking.
+                Some(next) if after.as_ref().is_none_or(|prev| next > *prev) => {
+                    after = Some(next);
+                }
+                Some(next) => {
+                    return Err(ClientError::Protocol(format!(
+                        "the server's listing went back to {next:?}"
+                    )));
+                }
+                None => return Ok(all),
+            }
         }
     }
 

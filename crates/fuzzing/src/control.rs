@@ -254,6 +254,8 @@ pub(crate) fn client_msg_from(input: &mut Input<'_>) -> ClientMsg {
         },
         4 => ClientMsg::ListFiles {
             req: req_from(input),
+            after: None,
+            limit: None,
         },
         5 => ClientMsg::Download {
             file: string_from(input, 40),
@@ -327,7 +329,11 @@ pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
                     size: u64_from(input),
                 })
                 .collect();
-            ServerMsg::Files { req, files }
+            ServerMsg::Files {
+                req,
+                files,
+                next: None,
+            }
         }
         6 => ServerMsg::Error {
             req: req_from(input),

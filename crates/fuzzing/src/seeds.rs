@@ -35,7 +35,14 @@ fn client_msgs() -> Vec<(&'static str, ClientMsg)> {
             },
         ),
         ("list_users", ClientMsg::ListUsers { req: Some(1) }),
-        ("list_files", ClientMsg::ListFiles { req: None }),
+        (
+            "list_files",
+            ClientMsg::ListFiles {
+                req: None,
+                after: None,
+                limit: None,
+            },
+        ),
         (
             "download",
             ClientMsg::Download {
@@ -101,6 +108,7 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
             "files",
             ServerMsg::Files {
                 req: None,
+                next: None,
                 files: vec![FileEntry {
                     name: "big.iso".into(),
                     size: 1 << 30,
@@ -499,7 +507,11 @@ pub(crate) fn server_session() -> Seeds {
             req: None,
         },
         ClientMsg::ListUsers { req: Some(2) },
-        ClientMsg::ListFiles { req: Some(3) },
+        ClientMsg::ListFiles {
+            req: Some(3),
+            after: None,
+            limit: None,
+        },
         ClientMsg::Ping,
         ClientMsg::Quit,
     ]);

@@ -160,7 +160,7 @@ fn model(stream: &[u8]) -> Prediction {
                 req,
                 names: online_with(&me),
             }),
-            Ok(ClientMsg::ListFiles { req }) => Some(Expect::Files { req }),
+            Ok(ClientMsg::ListFiles { req, .. }) => Some(Expect::Files { req }),
             Ok(ClientMsg::Download { file, req }) => Some(if file == SHARED_FILE {
                 Expect::Offer { req }
             } else {
@@ -471,7 +471,7 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
         (Expect::Users { req, names }, ServerMsg::Users { req: r, names: n }) => {
             req == r && names == n
         }
-        (Expect::Files { req }, ServerMsg::Files { req: r, files }) => {
+        (Expect::Files { req }, ServerMsg::Files { req: r, files, .. }) => {
             req == r
                 && *files
                     == [FileEntry {
@@ -630,7 +630,14 @@ pub fn session_script(data: &[u8]) -> Vec<u8> {
                 out.extend_from_slice(&msg.to_frame());
             }
             3 => out.extend_from_slice(&ClientMsg::ListUsers { req }.to_frame()),
-            4 => out.extend_from_slice(&ClientMsg::ListFiles { req }.to_frame()),
+            4 => out.extend_from_slice(
+                &ClientMsg::ListFiles {
+                    req,
+                    after: None,
+                    limit: None,
+                }
+                .to_frame(),
+            ),
             5 => {
                 let file = pick(&mut input, FILES).to_owned();
                 out.extend_from_slice(&ClientMsg::Download { file, req }.to_frame());

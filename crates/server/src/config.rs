@@ -9,6 +9,9 @@ use std::time::Duration;
 /// however it is escaped (six bytes a character at worst), with margin.
 pub const MIN_MAX_FRAME: usize = 64 * 1024;
 
+/// Hello attempts one connection may make at once before it gets one a second.
+pub const HELLOS_PER_CONNECTION: u32 = 5;
+
 /// Everything the server can be told at start-up.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,8 +39,26 @@ pub struct Config {
     pub max_clients: usize,
     /// Most messages waiting to be written to one client before it is disconnected as too slow.
     pub queue_limit: usize,
+    /// Most bytes waiting to be written to one client before it is disconnected as too slow;
+    /// a reply that would not fit (a page of `files`) is refused with `busy` before it is built.
+    pub queue_bytes: usize,
     /// Most connections that have not finished their hello; more are closed at once.
     pub max_pending: usize,
+    /// Most connections from one source address (an IPv4 address or an IPv6 /64) that have not
+    /// finished their hello; more from that address are closed at once.
+    pub max_pending_per_address: usize,
+    /// Most users online from one source address; the next one gets `server_full`.
+    pub max_clients_per_address: usize,
+    /// Hello attempts per second one source address may make on average; more get
+    /// `rate_limited` (each connection also gets at most one a second, after a burst of
+    /// [`HELLOS_PER_CONNECTION`]).
+    pub hello_rate: f64,
+    /// Hello attempts one source address may make in a burst above that average.
+    pub hello_burst: u32,
+    /// Most bytes the server holds for partly received frames, all connections together (each
+    /// connection's first 4 KiB excepted); a connection whose frame finds no room waits, its
+    /// sender held back by TCP, until there is. Never less than `max_frame` plus its header.
+    pub max_inbound_buffer: usize,
     /// Largest frame payload a client may send, in bytes; a longer one ends its connection
     /// (with `bad_request`) before any of it is buffered. At least [`MIN_MAX_FRAME`].
     pub max_frame: usize,
@@ -86,7 +107,13 @@ impl Default for Config {
             max_pause: Duration::from_secs(30),
             max_clients: 1024,
             queue_limit: 100,
+            queue_bytes: 1024 * 1024,
             max_pending: 256,
+            max_pending_per_address: 16,
+            max_clients_per_address: 64,
+            hello_rate: 10.0,
+            hello_burst: 50,
+            max_inbound_buffer: 64 * 1024 * 1024,
             max_frame: wire::MAX_FRAME_LEN,
             hello_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

@@ -13,6 +13,7 @@
 mod catalog;
 mod config;
 mod hashes;
+mod inbound;
 mod limit;
 mod notices;
 mod registry;
@@ -21,9 +22,9 @@ mod transfers;
 mod udp;
 
 pub use catalog::{FileCatalog, SharedFile, Version};
-pub use config::{Config, MIN_MAX_FRAME};
+pub use config::{Config, HELLOS_PER_CONNECTION, MIN_MAX_FRAME};
 pub use hashes::{HashCache, HashHook};
-pub use registry::{CloseReason, Registry};
+pub use registry::{CloseReason, JoinError, Registry};
 pub use transfers::{TransferInfo, Transfers, UdpPorts};
 
 use std::io;
@@ -45,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) hashes: HashCache,
     pub(crate) transfers: Arc<Transfers>,
     pub(crate) shutdown: CancellationToken,
+    /// Pending connections and hello attempts per source address.
+    pub(crate) addresses: Arc<limit::Addresses>,
+    /// The bytes all connections together may hold in partly received frames.
+    pub(crate) inbound: inbound::Budget,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -76,9 +81,23 @@ impl Server {
             ports_per_address: config.max_ports_per_address,
             queued_per_address: config.max_queued_per_address,
         };
-        let transfers = Arc::new(Transfers::new(sockets, shares, udp::serve_fn(config.max_pause)));
+        let transfers = Arc::new(Transfers::new(
+            sockets,
+            shares,
+            udp::serve_fn(config.max_pause),
+        ));
         let shared = Arc::new(Shared {
-            registry: Registry::new(config.max_clients),
+            registry: Registry::new(config.max_clients, config.max_clients_per_address),
+            addresses: Arc::new(limit::Addresses::new(
+                config.max_pending_per_address,
+                config.hello_rate,
+                config.hello_burst,
+            )),
+            inbound: inbound::Budget::new(
+                config
+                    .max_inbound_buffer
+                    .max(config.max_frame.max(MIN_MAX_FRAME) + 4),
+            ),
             catalog,
             hashes: HashCache::new(config.hash_hook.clone()),
             transfers,
@@ -118,8 +137,16 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    // Connections still in their hello are capped, so a crowd that connects
-                    // and never speaks (slowloris) cannot use up memory or descriptors.
+                    // Connections still in their hello are capped, per source address and in
+                    // all, so a crowd that connects and never speaks (slowloris) cannot use up
+                    // memory or descriptors, nor one address lock everybody else out.
+                    let address = limit::AddressKey::of(peer);
+                    let now = std::time::Instant::now();
+                    let Some(slot) = self.shared.addresses.try_pending(address, now) else {
+                        tracing::debug!(%peer, "too many connections in their hello from one address; refused");
+                        drop(stream);
+                        continue;
+                    };
                     let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
                         tracing::warn!(%peer, "too many connections in their hello; refused");
                         drop(stream);
@@ -127,7 +154,11 @@ impl Server {
                     };
                     next_session += 1;
                     let shared = Arc::clone(&self.shared);
-                    tracker.spawn(session::run(stream, peer, shared, next_session, permit));
+                    let pending = session::Pending {
+                        _permit: permit,
+                        _slot: slot,
+                    };
+                    tracker.spawn(session::run(stream, peer, shared, next_session, pending));
                 }
                 Err(err) => {
                     // Usually EMFILE: back off instead of spinning, keep serving the others.
@@ -235,6 +266,16 @@ impl ServerHandle {
     /// Names of the users online, sorted.
     pub fn users(&self) -> Vec<String> {
         self.shared.registry.names()
+    }
+
+    /// Frames and bytes waiting to be written to the user called `name`, if online.
+    pub fn queued_for(&self, name: &str) -> Option<(usize, usize)> {
+        self.shared.registry.queued_for(name)
+    }
+
+    /// Bytes held now for partly received frames, all connections together.
+    pub fn inbound_buffered(&self) -> usize {
+        self.shared.inbound.held()
     }
 
     /// The downloads in progress and the port pool.

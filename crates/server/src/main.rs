@@ -52,9 +52,30 @@ struct Args {
     /// Most messages queued for one client before it is disconnected as too slow.
     #[arg(long, default_value_t = 100)]
     queue_limit: usize,
+    /// Most bytes queued for one client before it is disconnected as too slow (a `files` page
+    /// that would not fit is refused with `busy` instead).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    queue_bytes: usize,
     /// Most connections that have not finished their hello (more are closed at once).
     #[arg(long, default_value_t = 256)]
     max_pending: usize,
+    /// Most connections from one address (IPv4, or IPv6 /64) that have not finished their
+    /// hello (more from it are closed at once).
+    #[arg(long, default_value_t = 16)]
+    max_pending_per_address: usize,
+    /// Most users online from one address (IPv4, or IPv6 /64); the next gets `server_full`.
+    #[arg(long, default_value_t = 64)]
+    max_clients_per_address: usize,
+    /// Hello attempts per second one address may make on average; more get `rate_limited`.
+    #[arg(long, default_value_t = 10.0)]
+    hello_rate: f64,
+    /// Hello attempts one address may make in a burst above that average.
+    #[arg(long, default_value_t = 50)]
+    hello_burst: u32,
+    /// Most bytes held for partly received frames, all clients together (a client's first
+    /// 4 KiB excepted); a client whose frame finds no room waits for it.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_inbound_buffer: usize,
     /// Largest frame a client may send, in bytes (at least 65536); a longer one ends its
     /// connection.
     #[arg(long, default_value_t = wire::MAX_FRAME_LEN)]
@@ -103,11 +124,14 @@ async fn main() -> anyhow::Result<()> {
         args.queue_limit,
         args.max_transfers_per_client,
         args.max_pending,
+        args.max_pending_per_address,
+        args.max_clients_per_address,
     ]
     .contains(&0)
     {
         bail!(
-            "--max-clients, --queue-limit, --max-pending and --max-transfers-per-client must be at least 1"
+            "--max-clients, --queue-limit, --max-pending, --max-pending-per-address, \
+             --max-clients-per-address and --max-transfers-per-client must be at least 1"
         );
     }
     if args.max_frame < server::MIN_MAX_FRAME {
@@ -129,6 +153,12 @@ async fn main() -> anyhow::Result<()> {
         max_clients: args.max_clients,
         queue_limit: args.queue_limit,
         max_pending: args.max_pending,
+        queue_bytes: args.queue_bytes,
+        max_pending_per_address: args.max_pending_per_address,
+        max_clients_per_address: args.max_clients_per_address,
+        hello_rate: args.hello_rate,
+        hello_burst: args.hello_burst,
+        max_inbound_buffer: args.max_inbound_buffer,
         max_frame: args.max_frame,
         hello_timeout: Duration::from_secs(args.hello_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),

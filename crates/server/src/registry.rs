@@ -6,13 +6,14 @@
 //! are gathered into batches (see [`crate::notices`]) so that a crowd joining at once costs each
 //! recipient one queue entry per batch rather than one per newcomer.
 
+use crate::limit::AddressKey;
 use crate::notices::Notices;
 use bytes::Bytes;
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
-use wire::{ErrorCode, ServerMsg, name_key};
+use wire::{ErrorCode, ServerMsg, lookalike_key, name_key};
 
 /// Why the server closes a connection: sent to the client in its last frame and to the others
 /// in the `left` notice.
@@ -65,12 +66,102 @@ impl CloseReason {
     }
 }
 
+/// How much one client's outbound queue may hold: frames and bytes. A client whose queue
+/// would pass either is a slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most frames (a batch of notices counts as one).
+    pub frames: usize,
+    /// Most bytes. A single frame larger than this still goes into an empty queue.
+    pub bytes: usize,
+}
+
+impl QueueLimits {
+    /// The most one sender's private messages may hold of a recipient's queue: a quarter, so
+    /// a flood from one connection is refused long before the recipient is in danger.
+    fn per_sender(self) -> (usize, usize) {
+        ((self.frames / 4).max(1), (self.bytes / 4).max(1))
+    }
+
+    /// The most all senders' private messages together may hold of a recipient's queue: half,
+    /// so that a crowd of flooders cannot fill it either, and replies and notices keep room.
+    fn private(self) -> (usize, usize) {
+        ((self.frames / 2).max(1), (self.bytes / 2).max(1))
+    }
+}
+
+/// A frame in a client's queue, with the session whose private message it is (if it is one).
+#[derive(Debug)]
+struct Queued {
+    frame: Bytes,
+    from: Option<u64>,
+}
+
+/// What a client's queue holds now: in total, of private messages, and per sender.
+#[derive(Debug, Default)]
+struct Occupancy {
+    frames: usize,
+    bytes: usize,
+    private_frames: usize,
+    private_bytes: usize,
+    /// Frames and bytes of private messages waiting, per sending session.
+    senders: HashMap<u64, (usize, usize)>,
+}
+
+impl Occupancy {
+    fn add(&mut self, len: usize, from: Option<u64>) {
+        self.frames += 1;
+        self.bytes += len;
+        if let Some(from) = from {
+            self.private_frames += 1;
+            self.private_bytes += len;
+            let share = self.senders.entry(from).or_default();
+            share.0 += 1;
+            share.1 += len;
+        }
+    }
+
+    fn remove(&mut self, len: usize, from: Option<u64>) {
+        self.frames = self.frames.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(len);
+        if let Some(from) = from {
+            self.private_frames = self.private_frames.saturating_sub(1);
+            self.private_bytes = self.private_bytes.saturating_sub(len);
+            if let Some(share) = self.senders.get_mut(&from) {
+                share.0 = share.0.saturating_sub(1);
+                share.1 = share.1.saturating_sub(len);
+                if share.0 == 0 {
+                    self.senders.remove(&from);
+                }
+            }
+        }
+    }
+
+    /// Whether `len` more bytes fit in a queue of `limits`.
+    fn fits(&self, len: usize, limits: QueueLimits) -> bool {
+        self.frames < limits.frames && (self.bytes == 0 || self.bytes + len <= limits.bytes)
+    }
+}
+
 /// The sending side of one client's outbound queue, plus the switch that disconnects it.
+///
+/// The queue is bounded in frames and in bytes. Private messages are also counted per sender,
+/// so that a flood aimed at one client is refused at its senders (`rate_limited`) instead of
+/// filling the queue and getting a client that reads normally evicted as slow.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Queued>,
+    held: Arc<Mutex<Occupancy>>,
+    limits: QueueLimits,
     closed: CancellationToken,
     reason: Arc<OnceLock<CloseReason>>,
+}
+
+/// The receiving end of an [`Outbox`], for the writer task: taking a frame frees its room.
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    rx: mpsc::Receiver<Queued>,
+    held: Arc<Mutex<Occupancy>>,
 }
 
 /// Outcome of trying to queue a frame for a client.
@@ -79,26 +170,88 @@ enum Delivery {
     Queued,
     Full,
     Gone,
+    /// A private message refused because its sender (or all senders together) hold too much
+    /// of the recipient's queue already; the recipient is not at fault.
+    SenderOverShare,
+}
+
+fn lock_held(held: &Mutex<Occupancy>) -> std::sync::MutexGuard<'_, Occupancy> {
+    // Counters only: a poisoned lock still holds usable numbers.
+    held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Outbox {
-    /// A new queue holding at most `limit` frames, and its receiving end for the writer task.
-    pub fn new(limit: usize) -> (Self, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(limit.max(1));
+    /// A new queue within `limits`, and its receiving end for the writer task.
+    pub fn new(limits: QueueLimits) -> (Self, OutboxReceiver) {
+        // The channel never holds more than `limits.frames`: room is checked before sending.
+        let (tx, rx) = mpsc::channel(limits.frames.max(1));
+        let held = Arc::new(Mutex::new(Occupancy::default()));
         let outbox = Self {
             tx,
+            held: Arc::clone(&held),
+            limits,
             closed: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
         };
-        (outbox, rx)
+        (outbox, OutboxReceiver { rx, held })
     }
 
     fn deliver(&self, frame: Bytes) -> Delivery {
-        match self.tx.try_send(frame) {
-            Ok(()) => Delivery::Queued,
+        self.enqueue(frame, None)
+    }
+
+    /// Queues a private message from session `from`, unless that sender already holds its
+    /// share of this queue or private messages hold their part of it.
+    fn deliver_private(&self, from: u64, frame: Bytes) -> Delivery {
+        self.enqueue(frame, Some(from))
+    }
+
+    fn enqueue(&self, frame: Bytes, from: Option<u64>) -> Delivery {
+        let len = frame.len();
+        let mut held = lock_held(&self.held);
+        if from.is_some() {
+            let (each_frames, each_bytes) = self.limits.per_sender();
+            let (all_frames, all_bytes) = self.limits.private();
+            let (mine_frames, mine_bytes) = from
+                .and_then(|from| held.senders.get(&from).copied())
+                .unwrap_or_default();
+            let over = |count: usize, bytes: usize, max_count: usize, max_bytes: usize| {
+                count >= max_count || (bytes > 0 && bytes + len > max_bytes)
+            };
+            if over(mine_frames, mine_bytes, each_frames, each_bytes)
+                || over(
+                    held.private_frames,
+                    held.private_bytes,
+                    all_frames,
+                    all_bytes,
+                )
+            {
+                return Delivery::SenderOverShare;
+            }
+        }
+        if !held.fits(len, self.limits) {
+            return Delivery::Full;
+        }
+        match self.tx.try_send(Queued { frame, from }) {
+            Ok(()) => {
+                held.add(len, from);
+                Delivery::Queued
+            }
             Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
             Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
         }
+    }
+
+    /// True when a reply of about `len` bytes would fit in the queue now: a reply the client
+    /// could not take is refused before it is built.
+    pub fn has_room(&self, len: usize) -> bool {
+        lock_held(&self.held).fits(len, self.limits)
+    }
+
+    /// Frames and bytes waiting in the queue now.
+    pub fn queued(&self) -> (usize, usize) {
+        let held = lock_held(&self.held);
+        (held.frames, held.bytes)
     }
 
     /// Queues `msg`; a client whose queue is full is disconnected as a slow consumer (its
@@ -126,10 +279,33 @@ impl Outbox {
     }
 }
 
+impl OutboxReceiver {
+    fn taken(&self, queued: Queued) -> Bytes {
+        lock_held(&self.held).remove(queued.frame.len(), queued.from);
+        queued.frame
+    }
+
+    /// The next frame, waiting for one; `None` once every [`Outbox`] is gone.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let queued = self.rx.recv().await?;
+        Some(self.taken(queued))
+    }
+
+    /// The next frame if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        let queued = self.rx.try_recv().ok()?;
+        Some(self.taken(queued))
+    }
+}
+
 struct Member {
     name: String,
     session: u64,
     outbox: Outbox,
+    /// Where the member connects from, for the per-address limit.
+    address: AddressKey,
+    /// Its [`lookalike_key`], under which no other member may join.
+    lookalike: String,
     /// Sequence number of this member's own `joined` notice: its welcome listed everyone up to
     /// there, so it gets only later notices.
     seen: u64,
@@ -144,6 +320,10 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 struct Table {
     /// Keyed by name ignoring case, in that order (the order of the welcome's user list).
     members: BTreeMap<String, Member>,
+    /// The key of the member holding each look-alike key.
+    lookalikes: HashMap<String, String>,
+    /// Members online per source address.
+    per_address: HashMap<AddressKey, usize>,
     /// Join and leave notices not yet delivered.
     notices: Notices,
 }
@@ -189,16 +369,19 @@ impl Table {
 pub struct Registry {
     table: RwLock<Table>,
     max_clients: usize,
+    max_per_address: usize,
     /// Woken when notices start waiting.
     noticed: Notify,
 }
 
 impl Registry {
-    /// An empty registry that admits at most `max_clients` users.
-    pub fn new(max_clients: usize) -> Self {
+    /// An empty registry that admits at most `max_clients` users, and at most
+    /// `max_per_address` of them from one source address.
+    pub fn new(max_clients: usize, max_per_address: usize) -> Self {
         Self {
             table: RwLock::new(Table::default()),
             max_clients,
+            max_per_address,
             noticed: Notify::new(),
         }
     }
@@ -223,23 +406,36 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Adds `name` and queues `welcome(users)` as its first frame; everyone else hears of it
-    /// with the next batch of notices.
+    /// Adds `name`, connected from `address`, and queues `welcome(users)` as its first frame;
+    /// everyone else hears of it with the next batch of notices.
     pub fn join(
         &self,
         name: &str,
         session: u64,
+        address: AddressKey,
         outbox: Outbox,
         welcome: impl FnOnce(Vec<String>) -> ServerMsg,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<(), JoinError> {
         let key = name_key(name);
+        let lookalike = lookalike_key(name);
         let slow = {
             let mut table = self.write();
             if table.members.contains_key(&key) {
-                return Err(ErrorCode::NameTaken);
+                return Err(JoinError::Taken);
+            }
+            if let Some(twin) = table
+                .lookalikes
+                .get(&lookalike)
+                .and_then(|other| table.members.get(other))
+            {
+                return Err(JoinError::LooksLike(twin.name.clone()));
             }
             if table.members.len() >= self.max_clients {
-                return Err(ErrorCode::ServerFull);
+                return Err(JoinError::Full(self.max_clients));
+            }
+            let from_address = table.per_address.get(&address).copied().unwrap_or(0);
+            if from_address >= self.max_per_address {
+                return Err(JoinError::AddressFull(self.max_per_address));
             }
             let mut users = Vec::with_capacity(table.members.len() + 1);
             let mut me = Some(name.to_owned());
@@ -258,12 +454,16 @@ impl Registry {
             }
             .to_frame();
             let (seen, slow) = table.notice(&joined);
+            *table.per_address.entry(address).or_default() += 1;
+            table.lookalikes.insert(lookalike.clone(), key.clone());
             table.members.insert(
                 key,
                 Member {
                     name: name.to_owned(),
                     session,
                     outbox,
+                    address,
+                    lookalike,
                     seen,
                 },
             );
@@ -298,19 +498,21 @@ impl Registry {
         self.evict(slow);
     }
 
-    /// Queues `frame` for the user called `to`.
-    pub fn send_to(&self, to: &str, frame: Bytes) -> Result<(), ErrorCode> {
+    /// Queues the private message `frame` from `from_session` for the user called `to`.
+    /// Fails with `no_such_user`, or with `rate_limited` when the sender already holds its
+    /// share of that user's queue (the recipient is never evicted for others' floods).
+    pub fn send_to(&self, from_session: u64, to: &str, frame: Bytes) -> Result<(), ErrorCode> {
         let key = name_key(to);
         let mut slow = Vec::new();
         let delivered = {
             let table = self.read();
             if table.notices.is_empty() {
-                deliver_to(&table.members, &key, frame, &mut slow)
+                deliver_to(&table.members, from_session, &key, frame, &mut slow)
             } else {
                 drop(table);
                 let mut table = self.write();
                 slow = table.flush();
-                deliver_to(&table.members, &key, frame, &mut slow)
+                deliver_to(&table.members, from_session, &key, frame, &mut slow)
             }
         };
         self.evict(slow);
@@ -323,6 +525,14 @@ impl Registry {
         if outbox.deliver(msg.to_frame()) == Delivery::Full {
             self.evict(vec![(name.to_owned(), session)]);
         }
+    }
+
+    /// Frames and bytes waiting in the queue of the user called `name`, if online.
+    pub fn queued_for(&self, name: &str) -> Option<(usize, usize)> {
+        self.read()
+            .members
+            .get(&name_key(name))
+            .map(|m| m.outbox.queued())
     }
 
     /// Names online, sorted ignoring case.
@@ -350,6 +560,8 @@ impl Registry {
     pub fn close_all(&self, reason: CloseReason) {
         let mut table = self.write();
         table.notices = Notices::default();
+        table.lookalikes.clear();
+        table.per_address.clear();
         for member in std::mem::take(&mut table.members).into_values() {
             member.outbox.close(reason);
         }
@@ -365,6 +577,13 @@ impl Registry {
                 return None;
             }
             let member = table.members.remove(&key)?;
+            table.lookalikes.remove(&member.lookalike);
+            if let Some(count) = table.per_address.get_mut(&member.address) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    table.per_address.remove(&member.address);
+                }
+            }
             let slow = table.notice(&left_frame(&member.name, reason)).1;
             (member, slow)
         };
@@ -408,18 +627,52 @@ fn fan_out(members: &BTreeMap<String, Member>, except: u64, frame: &Bytes) -> Ve
     slow
 }
 
-/// Queues `frame` for the member whose key is `key`, noting it in `slow` if its queue is full.
+/// Queues the private message `frame` from session `from` for the member whose key is `key`,
+/// noting the member in `slow` if its queue is full.
 fn deliver_to(
     members: &BTreeMap<String, Member>,
+    from: u64,
     key: &str,
     frame: Bytes,
     slow: &mut Vec<(String, u64)>,
 ) -> Result<(), ErrorCode> {
     let member = members.get(key).ok_or(ErrorCode::NoSuchUser)?;
-    if member.outbox.deliver(frame) == Delivery::Full {
-        slow.push((member.name.clone(), member.session));
+    match member.outbox.deliver_private(from, frame) {
+        Delivery::Queued | Delivery::Gone => Ok(()),
+        Delivery::SenderOverShare => Err(ErrorCode::RateLimited),
+        Delivery::Full => {
+            slow.push((member.name.clone(), member.session));
+            Ok(())
+        }
     }
-    Ok(())
+}
+
+/// Why a hello's name or connection could not join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// Somebody online has the name, ignoring case.
+    Taken,
+    /// Somebody online has a name that looks the same (this one).
+    LooksLike(String),
+    /// The server has its most users (this many).
+    Full(usize),
+    /// The source address has its most users (this many).
+    AddressFull(usize),
+}
+
+impl JoinError {
+    /// The wire code of the refusal.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Taken | Self::LooksLike(_) => ErrorCode::NameTaken,
+            Self::Full(_) | Self::AddressFull(_) => ErrorCode::ServerFull,
+        }
+    }
+
+    /// Whether the connection may try another hello after it.
+    pub fn may_retry(&self) -> bool {
+        matches!(self, Self::Taken | Self::LooksLike(_))
+    }
 }
 
 /// Milliseconds since the Unix epoch: the server's timestamp for messages and notices.
@@ -434,6 +687,12 @@ pub fn now_millis() -> u64 {
 mod tests {
     use super::*;
 
+    impl Registry {
+        fn new_for_tests(max_clients: usize) -> Self {
+            Self::new(max_clients, max_clients)
+        }
+    }
+
     fn welcome(users: Vec<String>) -> ServerMsg {
         ServerMsg::Welcome {
             version: 1,
@@ -443,30 +702,44 @@ mod tests {
         }
     }
 
+    fn queue(frames: usize) -> (Outbox, OutboxReceiver) {
+        Outbox::new(QueueLimits {
+            frames,
+            bytes: 1 << 20,
+        })
+    }
+
+    fn here() -> AddressKey {
+        AddressKey::of("127.0.0.1:1".parse().unwrap())
+    }
+
     fn decode(frame: Bytes) -> ServerMsg {
         ServerMsg::decode(&frame[4..]).unwrap()
     }
 
     #[test]
     fn names_are_unique_ignoring_case_and_capacity_is_enforced() {
-        let reg = Registry::new(2);
-        let (a, _ra) = Outbox::new(10);
-        let (b, _rb) = Outbox::new(10);
-        let (c, _rc) = Outbox::new(10);
-        reg.join("Alice", 1, a.clone(), welcome).unwrap();
+        let reg = Registry::new_for_tests(2);
+        let (a, _ra) = queue(10);
+        let (b, _rb) = queue(10);
+        let (c, _rc) = queue(10);
+        reg.join("Alice", 1, here(), a.clone(), welcome).unwrap();
         assert_eq!(
-            reg.join("alice", 2, b.clone(), welcome),
-            Err(ErrorCode::NameTaken)
+            reg.join("alice", 2, here(), b.clone(), welcome),
+            Err(JoinError::Taken)
         );
-        reg.join("bob", 2, b, welcome).unwrap();
-        assert_eq!(reg.join("carol", 3, c, welcome), Err(ErrorCode::ServerFull));
+        reg.join("bob", 2, here(), b, welcome).unwrap();
+        assert_eq!(
+            reg.join("carol", 3, here(), c, welcome),
+            Err(JoinError::Full(2))
+        );
         assert_eq!(reg.names(), vec!["Alice", "bob"]);
     }
 
     /// Every frame of every queue entry waiting in `rx`, one `Vec` per entry.
-    fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Vec<ServerMsg>> {
+    fn drain(rx: &mut OutboxReceiver) -> Vec<Vec<ServerMsg>> {
         let mut entries = Vec::new();
-        while let Ok(mut entry) = rx.try_recv() {
+        while let Some(mut entry) = rx.try_recv() {
             let mut msgs = Vec::new();
             while !entry.is_empty() {
                 let len = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]) as usize;
@@ -488,11 +761,11 @@ mod tests {
 
     #[test]
     fn a_crowd_joining_reaches_each_member_as_one_queue_entry_of_later_joins_only() {
-        let reg = Registry::new(100);
+        let reg = Registry::new_for_tests(100);
         let mut rxs = Vec::new();
         for i in 0..50 {
-            let (outbox, rx) = Outbox::new(3);
-            reg.join(&format!("u{i:02}"), i + 1, outbox, welcome)
+            let (outbox, rx) = queue(3);
+            reg.join(&format!("u{i:02}"), i + 1, here(), outbox, welcome)
                 .unwrap();
             rxs.push(rx);
         }
@@ -517,11 +790,11 @@ mod tests {
 
     #[test]
     fn a_message_never_overtakes_the_notice_of_its_senders_join() {
-        let reg = Registry::new(10);
-        let (a, mut a_rx) = Outbox::new(10);
-        let (b, _b_rx) = Outbox::new(10);
-        reg.join("alice", 1, a, welcome).unwrap();
-        reg.join("bob", 2, b, welcome).unwrap();
+        let reg = Registry::new_for_tests(10);
+        let (a, mut a_rx) = queue(10);
+        let (b, _b_rx) = queue(10);
+        reg.join("alice", 1, here(), a, welcome).unwrap();
+        reg.join("bob", 2, here(), b, welcome).unwrap();
         let hi = ServerMsg::Message {
             from: "bob".into(),
             text: "hi".into(),
@@ -529,7 +802,7 @@ mod tests {
             time: 0,
         };
         reg.broadcast(2, &hi.to_frame());
-        reg.send_to("alice", hi.to_frame()).unwrap();
+        reg.send_to(2, "alice", hi.to_frame()).unwrap();
         let entries = drain(&mut a_rx);
         assert!(matches!(&entries[0][..], [ServerMsg::Welcome { .. }]));
         assert!(matches!(&entries[1][..], [ServerMsg::Joined { name, .. }] if name == "bob"));
@@ -538,16 +811,16 @@ mod tests {
 
     #[test]
     fn a_full_queue_evicts_only_that_member_and_tells_the_others() {
-        let reg = Registry::new(10);
-        let (slow, _slow_rx) = Outbox::new(2);
-        let (fast, mut fast_rx) = Outbox::new(100);
-        let (sender, _sender_rx) = Outbox::new(100);
-        reg.join("slow", 1, slow.clone(), welcome).unwrap();
-        reg.join("fast", 2, fast, welcome).unwrap();
+        let reg = Registry::new_for_tests(10);
+        let (slow, _slow_rx) = queue(2);
+        let (fast, mut fast_rx) = queue(100);
+        let (sender, _sender_rx) = queue(100);
+        reg.join("slow", 1, here(), slow.clone(), welcome).unwrap();
+        reg.join("fast", 2, here(), fast, welcome).unwrap();
         reg.flush_notices();
         // slow's queue holds: welcome, the batch with joined(fast); the next batch overflows it.
         assert_eq!(slow.reason(), None, "a batch takes one place in the queue");
-        reg.join("sender", 3, sender, welcome).unwrap();
+        reg.join("sender", 3, here(), sender, welcome).unwrap();
         reg.flush_notices();
         assert_eq!(slow.reason(), Some(CloseReason::SlowConsumer));
         assert_eq!(reg.names(), vec!["fast", "sender"]);
@@ -562,11 +835,11 @@ mod tests {
 
     #[test]
     fn leaves_are_batched_like_joins_and_the_leaver_hears_nothing_more() {
-        let reg = Registry::new(10);
-        let (a, mut a_rx) = Outbox::new(10);
-        let (b, mut b_rx) = Outbox::new(10);
-        reg.join("alice", 1, a, welcome).unwrap();
-        reg.join("bob", 2, b, welcome).unwrap();
+        let reg = Registry::new_for_tests(10);
+        let (a, mut a_rx) = queue(10);
+        let (b, mut b_rx) = queue(10);
+        reg.join("alice", 1, here(), a, welcome).unwrap();
+        reg.join("bob", 2, here(), b, welcome).unwrap();
         reg.leave("bob", 2, CloseReason::Quit);
         reg.flush_notices();
         let entries = drain(&mut a_rx);
@@ -580,12 +853,94 @@ mod tests {
 
     #[test]
     fn leave_of_a_stale_session_does_not_remove_the_new_one() {
-        let reg = Registry::new(10);
-        let (a, _ra) = Outbox::new(10);
-        reg.join("alice", 7, a, welcome).unwrap();
+        let reg = Registry::new_for_tests(10);
+        let (a, _ra) = queue(10);
+        reg.join("alice", 7, here(), a, welcome).unwrap();
         reg.leave("alice", 6, CloseReason::Disconnected);
         assert_eq!(reg.names(), vec!["alice"]);
         reg.leave("ALICE", 7, CloseReason::Quit);
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn a_name_that_only_looks_like_one_online_is_refused_until_its_owner_leaves() {
+        let reg = Registry::new_for_tests(10);
+        let (a, _ra) = queue(10);
+        let (b, _rb) = queue(10);
+        reg.join("alice", 1, here(), a, welcome).unwrap();
+        assert_eq!(
+            reg.join("aIice", 2, here(), b.clone(), welcome),
+            Err(JoinError::LooksLike("alice".into()))
+        );
+        reg.leave("alice", 1, CloseReason::Quit);
+        reg.join("aIice", 2, here(), b, welcome).unwrap();
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share_of_the_users() {
+        let reg = Registry::new(10, 2);
+        let other = AddressKey::of("127.0.0.2:1".parse().unwrap());
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            reg.join(name, i as u64, here(), queue(10).0, welcome)
+                .unwrap();
+        }
+        assert_eq!(
+            reg.join("c", 3, here(), queue(10).0, welcome),
+            Err(JoinError::AddressFull(2))
+        );
+        reg.join("d", 4, other, queue(10).0, welcome).unwrap();
+        reg.leave("a", 0, CloseReason::Quit);
+        reg.join("c", 3, here(), queue(10).0, welcome).unwrap();
+    }
+
+    #[test]
+    fn a_private_flood_is_refused_at_its_senders_and_never_evicts_the_recipient() {
+        let reg = Registry::new_for_tests(100);
+        let (target, mut target_rx) = queue(20);
+        reg.join("target", 1, here(), target.clone(), welcome)
+            .unwrap();
+        reg.flush_notices();
+        let text = ServerMsg::Message {
+            from: "x".into(),
+            text: "x".repeat(4000),
+            private: true,
+            time: 0,
+        }
+        .to_frame();
+        // One sender gets a quarter of the queue; forty together get half of it.
+        let sent = (0..10)
+            .filter(|_| reg.send_to(2, "target", text.clone()).is_ok())
+            .count();
+        assert_eq!(sent, 5);
+        let crowd = (3..43)
+            .filter(|from| reg.send_to(*from, "target", text.clone()).is_ok())
+            .count();
+        assert_eq!(crowd, 5, "private messages hold half the queue at most");
+        assert_eq!(target.reason(), None);
+        // Reading frees the senders' room.
+        assert_eq!(drain(&mut target_rx).len(), 11);
+        assert!(reg.send_to(2, "target", text).is_ok());
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_as_well_as_frames() {
+        let (outbox, mut rx) = Outbox::new(QueueLimits {
+            frames: 100,
+            bytes: 10_000,
+        });
+        let frame = Bytes::from(vec![0u8; 4_000]);
+        assert_eq!(outbox.deliver(frame.clone()), Delivery::Queued);
+        assert_eq!(outbox.deliver(frame.clone()), Delivery::Queued);
+        assert!(!outbox.has_room(4_000));
+        assert_eq!(outbox.deliver(frame.clone()), Delivery::Full);
+        assert_eq!(outbox.queued(), (2, 8_000));
+        assert!(rx.try_recv().is_some());
+        assert!(outbox.has_room(4_000));
+        // A frame bigger than the cap still goes into an empty queue.
+        assert!(rx.try_recv().is_some());
+        assert_eq!(
+            outbox.deliver(Bytes::from(vec![0u8; 20_000])),
+            Delivery::Queued
+        );
     }
 }

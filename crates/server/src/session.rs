@@ -2,11 +2,11 @@
 //! the client's bounded outbox onto the socket.
 
 use crate::Shared;
-use crate::limit::TokenBucket;
-use crate::registry::{CloseReason, Outbox, now_millis};
+use crate::inbound::FrameReader;
+use crate::limit::{AddressKey, PendingSlot, TokenBucket};
+use crate::registry::{CloseReason, JoinError, Outbox, OutboxReceiver, QueueLimits, now_millis};
 use crate::transfers::{Admitted, Request};
 use bytes::{Buf, Bytes};
-use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_util::codec::FramedRead;
 use wire::{
-    ClientMsg, ErrorCode, FrameCodec, FrameError, MAX_TEXT_LEN, PROTOCOL_VERSION, ServerMsg,
+    ClientMsg, ErrorCode, FileEntry, FrameError, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES,
+    MAX_TEXT_LEN, PROTOCOL_VERSION, ServerMsg,
 };
 
 /// Most bytes the writer gathers from the outbox into one socket write.
@@ -30,7 +29,16 @@ const MAX_SLICES: usize = 64;
 /// How long a closing connection may take to flush its last frames.
 const LINGER: Duration = Duration::from_secs(2);
 
-type Frames = FramedRead<OwnedReadHalf, FrameCodec>;
+type Frames = FrameReader;
+
+/// A connection's place among those still in their hello, in all and from its address: both
+/// are given back when this is dropped.
+pub(crate) struct Pending {
+    /// The server-wide place.
+    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The place among its source address's connections.
+    pub(crate) _slot: PendingSlot,
+}
 
 /// Serves one connection until it ends.
 ///
@@ -41,7 +49,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     shared: Arc<Shared>,
     session: u64,
-    pending: tokio::sync::OwnedSemaphorePermit,
+    pending: Pending,
 ) {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new()
@@ -50,12 +58,16 @@ pub(crate) async fn run(
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
 
     let (rd, mut wr) = stream.into_split();
-    // A small first buffer: it grows for big frames, and most clients are idle.
-    let codec = FrameCodec::new(shared.config.max_frame.max(crate::MIN_MAX_FRAME));
-    let mut frames = FramedRead::with_capacity(rd, codec, 1024);
-    let (outbox, rx) = Outbox::new(shared.config.queue_limit);
+    // A small buffer of its own; big frames are buffered within the server-wide budget.
+    let max_frame = shared.config.max_frame.max(crate::MIN_MAX_FRAME);
+    let mut frames = FrameReader::new(rd, max_frame, shared.inbound.clone());
+    let (outbox, rx) = Outbox::new(QueueLimits {
+        frames: shared.config.queue_limit,
+        bytes: shared.config.queue_bytes,
+    });
 
-    let joined = hello(&mut frames, &mut wr, &shared, &outbox, session).await;
+    let address = AddressKey::of(peer);
+    let joined = hello(&mut frames, &mut wr, &shared, &outbox, session, address).await;
     drop(pending);
     let Some(name) = joined else {
         let _ = timeout(LINGER, wr.shutdown()).await;
@@ -80,8 +92,13 @@ async fn hello(
     shared: &Shared,
     outbox: &Outbox,
     session: u64,
+    address: AddressKey,
 ) -> Option<String> {
     let deadline = Instant::now() + shared.config.hello_timeout;
+    // Retrying names is paced per connection and per address, so a squatter hammering hello
+    // cannot grab a name the instant its owner's connection closes.
+    let mut attempts =
+        TokenBucket::new(1.0, crate::HELLOS_PER_CONNECTION, std::time::Instant::now());
     let mut shutdown = std::pin::pin!(shared.shutdown.cancelled());
     loop {
         let next = tokio::select! {
@@ -119,6 +136,20 @@ async fn hello(
                 continue;
             }
         };
+        let now = std::time::Instant::now();
+        let paced = if attempts.allow(now) {
+            shared.addresses.allow_hello(address, now)
+        } else {
+            Err(attempts.wait())
+        };
+        if let Err(wait) = paced {
+            let text = format!(
+                "too many hello attempts; try again in {} ms",
+                wait.as_millis().max(1)
+            );
+            refuse(wr, ErrorCode::RateLimited, &text).await;
+            continue;
+        }
         if version < 1 {
             let text = format!("this server speaks protocol version {PROTOCOL_VERSION}");
             refuse(wr, ErrorCode::UnsupportedVersion, &text).await;
@@ -136,17 +167,24 @@ async fn hello(
         };
         match shared
             .registry
-            .join(&name, session, outbox.clone(), welcome)
+            .join(&name, session, address, outbox.clone(), welcome)
         {
             Ok(()) => return Some(name),
-            Err(ErrorCode::ServerFull) => {
-                let text = format!("the server is full ({} users)", shared.config.max_clients);
-                refuse(wr, ErrorCode::ServerFull, &text).await;
-                return None;
-            }
-            Err(code) => {
-                let text = format!("the name {name:?} is already taken");
-                refuse(wr, code, &text).await;
+            Err(err) => {
+                let text = match &err {
+                    JoinError::Taken => format!("the name {name:?} is already taken"),
+                    JoinError::LooksLike(other) => {
+                        format!("the name {name:?} looks too much like {other:?}, who is online")
+                    }
+                    JoinError::Full(max) => format!("the server is full ({max} users)"),
+                    JoinError::AddressFull(max) => {
+                        format!("the server is full for your address ({max} users from it)")
+                    }
+                };
+                refuse(wr, err.code(), &text).await;
+                if !err.may_retry() {
+                    return None;
+                }
             }
         }
     }
@@ -195,7 +233,14 @@ async fn read_loop(
                 Some(ServerMsg::error(request_number(&msg), ErrorCode::RateLimited, text).into())
             }
             Ok(msg) => handle(msg, shared, outbox, name, session).await,
-            Err(err) => Some(ServerMsg::error(None, ErrorCode::BadRequest, err.to_string()).into()),
+            Err(err) => Some(
+                ServerMsg::error(
+                    ClientMsg::req_of(&payload),
+                    ErrorCode::BadRequest,
+                    err.to_string(),
+                )
+                .into(),
+            ),
         };
         match reply {
             Some(Reply::Quit) => return CloseReason::Quit,
@@ -242,8 +287,18 @@ async fn handle(
                 return Some(err.into());
             }
             let frame = message_frame(name, text, true);
-            match shared.registry.send_to(&to, frame) {
+            match shared.registry.send_to(session, &to, frame) {
                 Ok(()) => None,
+                Err(ErrorCode::RateLimited) => Some(
+                    ServerMsg::error(
+                        req,
+                        ErrorCode::RateLimited,
+                        format!(
+                            "slow down: too many messages wait for {to:?} to read them; try again shortly"
+                        ),
+                    )
+                    .into(),
+                ),
                 Err(code) => {
                     Some(ServerMsg::error(req, code, format!("{to:?} is not online")).into())
                 }
@@ -256,16 +311,9 @@ async fn handle(
             }
             .into(),
         ),
-        ClientMsg::ListFiles { req } => Some(
-            match shared.catalog.list().await {
-                Ok(files) => ServerMsg::Files { req, files },
-                Err(err) => {
-                    tracing::warn!(%err, "cannot list the shared folder");
-                    ServerMsg::error(req, ErrorCode::Internal, "the shared folder cannot be read")
-                }
-            }
-            .into(),
-        ),
+        ClientMsg::ListFiles { req, after, limit } => {
+            Some(list_files(shared, outbox, req, after, limit).await.into())
+        }
         ClientMsg::Download { file, req } => Some(
             download(shared, outbox, name, session, file, req)
                 .await
@@ -289,6 +337,87 @@ async fn handle(
             .into(),
         ),
     }
+}
+
+/// One page of the shared files, after `after`: at most `limit` (and [`MAX_FILES_PAGE`])
+/// entries and [`MAX_FILES_PAGE_BYTES`] of them. Refused with `busy`, before the folder is
+/// even read, when the client's queue has no room for a full page: a client that asks and
+/// never reads holds one queue's worth of pages, not one page per request.
+async fn list_files(
+    shared: &Shared,
+    outbox: &Outbox,
+    req: Option<u64>,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> ServerMsg {
+    if !outbox.has_room(MAX_FILES_PAGE_BYTES + 1024) {
+        let (_, bytes) = outbox.queued();
+        return ServerMsg::error(
+            req,
+            ErrorCode::Busy,
+            format!(
+                "{bytes} bytes of replies wait for you to read them; read them, then ask again"
+            ),
+        );
+    }
+    let files = match shared.catalog.list().await {
+        Ok(files) => files,
+        Err(err) => {
+            tracing::warn!(%err, "cannot list the shared folder");
+            return ServerMsg::error(req, ErrorCode::Internal, "the shared folder cannot be read");
+        }
+    };
+    let limit = limit.map_or(MAX_FILES_PAGE, |l| (l as usize).clamp(1, MAX_FILES_PAGE));
+    let (page, next) = files_page(files, after.as_deref(), limit);
+    ServerMsg::Files {
+        req,
+        files: page,
+        next,
+    }
+}
+
+/// The entries of `files` (sorted by name) after `after`, at most `limit` of them and about
+/// [`MAX_FILES_PAGE_BYTES`] of JSON, and the cursor of the next page if any remain.
+fn files_page(
+    files: Vec<FileEntry>,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<FileEntry>, Option<String>) {
+    let start = after.map_or(0, |after| {
+        files.partition_point(|f| f.name.as_str() <= after)
+    });
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    let mut rest = files.into_iter().skip(start).peekable();
+    while let Some(entry) = rest.peek() {
+        // An entry's JSON: the name escaped (6 bytes a character at worst), the size, the keys.
+        let cost = entry_json_len(entry);
+        if page.len() >= limit || (!page.is_empty() && bytes + cost > MAX_FILES_PAGE_BYTES) {
+            break;
+        }
+        bytes += cost;
+        page.extend(rest.next());
+    }
+    let next = match rest.peek() {
+        Some(_) => page.last().map(|f: &FileEntry| f.name.clone()),
+        None => None,
+    };
+    (page, next)
+}
+
+/// The length of `entry` as JSON in a `files` page, its comma included.
+fn entry_json_len(entry: &FileEntry) -> usize {
+    let name: usize = entry
+        .name
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum();
+    // {"name":"","size":} and a comma: 20 bytes; a u64 has at most 20 digits.
+    name + 20 + 20
 }
 
 /// Offers `file` for download: resolves it inside the shared folder, hashes it (cached), and
@@ -436,7 +565,7 @@ fn request_number(msg: &ClientMsg) -> Option<u64> {
         ClientMsg::SendAll { req, .. }
         | ClientMsg::SendPrivate { req, .. }
         | ClientMsg::ListUsers { req }
-        | ClientMsg::ListFiles { req }
+        | ClientMsg::ListFiles { req, .. }
         | ClientMsg::Download { req, .. }
         | ClientMsg::Cancel { req, .. } => *req,
         ClientMsg::Hello { .. } | ClientMsg::Ping | ClientMsg::Quit => None,
@@ -469,7 +598,7 @@ fn message_frame(from: &str, text: String, private: bool) -> Bytes {
 /// Frames go out with vectored writes straight from the shared buffers they were queued in: a
 /// broadcast or a batch of notices is never copied per recipient, and an idle client holds no
 /// write buffer.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbox: Outbox) {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxReceiver, outbox: Outbox) {
     let mut frames: VecDeque<Bytes> = VecDeque::new();
     loop {
         let first = tokio::select! {
@@ -482,11 +611,11 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbo
         frames.push_back(first);
         while bytes < WRITE_BATCH && frames.len() < MAX_SLICES {
             match rx.try_recv() {
-                Ok(frame) => {
+                Some(frame) => {
                     bytes += frame.len();
                     frames.push_back(frame);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         let written = tokio::select! {
@@ -507,7 +636,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, outbo
         if reason != CloseReason::SlowConsumer {
             // Whatever was queued before the close still goes out (e.g. a reply to the request
             // that preceded a quit). A slow consumer gets only the bye.
-            while let Ok(frame) = rx.try_recv() {
+            while let Some(frame) = rx.try_recv() {
                 frames.push_back(frame);
             }
         }

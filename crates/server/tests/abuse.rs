@@ -385,7 +385,11 @@ async fn thousand_commands(addr: String, round: u64) {
                 text: format!("spam {i}"),
                 req,
             },
-            3 => ClientMsg::ListFiles { req },
+            3 => ClientMsg::ListFiles {
+                req,
+                after: None,
+                limit: None,
+            },
             _ => ClientMsg::SendAll {
                 text: format!("spam {i}"),
                 req,

@@ -9,15 +9,18 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// Somebody online already has that name (names are compared ignoring case).
+    /// Somebody online already has that name, or one that looks the same (names are compared
+    /// ignoring case, and by their confusables skeleton: see [`crate::lookalike_key`]).
     NameTaken,
-    /// The name is empty, too long or has characters outside letters, digits, `_`, `-`, `.`.
+    /// The name is empty, too long, has characters outside letters, digits, `_`, `-`, `.`, or
+    /// begins or ends with `.`.
     InvalidName,
     /// A private message named a user who is not online.
     NoSuchUser,
     /// A text is longer than [`crate::MAX_TEXT_LEN`] bytes.
     TooLong,
-    /// The server has `--max-clients` users already.
+    /// The server has `--max-clients` users already, or `--max-clients-per-address` from the
+    /// client's address.
     ServerFull,
     /// The client does not know the command it was given (reported by clients, not the server).
     UnknownCommand,

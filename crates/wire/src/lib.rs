@@ -16,8 +16,10 @@ mod name;
 pub use code::ErrorCode;
 pub use digest::hash_file;
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, encode_frame};
-pub use message::{ClientMsg, DecodeError, FileEntry, ServerMsg};
-pub use name::{MAX_NAME_LEN, NameError, name_key, validate_name};
+pub use message::{
+    ClientMsg, DecodeError, FileEntry, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES, ServerMsg,
+};
+pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
 
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.

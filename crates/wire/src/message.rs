@@ -49,11 +49,19 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
     },
-    /// Asks for the files the server shares.
+    /// Asks for a page of the files the server shares: those whose names sort after `after`
+    /// (from the first when absent), at most `limit` of them (the server may send fewer, and
+    /// never more than [`MAX_FILES_PAGE`]). A [`ServerMsg::Files`] with `next` says more follow.
     ListFiles {
         /// Echoed in the reply.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
+        /// List only names after this one (the `next` of the previous page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Most entries wanted in this page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// Asks to download a shared file. Answered with [`ServerMsg::DownloadReady`] (a UDP port is
     /// free), [`ServerMsg::DownloadQueued`] (later), or an error (`no_such_file`, `busy`).
@@ -78,6 +86,14 @@ pub enum ClientMsg {
     /// The client is leaving; the server tells the others and closes the connection.
     Quit,
 }
+
+/// Most entries in one page of [`ServerMsg::Files`]; a page also stays under
+/// [`MAX_FILES_PAGE_BYTES`] of JSON, so any client's frame cap holds it.
+pub const MAX_FILES_PAGE: usize = 1000;
+
+/// Most bytes of file entries in one page of [`ServerMsg::Files`] (the frame is this plus a
+/// few dozen bytes).
+pub const MAX_FILES_PAGE_BYTES: usize = 64 * 1024;
 
 /// A file the server shares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,13 +156,17 @@ pub enum ServerMsg {
         /// Names of the users online, sorted.
         names: Vec<String>,
     },
-    /// Reply to [`ClientMsg::ListFiles`].
+    /// Reply to [`ClientMsg::ListFiles`]: one page of the listing.
     Files {
         /// The request number, if the client sent one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
-        /// The shared files, sorted by name.
+        /// The shared files of this page, sorted by name.
         files: Vec<FileEntry>,
+        /// Present when more files follow: ask again with this as `after` (it is the last
+        /// name of this page). Absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     },
     /// A request failed, or the hello was refused.
     Error {
@@ -221,6 +241,17 @@ impl ClientMsg {
         Ok(serde_json::from_slice(payload)?)
     }
 
+    /// The `req` of a payload that [`ClientMsg::decode`] refused (an unknown `type`, a missing
+    /// member), when it is a JSON object with a valid `req`: so that even a `bad_request` can
+    /// be matched to the request that caused it.
+    pub fn req_of(payload: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct ReqOnly {
+            req: Option<u64>,
+        }
+        serde_json::from_slice::<ReqOnly>(payload).ok()?.req
+    }
+
     /// The message as a complete frame, length prefix included.
     pub fn to_frame(&self) -> Bytes {
         encode_frame(&to_json(self))
@@ -278,6 +309,28 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_list_files_still_decodes_and_pages_look_as_documented() {
+        let plain = ClientMsg::decode(br#"{"type":"list_files","req":1}"#).unwrap();
+        assert_eq!(
+            plain,
+            ClientMsg::ListFiles {
+                req: Some(1),
+                after: None,
+                limit: None
+            }
+        );
+        let page = ServerMsg::Files {
+            req: None,
+            files: vec![],
+            next: Some("b.txt".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&page).unwrap(),
+            r#"{"type":"files","files":[],"next":"b.txt"}"#
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_ignored() {
         let msg = ClientMsg::decode(br#"{"type":"list_users","future":true}"#).unwrap();
         assert_eq!(msg, ClientMsg::ListUsers { req: None });
@@ -288,5 +341,20 @@ mod tests {
         assert!(ClientMsg::decode(br#"{"type":"launch_missiles"}"#).is_err());
         assert!(ClientMsg::decode(b"\xff\xfe").is_err());
         assert!(ClientMsg::decode(br#"{"type":"hello","version":1}"#).is_err());
+    }
+
+    #[test]
+    fn the_req_of_a_refused_request_is_still_found() {
+        assert_eq!(
+            ClientMsg::req_of(br#"{"type":"launch_missiles","req":7}"#),
+            Some(7)
+        );
+        assert_eq!(
+            ClientMsg::req_of(br#"{"type":"send_private","req":8}"#),
+            Some(8)
+        );
+        assert_eq!(ClientMsg::req_of(br#"{"type":"x","req":"seven"}"#), None);
+        assert_eq!(ClientMsg::req_of(br#"{"type":"x"}"#), None);
+        assert_eq!(ClientMsg::req_of(b"\xff not json"), None);
     }
 }

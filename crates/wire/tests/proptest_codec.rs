@@ -21,7 +21,11 @@ fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
             req
         }),
         req.clone().prop_map(|req| ClientMsg::ListUsers { req }),
-        req.clone().prop_map(|req| ClientMsg::ListFiles { req }),
+        req.clone().prop_map(|req| ClientMsg::ListFiles {
+            req,
+            after: None,
+            limit: None,
+        }),
         (any_text(), req.clone()).prop_map(|(file, req)| ClientMsg::Download { file, req }),
         (any::<u64>(), req).prop_map(|(id, req)| ClientMsg::Cancel { id, req }),
         Just(ClientMsg::Ping),

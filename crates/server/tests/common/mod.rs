@@ -25,6 +25,12 @@ pub struct TestServer {
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let files = tempfile::tempdir().unwrap();
     let mut config = Config::local(files.path(), 2);
+    // Every test client comes from 127.0.0.1: the per-address limits would otherwise be the
+    // limits of the whole server. Tests of those limits set them again in `tweak`.
+    config.max_pending_per_address = config.max_pending;
+    config.max_clients_per_address = config.max_clients;
+    config.hello_rate = 1e6;
+    config.hello_burst = 1_000_000;
     tweak(&mut config);
     let handle = Server::bind(config).await.unwrap().spawn().unwrap();
     let addr = handle.addr().to_string();
@@ -93,6 +99,18 @@ impl RawClient {
     pub async fn connect(addr: &str) -> Self {
         Self {
             stream: TcpStream::connect(addr).await.unwrap(),
+            buf: BytesMut::new(),
+            codec: FrameCodec::default(),
+        }
+    }
+
+    /// A client connecting from `local`, another loopback address than 127.0.0.1 (Linux
+    /// answers on all of 127.0.0.0/8), to stand for another source address.
+    pub async fn connect_from(addr: &str, local: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+        Self {
+            stream: socket.connect(addr.parse().unwrap()).await.unwrap(),
             buf: BytesMut::new(),
             codec: FrameCodec::default(),
         }
@@ -175,6 +193,17 @@ pub fn spawn_server(files: &std::path::Path, args: &[&str]) -> (Child, String) {
         // A UDP port the OS just handed out (and took back) is free for the pool.
         let udp = free_udp_port();
         cmd.args(["--udp-ports", &format!("{udp}-{udp}")]);
+    }
+    // As in `start_with`: every test client comes from 127.0.0.1.
+    for (flag, value) in [
+        ("--max-pending-per-address", "100000"),
+        ("--max-clients-per-address", "100000"),
+        ("--hello-rate", "1000000"),
+        ("--hello-burst", "1000000"),
+    ] {
+        if !args.contains(&flag) {
+            cmd.args([flag, value]);
+        }
     }
     let mut child = cmd
         .args(args)
