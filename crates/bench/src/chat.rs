@@ -589,6 +589,15 @@ fn start_messenger(port: u16, clients: usize, files: &std::path::Path) -> anyhow
             &(clients + 10).to_string(),
             "--max-pending",
             "4096",
+            // The whole crowd comes from 127.0.0.1.
+            "--max-pending-per-address",
+            "4096",
+            "--max-clients-per-address",
+            &(clients + 10).to_string(),
+            "--hello-rate",
+            "1000000",
+            "--hello-burst",
+            "1000000",
             // The crowd does not ping.
             "--idle-timeout",
             "3600",
@@ -609,7 +618,7 @@ fn start_messenger(port: u16, clients: usize, files: &std::path::Path) -> anyhow
 }
 
 /// Resident memory (bytes) and CPU time (seconds) of a process, from /proc.
-fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
+pub(crate) fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kb: u64 = status
         .lines()

@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod cpu;
 pub mod download;
+pub mod hoard;
 pub mod ports;
 
 use clap::Parser;
@@ -22,6 +23,9 @@ enum Cli {
     Download(download::Args),
     /// Chat fan-out: N clients, some sending to everyone; deliveries/s, latency, server RSS/CPU.
     Chat(chat::Args),
+    /// Memory attack: clients asking for a big folder's file list without ever reading;
+    /// server RSS before, at peak and after.
+    Hoard(hoard::Args),
     /// The port-pool attack: how long an honest download waits for a UDP port while attackers
     /// hold ports with paused flows and fill the queue (not part of `all`: it waits out
     /// `--max-pause`).
@@ -51,6 +55,7 @@ pub fn main_with(extra: &dyn Fn() -> Vec<Box<dyn Contender>>) -> anyhow::Result<
             download::run(&args, contenders)
         }
         Cli::Chat(args) => tokio::runtime::Runtime::new()?.block_on(chat::run(args)),
+        Cli::Hoard(args) => tokio::runtime::Runtime::new()?.block_on(hoard::run(args)),
         Cli::Ports(args) => tokio::runtime::Runtime::new()?.block_on(ports::run(args)),
         Cli::All => all(extra),
     }
