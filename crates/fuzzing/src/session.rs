@@ -124,9 +124,12 @@ fn model(stream: &[u8]) -> Prediction {
             (text.len() > MAX_TEXT_LEN).then_some(Expect::Error(ErrorCode::TooLong, req))
         };
         let reply = match msg {
-            Err(_) | Ok(ClientMsg::Hello { .. }) => {
-                Some(Expect::Error(ErrorCode::BadRequest, None))
-            }
+            // A refused request still gets its `req` back, when it has a readable one.
+            Err(_) => Some(Expect::Error(
+                ErrorCode::BadRequest,
+                ClientMsg::req_of(payload),
+            )),
+            Ok(ClientMsg::Hello { .. }) => Some(Expect::Error(ErrorCode::BadRequest, None)),
             Ok(ClientMsg::Ping) => Some(Expect::Pong),
             Ok(ClientMsg::Quit) => {
                 out.replies.push(Expect::Bye("quit"));
@@ -248,7 +251,13 @@ impl Harness {
         config.rate_limit = 1e12;
         config.rate_burst = u32::MAX;
         config.queue_limit = 1 << 20;
+        config.queue_bytes = 1 << 40;
         config.max_queued = 0;
+        // Every connection comes from 127.0.0.1: no per-address limits, no pacing of hellos.
+        config.max_pending_per_address = config.max_pending;
+        config.max_clients_per_address = config.max_clients;
+        config.hello_rate = 1e12;
+        config.hello_burst = u32::MAX;
         config.idle_timeout = Duration::from_secs(24 * 3600);
         let (server, watcher) = runtime.block_on(async {
             let server = Server::bind(config).await?.spawn()?;

@@ -84,8 +84,9 @@ impl FrameReader {
         Ok(Some(len_usize))
     }
 
-    /// The next frame's payload; `None` when the connection ended (a frame cut short by the
-    /// end is dropped). Cancel-safe: what was read stays buffered for the next call.
+    /// The next frame's payload; `None` when the connection ended between frames, an error
+    /// when it ended in the middle of one. Cancel-safe: what was read stays buffered for the
+    /// next call.
     pub(crate) async fn next(&mut self) -> Option<Result<Bytes, FrameError>> {
         loop {
             let len = match self.announced() {
@@ -120,6 +121,16 @@ impl FrameReader {
                 self.buf.reserve(need - self.buf.len());
             }
             match self.rd.read_buf(&mut self.buf).await {
+                // As `FramedRead` does: an end in the middle of a frame is an error, so the
+                // peer hears why (during its hello) if it still reads.
+                Ok(0) if !self.buf.is_empty() => {
+                    self.buf.clear();
+                    self.held = None;
+                    return Some(Err(FrameError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the connection ended in the middle of a frame",
+                    ))));
+                }
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(err) => return Some(Err(FrameError::Io(err))),
