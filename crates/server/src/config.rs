@@ -32,8 +32,9 @@ pub struct Config {
     pub max_ports_per_address: usize,
     /// Most download requests from one source address that may wait; more get `busy`.
     pub max_queued_per_address: usize,
-    /// A transfer paused (no data read for it) longer than this gives its port back: the flow
-    /// ends with the transport's `PauseTooLong`, and the client asks again to continue.
+    /// A transfer whose receiver stays paused (its window all used, nothing in flight) longer
+    /// than this gives its port back: the flow ends with the transport's `PauseTooLong`, and
+    /// the client asks again to continue.
     pub max_pause: Duration,
     /// Most users online at once; the next one gets `server_full`.
     pub max_clients: usize,
