@@ -65,7 +65,12 @@ pub struct AddressKey(IpAddr);
 impl AddressKey {
     /// The key of a peer's address.
     pub fn of(peer: SocketAddr) -> Self {
-        match peer.ip() {
+        Self::of_ip(peer.ip())
+    }
+
+    /// The key of an IP address.
+    pub fn of_ip(ip: IpAddr) -> Self {
+        match ip {
             IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => Self(IpAddr::V4(v4)),

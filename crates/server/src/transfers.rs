@@ -6,6 +6,7 @@
 //! back on exit. Handing it back starts the next queued request.
 
 use crate::catalog::SharedFile;
+use crate::limit::AddressKey;
 use crate::registry::Outbox;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -89,12 +90,12 @@ pub struct TransferInfo {
 struct Queued {
     id: u64,
     req: Request,
-    address: IpAddr,
+    address: AddressKey,
 }
 
 struct Active {
     session: u64,
-    address: IpAddr,
+    address: AddressKey,
     user: String,
     file: String,
     port: u16,
@@ -116,7 +117,7 @@ struct State {
     active: HashMap<u64, Active>,
     preparing: HashMap<u64, Preparing>,
     /// The source address of every session that may ask for downloads.
-    addresses: HashMap<u64, IpAddr>,
+    addresses: HashMap<u64, AddressKey>,
     next_id: u64,
 }
 
@@ -145,15 +146,17 @@ impl State {
     }
 
     /// The address `session` connected from (the unspecified address if it never said).
-    fn address_of(&self, session: u64) -> IpAddr {
+    fn address_of(&self, session: u64) -> AddressKey {
         self.addresses
             .get(&session)
             .copied()
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+            .unwrap_or(AddressKey::of_ip(IpAddr::V4(
+                std::net::Ipv4Addr::UNSPECIFIED,
+            )))
     }
 
     /// Ports held by `session`, and by `address`.
-    fn held(&self, session: u64, address: IpAddr) -> (usize, usize) {
+    fn held(&self, session: u64, address: AddressKey) -> (usize, usize) {
         self.active.values().fold((0, 0), |(s, a), t| {
             (
                 s + usize::from(t.session == session),
@@ -163,7 +166,7 @@ impl State {
     }
 
     /// Requests from `address` waiting for a port or their hash.
-    fn waiting_from(&self, address: IpAddr) -> usize {
+    fn waiting_from(&self, address: AddressKey) -> usize {
         self.queue.iter().filter(|q| q.address == address).count()
             + self
                 .preparing
@@ -187,17 +190,6 @@ pub struct Shares {
     pub ports_per_address: usize,
     /// Most requests from one source address that may wait; more get `busy`.
     pub queued_per_address: usize,
-}
-
-/// The source address as the pool counts it: an IPv4 address, or the /64 prefix of an IPv6
-/// one (a single host usually has a whole /64 to pick addresses from).
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
-            u128::from(v6) & !((1u128 << 64) - 1),
-        )),
-        v4 => v4,
-    }
 }
 
 /// The function that moves a file over one UDP socket:
@@ -244,11 +236,11 @@ impl Transfers {
 
     /// Session `session` connected from `ip`: its requests count against that address.
     pub fn open_session(&self, session: u64, ip: IpAddr) {
-        self.lock().addresses.insert(session, address_key(ip));
+        self.lock().addresses.insert(session, AddressKey::of_ip(ip));
     }
 
     /// True if `session` (from `address`) may take one more port now.
-    fn may_hold_another(&self, st: &State, session: u64, address: IpAddr) -> bool {
+    fn may_hold_another(&self, st: &State, session: u64, address: AddressKey) -> bool {
         let (mine, theirs) = st.held(session, address);
         mine < self.shares.ports_per_client && theirs < self.shares.ports_per_address
     }
