@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wire::FileEntry;
 
 /// The files under one folder that the server shares: regular files only, no hidden files, and
@@ -16,7 +17,17 @@ pub struct FileCatalog {
     /// The folder itself, held open: files are opened beneath it (`openat`), so what is served
     /// comes from this folder even if its path is renamed or swapped meanwhile.
     dir: Arc<OwnedFd>,
+    /// The latest listing and when it was made, for [`FileCatalog::list_cached`]. An async
+    /// lock, so that requests arriving together wait for one scan instead of each making one.
+    listing: Arc<tokio::sync::Mutex<Option<Listing>>>,
 }
+
+/// A listing of the folder, and when it was made.
+type Listing = (Instant, Arc<Vec<FileEntry>>);
+
+/// How long a listing answers `list_files` requests: paging through a folder of 20,000 files
+/// (20 pages) or a crowd asking at once costs one scan of it, not one per request.
+const LISTING_TTL: Duration = Duration::from_secs(1);
 
 /// Which version of which file: a file whose inode, size or modification time differs is
 /// another file as far as hashes go. (Not the change time: renaming or unlinking a name of the
@@ -65,6 +76,7 @@ impl FileCatalog {
         Ok(Self {
             root,
             dir: Arc::new(fd),
+            listing: Arc::default(),
         })
     }
 
@@ -123,7 +135,20 @@ impl FileCatalog {
         &self.root
     }
 
-    /// The shared files, sorted by name.
+    /// The shared files, sorted by name, as listed at most [`LISTING_TTL`] ago.
+    pub async fn list_cached(&self) -> io::Result<Arc<Vec<FileEntry>>> {
+        let mut listing = self.listing.lock().await;
+        if let Some((at, files)) = listing.as_ref()
+            && at.elapsed() < LISTING_TTL
+        {
+            return Ok(Arc::clone(files));
+        }
+        let files = Arc::new(self.list().await?);
+        *listing = Some((Instant::now(), Arc::clone(&files)));
+        Ok(files)
+    }
+
+    /// The shared files, sorted by name, listed now.
     pub async fn list(&self) -> io::Result<Vec<FileEntry>> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || list_dir(&this))

@@ -360,7 +360,7 @@ async fn list_files(
             ),
         );
     }
-    let files = match shared.catalog.list().await {
+    let files = match shared.catalog.list_cached().await {
         Ok(files) => files,
         Err(err) => {
             tracing::warn!(%err, "cannot list the shared folder");
@@ -368,7 +368,7 @@ async fn list_files(
         }
     };
     let limit = limit.map_or(MAX_FILES_PAGE, |l| (l as usize).clamp(1, MAX_FILES_PAGE));
-    let (page, next) = files_page(files, after.as_deref(), limit);
+    let (page, next) = files_page(&files, after.as_deref(), limit);
     ServerMsg::Files {
         req,
         files: page,
@@ -379,7 +379,7 @@ async fn list_files(
 /// The entries of `files` (sorted by name) after `after`, at most `limit` of them and about
 /// [`MAX_FILES_PAGE_BYTES`] of JSON, and the cursor of the next page if any remain.
 fn files_page(
-    files: Vec<FileEntry>,
+    files: &[FileEntry],
     after: Option<&str>,
     limit: usize,
 ) -> (Vec<FileEntry>, Option<String>) {
@@ -388,7 +388,7 @@ fn files_page(
     });
     let mut page = Vec::new();
     let mut bytes = 0;
-    let mut rest = files.into_iter().skip(start).peekable();
+    let mut rest = files.iter().skip(start).peekable();
     while let Some(entry) = rest.peek() {
         // An entry's JSON: the name escaped (6 bytes a character at worst), the size, the keys.
         let cost = entry_json_len(entry);
@@ -396,7 +396,7 @@ fn files_page(
             break;
         }
         bytes += cost;
-        page.extend(rest.next());
+        page.extend(rest.next().cloned());
     }
     let next = match rest.peek() {
         Some(_) => page.last().map(|f: &FileEntry| f.name.clone()),
