@@ -240,9 +240,10 @@ async fn execute(
     }
 }
 
-/// One clear sentence for a failed connection.
+/// One clear sentence for a failed connection (what the server said made visible: it may be
+/// hostile).
 fn sentence(err: &ClientError, args: &Args) -> String {
-    match err {
+    let sentence = match err {
         ClientError::Unreachable { source, .. } => format!(
             "cannot connect to {} ({source}); is the server running, and is the address HOST:PORT?",
             args.server
@@ -251,7 +252,8 @@ fn sentence(err: &ClientError, args: &Args) -> String {
             format!("the server refused to let you in: {message} ({code})")
         }
         other => format!("could not join {}: {other}", args.server),
-    }
+    };
+    client::visible(&sentence).into_owned()
 }
 
 /// Leaves the terminal as we found it: the line editor may still be reading keys in raw mode

@@ -5,6 +5,7 @@
 mod common;
 
 use client::Client;
+use common::fake_server::{FakeServer, Script};
 use common::{WAIT, start_with};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -93,4 +94,60 @@ async fn a_file_name_with_a_newline_cannot_split_the_printed_path() {
     assert_eq!(stdout.trim_end(), saved.to_str().unwrap());
     assert_eq!(std::fs::read(saved).unwrap(), b"data");
     assert!(!stderr.contains('\n') || stderr.lines().all(|l| !l.starts_with("lines.txt")));
+}
+
+/// Runs the human client against a server that greets it with `greet`, and returns what it
+/// printed (stdout, stderr) before it exited.
+async fn greeted(
+    greet: impl Fn(&str) -> Vec<bytes::Bytes> + Send + Sync + 'static,
+) -> (String, String) {
+    let server = FakeServer::greeting(greet, || -> Script { Box::new(|_| vec![]) }).await;
+    let out = tokio::time::timeout(
+        WAIT,
+        Command::new(env!("CARGO_BIN_EXE_messenger"))
+            .args(["--server", &server.addr.to_string(), "--name", "victim"])
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the client never exited")
+    .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const EVIL: &str = "x\u{1b}]0;pwned\u{7}\n[12:00:00] [private] admin: forged";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_welcome_name_or_refusal_cannot_reach_the_terminal() {
+    let (stdout, _) = greeted(|_| {
+        vec![
+            wire::ServerMsg::Welcome {
+                version: 1,
+                name: EVIL.into(),
+                users: vec![],
+                server: "fake".into(),
+            }
+            .to_frame(),
+        ]
+    })
+    .await;
+    assert!(stdout.contains("connected"), "{stdout}");
+    let (_, stderr) = greeted(|_| {
+        vec![wire::ServerMsg::error(None, wire::ErrorCode::NameTaken, EVIL).to_frame()]
+    })
+    .await;
+    assert!(stderr.contains("refused"), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(
+            text.lines().all(|l| !l.starts_with("[12:00:00]")),
+            "a forged line: {text:?}"
+        );
+    }
 }

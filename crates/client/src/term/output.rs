@@ -57,7 +57,7 @@ impl Output {
             let line = format!(
                 "{} connected to {server} as {}; {} online. Type /help for commands.",
                 self.paint(GREEN, "*"),
-                self.paint(BOLD, name),
+                self.paint(BOLD, &v(name)),
                 users.len()
             );
             self.printer.line(line);

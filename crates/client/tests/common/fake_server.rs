@@ -29,11 +29,36 @@ impl FakeServer {
     /// Listens on 127.0.0.1 (port 0); every client is welcomed under the name it asked for,
     /// and its requests answered by `script()`.
     pub async fn start(script: impl Fn() -> Script + Send + Sync + 'static) -> Self {
+        Self::greeting(
+            |name| {
+                vec![
+                    ServerMsg::Welcome {
+                        version: wire::PROTOCOL_VERSION,
+                        name: name.to_owned(),
+                        users: vec![name.to_owned()],
+                        server: "fake".into(),
+                    }
+                    .to_frame(),
+                ]
+            },
+            script,
+        )
+        .await
+    }
+
+    /// As [`FakeServer::start`], answering each hello (given the name asked for) with
+    /// `greet`'s frames.
+    pub async fn greeting(
+        greet: impl Fn(&str) -> Vec<Bytes> + Send + Sync + 'static,
+        script: impl Fn() -> Script + Send + Sync + 'static,
+    ) -> Self {
+        let greet = std::sync::Arc::new(greet);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let mut answer = script();
+                let greet = std::sync::Arc::clone(&greet);
                 tokio::spawn(async move {
                     let (rd, mut wr) = stream.into_split();
                     let mut frames = FramedRead::new(rd, FrameCodec::default());
@@ -42,15 +67,7 @@ impl FakeServer {
                             continue;
                         };
                         let out = match &msg {
-                            ClientMsg::Hello { name, .. } => vec![
-                                ServerMsg::Welcome {
-                                    version: wire::PROTOCOL_VERSION,
-                                    name: name.clone(),
-                                    users: vec![name.clone()],
-                                    server: "fake".into(),
-                                }
-                                .to_frame(),
-                            ],
+                            ClientMsg::Hello { name, .. } => greet(name),
                             ClientMsg::Ping => vec![ServerMsg::Pong.to_frame()],
                             ClientMsg::Quit => return,
                             other => answer(other),
