@@ -260,6 +260,17 @@ impl Client {
         };
         let answer = self.request(req, msg).await;
         match answer {
+            Ok(ServerMsg::DownloadReady {
+                id, token, hash, ..
+            }) if parse_token(&token).is_none() || !is_hash(&hash) => {
+                // Nothing was started for it: say so now, rather than leave a transfer that
+                // never moves (and a name that stays taken).
+                self.inner.downloads.forget(req);
+                let _ = self.send(ClientMsg::Cancel { id, req: None }).await;
+                Err(ClientError::Protocol(
+                    "the server offered the file with a malformed token or hash".into(),
+                ))
+            }
             Ok(ServerMsg::DownloadReady { id, .. } | ServerMsg::DownloadQueued { id, .. }) => {
                 Ok(id)
             }
@@ -501,7 +512,9 @@ async fn read_loop(
                 ),
                 None => {
                     tracing::warn!(id, "the server sent a malformed token or hash");
-                    None
+                    // An answer to a request is refused by `download`, which waits for it;
+                    // a later offer for a queued transfer fails that transfer here.
+                    downloads.malformed(*id)
                 }
             },
             ServerMsg::DownloadQueued {

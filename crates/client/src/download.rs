@@ -299,6 +299,28 @@ impl Downloads {
         }
     }
 
+    /// The server offered transfer `id` (its id) with a malformed token or hash: a transfer of
+    /// ours that waited for it fails, and the server is told.
+    pub(crate) fn malformed(&self, id: u64) -> Option<Event> {
+        let mut entries = lock(&self.entries);
+        let (&local, entry) = entries
+            .iter_mut()
+            .find(|(_, e)| e.server_id == id && e.status.state == "queued")?;
+        entry.status.state = "failed";
+        let file = entry.status.file.clone();
+        drop(entries);
+        if let Some(requests) = self.requests.upgrade() {
+            let _ = requests.try_send(ClientMsg::Cancel { id, req: None });
+        }
+        Some(Event::Transfer(TransferEvent {
+            id: local,
+            file,
+            state: TransferState::Failed {
+                error: "the server offered the file with a malformed token or hash".into(),
+            },
+        }))
+    }
+
     /// The server ended transfer `id` before offering it (it could not prepare the file; an
     /// `error` says why): a transfer of ours that was waiting has failed.
     pub(crate) fn ended_by_server(&self, id: u64) -> Option<Event> {

@@ -106,10 +106,12 @@ pub(crate) async fn fetch(
             reason: AbortReason::Cancelled,
             by_peer: false,
         } => Ok(Ended::Cancelled),
+        // Only a paused transfer can have been paused too long: from a running one this is a
+        // lie, and taking it as a reclaim would ask again and again.
         Event::Aborted {
             reason: AbortReason::PauseTooLong,
             by_peer: true,
-        } => Ok(Ended::Reclaimed),
+        } if stall.paused => Ok(Ended::Reclaimed),
         Event::Aborted {
             reason,
             by_peer: true,

@@ -283,3 +283,91 @@ async fn a_server_that_trickles_data_fails_the_download_with_a_clear_message() {
     // What did arrive is kept, to resume from.
     assert!(dir.path().join("slow.bin.part").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_offer_fails_at_once_and_leaves_the_name_free() {
+    let server = FakeServer::start(|| -> Script {
+        Box::new(|msg| match msg {
+            ClientMsg::Download { req, file } => vec![
+                ServerMsg::DownloadReady {
+                    req: *req,
+                    id: 1,
+                    file: file.clone(),
+                    size: 10,
+                    hash: "é".repeat(32), // 64 bytes, not hex: slicing it could panic
+                    token: "00".repeat(16),
+                    port: 9,
+                }
+                .to_frame(),
+            ],
+            _ => vec![],
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = get(&server.addr.to_string(), dir.path(), "f.txt", &[]).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("malformed"), "{stderr}");
+    let (client, _events) = Client::connect(&server.addr.to_string(), "again")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let err = client
+            .download("f.txt", opts(dir.path()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("malformed"), "{err}");
+    }
+}
+
+/// A transfer port that answers every HELLO with ABORT 6 ("paused too long"), counting them.
+fn claims_a_pause(hellos: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    let socket = udp_socket();
+    let port = socket.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+            let Ok(packet) = packet::decode(&buf[..n]) else {
+                continue;
+            };
+            if !matches!(packet.frame, Frame::Hello { .. }) {
+                continue;
+            }
+            hellos.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut out = vec![0u8; 64];
+            let abort = Packet {
+                conn_id: packet.conn_id,
+                pn: 0,
+                frame: Frame::Abort { reason: 6 },
+            };
+            let n = packet::encode(&abort, &mut out).unwrap();
+            let _ = socket.send_to(&out[..n], peer).await;
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_claiming_a_running_transfer_was_paused_too_long_fails_it_once() {
+    let hellos = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hellos);
+    let server = FakeServer::start(move || -> Script {
+        let hellos = std::sync::Arc::clone(&counted);
+        let mut next_id = 0;
+        Box::new(move |msg| match msg {
+            ClientMsg::Download { req, file } => {
+                next_id += 1;
+                let port = claims_a_pause(std::sync::Arc::clone(&hellos));
+                vec![ready(*req, next_id, file, &[1; 100], port)]
+            }
+            _ => vec![],
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = get(&server.addr.to_string(), dir.path(), "f.bin", &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("paused for longer"), "{stderr}");
+    let asked = hellos.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(asked <= 2, "the client asked again {asked} times");
+}
