@@ -214,7 +214,12 @@ impl Client {
         /// More entries than any honest folder we serve: a server paging without end is
         /// refused here rather than filling our memory.
         const MAX_LISTED: usize = 1_000_000;
+        /// At most this much of names, all pages together (an entry counts its name plus 32).
+        const MAX_LISTED_BYTES: usize = 64 * 1024 * 1024;
+        /// No file system has longer names (Linux: 255 bytes).
+        const MAX_NAME: usize = 1024;
         let mut all: Vec<FileEntry> = Vec::new();
+        let mut bytes = 0usize;
         let mut after: Option<String> = None;
         loop {
             let req = self.next_req();
@@ -227,10 +232,25 @@ impl Client {
                 ServerMsg::Files { files, next, .. } => (files, next),
                 other => return Err(unexpected(other)),
             };
+            if next.is_some() && files.is_empty() {
+                return Err(ClientError::Protocol(
+                    "the server sent an empty page of files with more to come".into(),
+                ));
+            }
+            for entry in &files {
+                if entry.name.len() > MAX_NAME {
+                    return Err(ClientError::Protocol(format!(
+                        "the server lists a file name of {} bytes",
+                        entry.name.len()
+                    )));
+                }
+                bytes += entry.name.len() + 32;
+            }
             all.extend(files);
-            if all.len() > MAX_LISTED {
+            if all.len() > MAX_LISTED || bytes > MAX_LISTED_BYTES {
                 return Err(ClientError::Protocol(format!(
-                    "the server lists more than {MAX_LISTED} files"
+                    "the server lists more than {MAX_LISTED} files or {} MiB of names",
+                    MAX_LISTED_BYTES >> 20
                 )));
             }
             match next {

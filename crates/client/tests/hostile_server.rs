@@ -371,3 +371,68 @@ async fn a_server_claiming_a_running_transfer_was_paused_too_long_fails_it_once(
     let asked = hellos.load(std::sync::atomic::Ordering::Relaxed);
     assert!(asked <= 2, "the client asked again {asked} times");
 }
+
+/// A server whose `files` replies come from `page(after)`, for ever.
+async fn paging(page: fn(Option<&str>) -> ServerMsg) -> FakeServer {
+    FakeServer::start(move || -> Script {
+        Box::new(move |msg| match msg {
+            ClientMsg::ListFiles { req, after, .. } => {
+                let mut reply = page(after.as_deref());
+                if let ServerMsg::Files { req: r, .. } = &mut reply {
+                    *r = *req;
+                }
+                vec![reply.to_frame()]
+            }
+            _ => vec![],
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_without_end_is_refused_before_it_fills_memory() {
+    // Empty pages whose cursor always moves on.
+    let empty = paging(|after| ServerMsg::Files {
+        req: None,
+        files: vec![],
+        next: Some(format!("{}z", after.unwrap_or(""))),
+    })
+    .await;
+    // One huge name a page.
+    let huge = paging(|after| ServerMsg::Files {
+        req: None,
+        files: vec![wire::FileEntry {
+            name: format!("{}{}", after.unwrap_or(""), "x".repeat(900_000)),
+            size: 1,
+        }],
+        next: Some(format!("{}y", after.unwrap_or(""))),
+    })
+    .await;
+    // Many short names a page, for ever.
+    let many = paging(|after| {
+        let base = after.unwrap_or("").to_owned();
+        ServerMsg::Files {
+            req: None,
+            files: (0..1000)
+                .map(|i| wire::FileEntry {
+                    name: format!("{base}{i:04}"),
+                    size: 1,
+                })
+                .collect(),
+            next: Some(format!("{base}9999")),
+        }
+    })
+    .await;
+    for server in [&empty, &huge, &many] {
+        let (client, _events) = Client::connect(&server.addr.to_string(), "lister")
+            .await
+            .unwrap();
+        let listed = tokio::time::timeout(Duration::from_secs(60), client.files())
+            .await
+            .expect("the listing never ended");
+        assert!(
+            matches!(listed, Err(client::ClientError::Protocol(_))),
+            "{listed:?}"
+        );
+    }
+}
