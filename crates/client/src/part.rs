@@ -182,7 +182,21 @@ impl PartFile {
         let path = dir.join(format!("{name}.part"));
         let meta_path = dir.join(format!("{name}.part.meta"));
         let (file, new) = open_part(&path)?;
-        let earlier = read_meta(&meta_path).filter(|m| !new && m.hash == hash && m.size == size);
+        let record = if new { None } else { read_meta(&meta_path) };
+        if !new && record.is_none() {
+            // A file of this user's, but no record of ours beside it: something else (another
+            // program, or a download of a file that is itself called `NAME.part`) made it, and
+            // truncating it would destroy it.
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already exists without a record of a download beside it, so this \
+                     client did not create it; move it away or download into another folder",
+                    path.display()
+                ),
+            ));
+        }
+        let earlier = record.filter(|m| m.hash == hash && m.size == size);
         let on_disk = file.metadata()?.len();
         let contiguous = earlier.map_or(0, |m| m.contiguous.min(on_disk).min(size));
         if contiguous == 0 {
@@ -643,6 +657,19 @@ mod tests {
         ] {
             assert_eq!(safe_file_name(asked).as_deref(), saved, "{asked:?}");
         }
+    }
+
+    #[test]
+    fn a_part_of_this_user_without_our_record_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("report.part");
+        std::fs::write(&mine, b"the user's own report, not a download").unwrap();
+        let err = PartFile::open(dir.path(), "report", "h", 100).unwrap_err();
+        assert!(err.to_string().contains("did not create it"), "{err}");
+        assert_eq!(
+            std::fs::read(&mine).unwrap(),
+            b"the user's own report, not a download"
+        );
     }
 
     #[test]
