@@ -562,10 +562,20 @@ async fn read_loop(
             _ => None,
         };
         let waiter = req.and_then(|req| lock(&pending).remove(&req));
-        if let (None, ServerMsg::Error { req: Some(req), .. }) = (&waiter, &msg) {
+        if let (
+            None,
+            ServerMsg::Error {
+                req: Some(req),
+                message,
+                ..
+            },
+        ) = (&waiter, &msg)
+            && let Some(event) = downloads.refused(*req, message)
+            && !queue.deliver(event)
+        {
             // A request nobody waits for: a transfer asking again after its port was taken
-            // back. It stays paused, to be continued later.
-            downloads.forget(*req);
+            // back, and now failed.
+            return;
         }
         let msg = match waiter {
             Some(waiter) => match waiter.send(msg) {

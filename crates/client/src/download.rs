@@ -183,6 +183,26 @@ impl Downloads {
         lock(&self.asked).remove(&req);
     }
 
+    /// The server refused request `req`, which nobody waits for: when it asked again for a
+    /// transfer whose port was taken back, that transfer has failed (the event says why).
+    pub(crate) fn refused(&self, req: u64, why: &str) -> Option<Event> {
+        let local = lock(&self.asked).remove(&req)?.continues?;
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(&local).filter(|e| e.reclaimed)?;
+        entry.reclaimed = false;
+        entry.status.state = "failed";
+        Some(Event::Transfer(TransferEvent {
+            id: local,
+            file: entry.status.file.clone(),
+            state: TransferState::Failed {
+                error: format!(
+                    "the server refused to continue the transfer: {why}; asking for the file \
+                     again resumes it"
+                ),
+            },
+        }))
+    }
+
     /// The server answered request `req` (or, without one, a request answered before) with
     /// transfer `id` (its id) for the file `offered`: from now on the transfer is known by it.
     /// Returns our id of the transfer. Refuses an answer for a transfer we never asked for, an
@@ -194,15 +214,20 @@ impl Downloads {
         let answered = req.and_then(|r| lock(&self.asked).remove(&r));
         let mut entries = lock(&self.entries);
         if let Some(asked) = answered {
-            if entries
-                .iter()
-                .any(|(&local, e)| e.server_id == id || (asked.continues.is_none() && local == id))
-            {
+            if entries.iter().any(|(&local, e)| {
+                (e.server_id == id && asked.continues != Some(local))
+                    || (asked.continues.is_none() && local == id)
+            }) {
                 return Err(Refusal::Unknown(format!(
                     "the server gave a second request the id {id} of a transfer it already has"
                 )));
             }
             match asked.continues.and_then(|local| entries.get_mut(&local)) {
+                Some(entry) if !entry.reclaimed => {
+                    return Err(Refusal::Unknown(format!(
+                        "the server offered transfer {id} for a transfer given up meanwhile"
+                    )));
+                }
                 Some(entry) => {
                     entry.server_id = id;
                     entry.reclaimed = false;
@@ -257,6 +282,10 @@ impl Downloads {
         match refusal {
             Refusal::Unknown(why) => {
                 tracing::warn!(id, "{why}");
+                // Not ours to run: the server may free its port at once.
+                if let Some(requests) = self.requests.upgrade() {
+                    let _ = requests.try_send(ClientMsg::Cancel { id, req: None });
+                }
                 None
             }
             Refusal::OtherFile { local, error } => {
@@ -407,6 +436,9 @@ impl Downloads {
                 let name = entry.opts.save_as.clone().unwrap_or_default();
                 let part = entry.opts.dir.join(format!("{name}.part"));
                 drop(entries);
+                // A request asking again for it may be on its way: its answer is refused
+                // (`asked` is never taken while `entries` is held).
+                lock(&self.asked).retain(|_, a| a.continues != Some(id));
                 let events = self.events.clone();
                 // No transfer task is left to do it: remove the files and tell, off this thread.
                 tokio::task::spawn_blocking(move || {

@@ -436,3 +436,59 @@ async fn a_listing_without_end_is_refused_before_it_fills_memory() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reclaimed_transfer_whose_request_again_is_refused_fails_instead_of_waiting() {
+    let data = vec![5u8; 4 << 20];
+    let server = FakeServer::start(move || -> Script {
+        let data = data.clone();
+        let mut asked = 0;
+        Box::new(move |msg| match msg {
+            ClientMsg::Download { req, file } => {
+                asked += 1;
+                if asked > 1 {
+                    let busy = ServerMsg::error(*req, wire::ErrorCode::Busy, "no port for you");
+                    return vec![busy.to_frame()];
+                }
+                // The real sender, taking the port back from a flow paused for 200 ms.
+                let socket = udp_socket();
+                let port = socket.local_addr().unwrap().port();
+                let served = data.clone();
+                tokio::spawn(async move {
+                    let config = transport::Config {
+                        max_pause: Some(Duration::from_millis(200)),
+                        ..transport::Config::default()
+                    };
+                    let stop = std::future::pending::<()>();
+                    let _ = transport::driver::serve(&socket, [0; 16], served, config, stop).await;
+                });
+                vec![ready(*req, 1, file, &data, port)]
+            }
+            _ => vec![],
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim")
+        .await
+        .unwrap();
+    let o = client::DownloadOptions {
+        pause_at: Some(10.0),
+        ..opts(dir.path())
+    };
+    let id = client.download("f.bin", o).await.unwrap();
+    // Paused at 10 %; the sender takes the port back; the transfer still shows paused.
+    loop {
+        if let TransferState::Paused { .. } = common::next_of(&mut events, id).await {
+            break;
+        }
+    }
+    common::wait_until(|| client.transfers()[0].state == "paused").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.resume(id).unwrap();
+    match outcome(&mut events, id).await {
+        TransferState::Failed { error } => assert!(error.contains("no port for you"), "{error}"),
+        other => panic!("the refused continuation ended as {other:?}"),
+    }
+    assert_eq!(client.transfers()[0].state, "failed");
+}

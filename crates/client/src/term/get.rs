@@ -72,6 +72,24 @@ pub async fn run(
     while let Some(event) = events.recv().await {
         let transfer = match event {
             Event::Transfer(t) if t.id == id => t,
+            Event::Lagged { .. } => {
+                // Events were dropped: the end of ours may have been one of them.
+                let ended = client
+                    .transfers()
+                    .into_iter()
+                    .find(|t| t.id == id)
+                    .filter(|t| matches!(t.state, "failed" | "cancelled"));
+                if let Some(t) = ended {
+                    bar.abandon();
+                    return fail(format!(
+                        "downloading {} {} (its last events were missed while the server \
+                         flooded this client)",
+                        client::visible(file),
+                        t.state
+                    ));
+                }
+                continue;
+            }
             Event::Disconnected { message, .. } => {
                 bar.abandon();
                 return fail(format!(
