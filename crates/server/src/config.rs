@@ -32,7 +32,7 @@ pub struct Config {
     pub max_ports_per_address: usize,
     /// Most download requests from one source address that may wait; more get `busy`.
     pub max_queued_per_address: usize,
-    /// A transfer whose receiver stays paused (its window all used, nothing in flight) longer
+    /// A transfer whose receiver stays paused (acknowledges less than 1 KiB of new data) longer
     /// than this gives its port back: the flow ends with the transport's `PauseTooLong`, and
     /// the client asks again to continue.
     pub max_pause: Duration,

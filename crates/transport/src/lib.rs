@@ -53,9 +53,10 @@ pub struct Config {
     /// Most islands of data a receiver keeps beyond its contiguous prefix; data that would
     /// start another is dropped unacknowledged until holes fill (see [`RangeSet`]).
     pub max_islands: usize,
-    /// A sender whose receiver has kept it from sending for this long (paused: its window all
-    /// used, nothing in flight) ends the flow with [`AbortReason::PauseTooLong`]; `None` waits
-    /// for ever. Servers set it so that paused flows do not hold a small pool of ports.
+    /// A sender whose receiver acknowledges less than 1 KiB of new data (or all that is left)
+    /// in this long (it is paused, or only pretends to move) ends the flow with
+    /// [`AbortReason::PauseTooLong`]; `None` waits for ever. Servers set it so that paused
+    /// flows do not hold a small pool of ports.
     pub max_pause: Option<Duration>,
 }
 

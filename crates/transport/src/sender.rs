@@ -18,6 +18,10 @@ const STALE_ACK_DELAY: Duration = Duration::from_millis(25);
 const MAX_PTO: Duration = Duration::from_secs(2);
 /// Lost packet numbers remembered to spot spurious retransmissions.
 const LOST_MEMORY: usize = 4096;
+/// Bytes a receiver must acknowledge (or all that is left) in every [`Config::max_pause`] not
+/// to count as paused: an honest transfer moves far more, a port squatter granting a byte at a
+/// time far less.
+const PAUSE_FLOOR: u64 = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Sent {
@@ -88,8 +92,9 @@ pub struct Sender<S: Source> {
     done_unproven: bool,
     /// When the address was proven and data could start.
     flowing_since: Option<Instant>,
-    /// Since when the receiver's window has kept us from sending (see [`Config::max_pause`]).
-    paused_since: Option<Instant>,
+    /// When the current period of progress began, and the bytes acknowledged then (see
+    /// [`Sender::note_paused`]).
+    progress: (Instant, u64),
     send_close: bool,
     send_ping: bool,
     abort: Option<AbortReason>,
@@ -168,7 +173,7 @@ impl<S: Source> Sender<S> {
             hello_ack_pn: 0,
             done_unproven: false,
             flowing_since: None,
-            paused_since: None,
+            progress: (now, 0),
             send_close: false,
             send_ping: false,
             abort: None,
@@ -258,25 +263,30 @@ impl<S: Source> Sender<S> {
         self.note_paused(now);
     }
 
-    /// When the receiver keeps us from sending anything (it is paused: its window is all
-    /// used, and nothing is in flight or waits to be resent), since when; `None` otherwise.
+    /// Starts a new period of progress once the receiver has acknowledged [`PAUSE_FLOOR`]
+    /// new bytes (or all that is left) since the current one began. A receiver that pauses,
+    /// that never acknowledges data, or that opens its window a byte at a time makes no
+    /// progress, and loses its flow after [`Config::max_pause`].
     fn note_paused(&mut self, now: Instant) {
-        let paused = self.state == State::Open
-            && self.unvalidated_since.is_none()
-            && self.in_flight == 0
-            && self.retransmit.is_empty()
-            && self.next_offset < self.total
-            && self.next_offset >= self.max_offset;
-        if !paused {
-            self.paused_since = None;
-        } else if self.paused_since.is_none() {
-            self.paused_since = Some(now);
+        if self.state != State::Open || self.unvalidated_since.is_some() {
+            // The period starts when the address is proven (the handshake has its own timer).
+            self.progress = (now, self.stats.bytes_delivered);
+            return;
+        }
+        let (_, then) = self.progress;
+        let left = (self.total - self.start).saturating_sub(then);
+        let moved = self.stats.bytes_delivered.saturating_sub(then);
+        if moved >= PAUSE_FLOOR.min(left).max(1) {
+            self.progress = (now, self.stats.bytes_delivered);
         }
     }
 
-    /// When a receiver paused for [`Config::max_pause`] loses its flow.
+    /// When a receiver that has made no progress for [`Config::max_pause`] loses its flow.
     fn pause_deadline(&self) -> Option<Instant> {
-        Some(self.paused_since? + self.config.max_pause?)
+        if self.state != State::Open || self.unvalidated_since.is_some() {
+            return None;
+        }
+        Some(self.progress.0 + self.config.max_pause?)
     }
 
     fn on_datagram(&mut self, now: Instant, datagram: &[u8]) {

@@ -450,3 +450,42 @@ fn a_receiver_paused_longer_than_max_pause_loses_its_flow_and_a_slow_one_does_no
     }
     assert!(!slow.is_closed());
 }
+
+#[test]
+fn a_receiver_that_dodges_the_pause_by_inches_or_by_never_acking_loses_its_flow() {
+    let max_pause = Duration::from_secs(1);
+    let t0 = Instant::now();
+    let tweak = |c: &mut Config| c.max_pause = Some(max_pause);
+    let t1 = t0 + Duration::from_millis(10);
+    // Opens its window one byte at a time, every 900 ms.
+    let mut inches = open_sender_with(t0, 10 * 1174, 1174, tweak);
+    assert_eq!(drain(&mut inches, t1).len(), 1);
+    let mut now = t1;
+    let mut pn = 2;
+    let mut window = 1174;
+    while !inches.is_closed() && now < t1 + Duration::from_secs(10) {
+        inches.handle_datagram(now, &ack(pn, &[(0, pn - 1)], window));
+        drain(&mut inches, now);
+        now += Duration::from_millis(900);
+        inches.handle_timeout(now);
+        pn += 1;
+        window += 1;
+    }
+    assert!(inches.is_closed(), "a byte at a time kept the flow");
+    assert!(
+        now <= t1 + Duration::from_secs(3),
+        "closed only at {:?}",
+        now - t1
+    );
+    // Never acknowledges data, only pings now and then.
+    let mut silent = open_sender_with(t0, 10 * 1174, 10 * 1174, tweak);
+    assert!(!drain(&mut silent, t1).is_empty());
+    let mut now = t1;
+    for pn in 2..20u64 {
+        now += Duration::from_millis(300);
+        silent.handle_datagram(now, &encode(pn, Frame::Ping));
+        silent.handle_timeout(now);
+        drain(&mut silent, now);
+    }
+    assert!(silent.is_closed(), "pings without acks kept the flow");
+}
