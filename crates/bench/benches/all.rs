@@ -57,7 +57,7 @@ impl Contender for Quinn {
     fn prepare(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()> {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
         let cert_der = rustls::pki_types::CertificateDer::from(cert.cert);
-        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
         let mut server_config =
             quinn::ServerConfig::with_single_cert(vec![cert_der.clone()], key.into())?;
         server_config.transport_config(transport_config(job.datagram)?);
