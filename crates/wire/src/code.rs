@@ -24,6 +24,10 @@ pub enum ErrorCode {
     ServerFull,
     /// The client does not know the command it was given (reported by clients, not the server).
     UnknownCommand,
+    /// The server's key is not the one this client trusts for it (from its `known_servers`
+    /// file, or pinned with `--fingerprint`): the connection was refused before anything was
+    /// sent. Reported by clients, not the server.
+    ServerKeyChanged,
     /// The client speaks a protocol version the server does not.
     UnsupportedVersion,
     /// The frame was not a valid message, or came at the wrong time (e.g. before the hello).
@@ -53,6 +57,7 @@ impl ErrorCode {
             Self::TooLong => "too_long",
             Self::ServerFull => "server_full",
             Self::UnknownCommand => "unknown_command",
+            Self::ServerKeyChanged => "server_key_changed",
             Self::UnsupportedVersion => "unsupported_version",
             Self::BadRequest => "bad_request",
             Self::NoSuchFile => "no_such_file",

@@ -9,12 +9,14 @@
 
 mod code;
 mod digest;
+mod fingerprint;
 mod frame;
 mod message;
 mod name;
 
 pub use code::ErrorCode;
 pub use digest::hash_file;
+pub use fingerprint::{Fingerprint, FingerprintError};
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, encode_frame};
 pub use message::{
     ClientMsg, DecodeError, FileEntry, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES, ServerMsg,
@@ -24,6 +26,11 @@ pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The ALPN protocol id of the control channel: clients offer it in their TLS ClientHello,
+/// the server selects it (see docs/PROTOCOL.md, "TLS"). It names the protocol's major
+/// version, so a client of an incompatible version fails in the handshake with a clear alert.
+pub const ALPN: &[u8] = b"messenger/2";
 
 /// Longest chat text, in bytes of UTF-8, that the server relays. Longer texts get `too_long`.
 pub const MAX_TEXT_LEN: usize = 4096;
