@@ -1,6 +1,6 @@
 //! Server settings, with the defaults the `messenger-server` flags document.
 
-use crate::UdpPorts;
+use crate::{TlsIdentity, UdpPorts};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +19,14 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Folder whose regular files are shared; created if missing.
     pub files_dir: PathBuf,
+    /// Folder of the server's own state (its self-signed TLS identity); created if missing.
+    pub data_dir: PathBuf,
+    /// Where the TLS identity comes from.
+    pub tls: TlsIdentity,
+    /// How long a new connection has to finish its TLS handshake. The connection holds one of
+    /// the pending places (`max_pending`, `max_pending_per_address`) meanwhile, and its hello
+    /// deadline starts after it.
+    pub handshake_timeout: Duration,
     /// UDP ports that file transfers may use, one transfer per port at a time.
     pub udp_ports: UdpPorts,
     /// Most download requests waiting for a free port; more get `busy`.
@@ -83,12 +91,14 @@ pub struct Config {
 
 impl Config {
     /// A server on 127.0.0.1 with OS-chosen ports (TCP and a pool of `udp_ports` UDP ports),
-    /// sharing `files_dir`: for tests and embedding, where fixed ports would collide.
+    /// sharing `files_dir`, with an ephemeral TLS identity (nothing written to a data folder):
+    /// for tests and embedding, where fixed ports would collide.
     pub fn local(files_dir: impl Into<PathBuf>, udp_ports: usize) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             files_dir: files_dir.into(),
             udp_ports: UdpPorts::Ephemeral(udp_ports),
+            tls: TlsIdentity::Ephemeral,
             ..Self::default()
         }
     }
@@ -99,6 +109,9 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 50000)),
             files_dir: PathBuf::from("files"),
+            data_dir: PathBuf::from("messenger-data"),
+            tls: TlsIdentity::SelfSigned,
+            handshake_timeout: Duration::from_secs(10),
             udp_ports: UdpPorts::Range(55000..=55015),
             max_queued: 64,
             max_transfers_per_client: 8,

@@ -9,8 +9,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wire::FrameError;
 
@@ -46,8 +45,8 @@ impl Budget {
 /// Splits a connection's byte stream into frame payloads, like `FrameCodec` over `FramedRead`,
 /// with big frames buffered only within the [`Budget`].
 #[derive(Debug)]
-pub(crate) struct FrameReader {
-    rd: OwnedReadHalf,
+pub(crate) struct FrameReader<R> {
+    rd: R,
     buf: BytesMut,
     max_len: usize,
     budget: Budget,
@@ -55,9 +54,9 @@ pub(crate) struct FrameReader {
     held: Option<OwnedSemaphorePermit>,
 }
 
-impl FrameReader {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads frames of at most `max_len` payload bytes from `rd`.
-    pub(crate) fn new(rd: OwnedReadHalf, max_len: usize, budget: Budget) -> Self {
+    pub(crate) fn new(rd: R, max_len: usize, budget: Budget) -> Self {
         Self {
             rd,
             buf: BytesMut::new(),

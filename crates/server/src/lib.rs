@@ -13,6 +13,7 @@
 mod catalog;
 mod config;
 mod hashes;
+mod identity;
 mod inbound;
 mod limit;
 mod notices;
@@ -24,6 +25,7 @@ mod udp;
 pub use catalog::{FileCatalog, SharedFile, Version};
 pub use config::{Config, HELLOS_PER_CONNECTION, MIN_MAX_FRAME};
 pub use hashes::{HashCache, HashHook};
+pub use identity::{CERT_FILE, Identity, KEY_FILE, TlsIdentity};
 pub use registry::{CloseReason, JoinError, Registry};
 pub use transfers::{TransferInfo, Transfers, UdpPorts};
 
@@ -50,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) addresses: Arc<limit::Addresses>,
     /// The bytes all connections together may hold in partly received frames.
     pub(crate) inbound: inbound::Budget,
+    /// Completes the TLS handshake of each new connection.
+    pub(crate) tls: tokio_rustls::TlsAcceptor,
+    /// The fingerprint of the server's key.
+    pub(crate) fingerprint: wire::Fingerprint,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -59,8 +65,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket and opens the shared folder (creating it if missing).
+    /// Loads (or makes) the TLS identity, binds the listening socket and opens the shared
+    /// folder (creating it if missing).
     pub async fn bind(config: Config) -> io::Result<Self> {
+        let (source, data_dir) = (config.tls.clone(), config.data_dir.clone());
+        // Reading or generating the identity touches files: off the async workers.
+        let identity = tokio::task::spawn_blocking(move || Identity::load(&source, &data_dir))
+            .await
+            .map_err(io::Error::other)??;
+        let tls = identity
+            .server_config()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let catalog = FileCatalog::open(&config.files_dir).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -101,6 +116,8 @@ impl Server {
             catalog,
             hashes: HashCache::new(config.hash_hook.clone()),
             transfers,
+            tls: tokio_rustls::TlsAcceptor::from(tls),
+            fingerprint: identity.fingerprint(),
             config,
             shutdown: CancellationToken::new(),
         });
@@ -110,6 +127,11 @@ impl Server {
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The fingerprint of the server's TLS key, as clients see and pin it.
+    pub fn fingerprint(&self) -> wire::Fingerprint {
+        self.shared.fingerprint
     }
 
     /// The folder the server shares, as a real path.
@@ -137,9 +159,10 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    // Connections still in their hello are capped, per source address and in
-                    // all, so a crowd that connects and never speaks (slowloris) cannot use up
-                    // memory or descriptors, nor one address lock everybody else out.
+                    // Connections still in their TLS handshake or hello are capped, per source
+                    // address and in all, so a crowd that connects and never speaks (slowloris)
+                    // cannot use up memory or descriptors, nor one address lock everybody else
+                    // out.
                     let address = limit::AddressKey::of(peer);
                     let now = std::time::Instant::now();
                     let Some(slot) = self.shared.addresses.try_pending(address, now) else {
@@ -261,6 +284,11 @@ impl ServerHandle {
     /// Where the server listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The fingerprint of the server's TLS key, as clients see and pin it.
+    pub fn fingerprint(&self) -> wire::Fingerprint {
+        self.shared.fingerprint
     }
 
     /// Names of the users online, sorted.

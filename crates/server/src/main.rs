@@ -18,6 +18,20 @@ struct Args {
     /// Folder whose files are shared (created if missing).
     #[arg(long, default_value = "./files")]
     files: PathBuf,
+    /// Folder of the server's own state (created if missing): without --tls-cert, the
+    /// self-signed TLS identity is generated there on the first start and reused after.
+    #[arg(long, default_value = "./messenger-data")]
+    data_dir: PathBuf,
+    /// TLS certificate chain (PEM, leaf first), for a certificate from a CA; with --tls-key.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a new connection has to finish its TLS handshake (it holds a pending place
+    /// meanwhile; see --max-pending).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
     /// UDP ports for file transfers, as LO-HI.
     #[arg(long, default_value = "55000-55015", value_parser = parse_port_range)]
     udp_ports: RangeInclusive<u16>,
@@ -56,11 +70,12 @@ struct Args {
     /// that would not fit is refused with `busy` instead).
     #[arg(long, default_value_t = 1024 * 1024)]
     queue_bytes: usize,
-    /// Most connections that have not finished their hello (more are closed at once).
+    /// Most connections that have not finished their TLS handshake and hello (more are closed
+    /// at once).
     #[arg(long, default_value_t = 256)]
     max_pending: usize,
-    /// Most connections from one address (IPv4, or IPv6 /64) that have not finished their
-    /// hello (more from it are closed at once).
+    /// Most connections from one address (IPv4, or IPv6 /64) that have not finished their TLS
+    /// handshake and hello (more from it are closed at once).
     #[arg(long, default_value_t = 16)]
     max_pending_per_address: usize,
     /// Most users online from one address (IPv4, or IPv6 /64); the next gets `server_full`.
@@ -80,7 +95,7 @@ struct Args {
     /// connection.
     #[arg(long, default_value_t = wire::MAX_FRAME_LEN)]
     max_frame: usize,
-    /// Seconds a new connection has to send its hello.
+    /// Seconds a new connection has to send its hello, once its TLS handshake is done.
     #[arg(long, default_value_t = 10)]
     hello_timeout: u64,
     /// Seconds a client may stay silent before it is disconnected (clients ping every 15 s).
@@ -143,6 +158,12 @@ async fn main() -> anyhow::Result<()> {
     let config = server::Config {
         bind: args.bind,
         files_dir: args.files,
+        data_dir: args.data_dir,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => server::TlsIdentity::Files { cert, key },
+            _ => server::TlsIdentity::SelfSigned,
+        },
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
         udp_ports: server::UdpPorts::Range(args.udp_ports),
         max_queued: args.max_queued,
         max_transfers_per_client: args.max_transfers_per_client,
@@ -170,7 +191,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         addr = %server.local_addr().context("no local address")?,
         files = %server.files_dir().display(),
-        "listening"
+        fingerprint = %server.fingerprint(),
+        "listening (TLS 1.3; clients see this fingerprint)"
     );
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));

@@ -1,5 +1,5 @@
-//! One client connection: the hello, then a loop reading requests, with a writer task draining
-//! the client's bounded outbox onto the socket.
+//! One client connection: the TLS handshake, the hello, then a loop reading requests, with a
+//! writer task draining the client's bounded outbox onto the connection.
 
 use crate::Shared;
 use crate::inbound::FrameReader;
@@ -13,9 +13,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, timeout, timeout_at};
 use wire::{
     ClientMsg, ErrorCode, FileEntry, FrameError, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES,
@@ -29,10 +28,13 @@ const MAX_SLICES: usize = 64;
 /// How long a closing connection may take to flush its last frames.
 const LINGER: Duration = Duration::from_secs(2);
 
-type Frames = FrameReader;
+/// A client's connection once its TLS handshake is done.
+type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+type Frames = FrameReader<ReadHalf<Tls>>;
+type Writer = WriteHalf<Tls>;
 
-/// A connection's place among those still in their hello, in all and from its address: both
-/// are given back when this is dropped.
+/// A connection's place among those still in their TLS handshake or hello, in all and from its
+/// address: both are given back when this is dropped.
 pub(crate) struct Pending {
     /// The server-wide place.
     pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
@@ -42,8 +44,10 @@ pub(crate) struct Pending {
 
 /// Serves one connection until it ends.
 ///
-/// `pending` is this connection's place among those still in their hello; it is given back as
-/// soon as the hello is over, either way.
+/// `pending` is this connection's place among those still in their handshake or hello; it is
+/// given back as soon as the hello is over, either way. A handshake that is not done within
+/// `handshake_timeout` (or fails: plain text, another protocol, TLS 1.2) ends the connection
+/// without a word, since there is no channel to say it on.
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
@@ -57,7 +61,23 @@ pub(crate) async fn run(
         .with_interval(Duration::from_secs(10));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
 
-    let (rd, mut wr) = stream.into_split();
+    let handshake = tokio::select! {
+        done = timeout(shared.config.handshake_timeout, shared.tls.accept(stream)) => done,
+        () = shared.shutdown.cancelled() => return,
+    };
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "TLS handshake failed");
+            return;
+        }
+        Err(_elapsed) => {
+            tracing::debug!(%peer, "TLS handshake not done in time; closed");
+            return;
+        }
+    };
+
+    let (rd, mut wr) = tokio::io::split(stream);
     // A small buffer of its own; big frames are buffered within the server-wide budget.
     let max_frame = shared.config.max_frame.max(crate::MIN_MAX_FRAME);
     let mut frames = FrameReader::new(rd, max_frame, shared.inbound.clone());
@@ -88,7 +108,7 @@ pub(crate) async fn run(
 /// connection until the hello deadline.
 async fn hello(
     frames: &mut Frames,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut Writer,
     shared: &Shared,
     outbox: &Outbox,
     session: u64,
@@ -598,7 +618,7 @@ fn message_frame(from: &str, text: String, private: bool) -> Bytes {
 /// Frames go out with vectored writes straight from the shared buffers they were queued in: a
 /// broadcast or a batch of notices is never copied per recipient, and an idle client holds no
 /// write buffer.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxReceiver, outbox: Outbox) {
+async fn write_loop(mut wr: Writer, mut rx: OutboxReceiver, outbox: Outbox) {
     let mut frames: VecDeque<Bytes> = VecDeque::new();
     loop {
         let first = tokio::select! {
@@ -651,7 +671,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: OutboxReceiver, outbox: Outb
 
 /// Writes `frames` in order, removing each once it is on the socket. If the future is dropped
 /// half-way, `frames` holds exactly what was not written yet (a frame cut short keeps its tail).
-async fn write_frames(wr: &mut OwnedWriteHalf, frames: &mut VecDeque<Bytes>) -> io::Result<()> {
+async fn write_frames(wr: &mut Writer, frames: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !frames.is_empty() {
         // The slices live only while polling, so they do not take room in every idle writer.
         let mut written = std::future::poll_fn(|cx| {
@@ -679,14 +699,16 @@ async fn write_frames(wr: &mut OwnedWriteHalf, frames: &mut VecDeque<Bytes>) -> 
             }
         }
     }
-    Ok(())
+    // TLS holds what the socket would not take yet: without a flush it could wait there until
+    // the next frame.
+    wr.flush().await
 }
 
 /// Writes one frame straight to the socket, before the writer task exists.
-async fn send_now(wr: &mut OwnedWriteHalf, msg: &ServerMsg) {
+async fn send_now(wr: &mut Writer, msg: &ServerMsg) {
     let _ = timeout(LINGER, wr.write_all(&msg.to_frame())).await;
 }
 
-async fn refuse(wr: &mut OwnedWriteHalf, code: ErrorCode, message: &str) {
+async fn refuse(wr: &mut Writer, code: ErrorCode, message: &str) {
     send_now(wr, &ServerMsg::error(None, code, message)).await;
 }
