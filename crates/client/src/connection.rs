@@ -1,19 +1,19 @@
-//! The connection to the server: a reader task turning frames into [`Event`]s and answers, and
-//! a writer task sending requests and keepalives.
+//! The connection to the server (TLS 1.3 over TCP): a reader task turning frames into
+//! [`Event`]s and answers, and a writer task sending requests and keepalives.
 
 use crate::download::{DownloadOptions, Downloads, Offer, TransferStatus};
 use crate::event::time_from_millis;
 use crate::fetch::Control;
-use crate::{ClientError, Event};
+use crate::tls::Tls;
+use crate::{ClientError, Event, ServerKey, Trust};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::codec::FramedRead;
@@ -31,6 +31,7 @@ const EVENT_QUEUE: usize = 1024;
 const OUTBOX: usize = 256;
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<ServerMsg>>>>;
+type Frames = FramedRead<ReadHalf<Tls>, FrameCodec>;
 
 /// A handle on a connection to the server. Cheap to clone; every clone drives the same
 /// connection.
@@ -47,6 +48,7 @@ struct Inner {
     next_req: Arc<AtomicU64>,
     name: String,
     server: SocketAddr,
+    server_key: ServerKey,
     users_at_join: Vec<String>,
 }
 
@@ -69,12 +71,19 @@ impl Events {
 }
 
 impl Client {
-    /// Connects to `addr` (`host:port`) and joins as `name`.
+    /// Connects to `addr` (`host:port`) over TLS 1.3, checks the server's key as `trust`
+    /// says, and joins as `name`. Nothing is sent to a server whose key is not trusted.
     ///
-    /// Fails with [`ClientError::Server`] when the server refuses the name (`name_taken`,
+    /// Fails with [`ClientError::ServerKeyChanged`] when the key is not the one trusted for
+    /// the server, [`ClientError::NewServerKey`] when it is new and `trust` says to ask, and
+    /// [`ClientError::Server`] when the server refuses the name (`name_taken`,
     /// `invalid_name`) or is full (`server_full`).
-    pub async fn connect(addr: &str, name: &str) -> Result<(Client, Events), ClientError> {
-        Self::connect_from(addr, name, None).await
+    pub async fn connect(
+        addr: &str,
+        name: &str,
+        trust: &Trust,
+    ) -> Result<(Client, Events), ClientError> {
+        Self::connect_from(addr, name, None, trust).await
     }
 
     /// As [`Client::connect`], from the local address `local` (`None`: the system's choice),
@@ -83,6 +92,7 @@ impl Client {
         addr: &str,
         name: &str,
         local: Option<IpAddr>,
+        trust: &Trust,
     ) -> Result<(Client, Events), ClientError> {
         let unreachable = |source| ClientError::Unreachable {
             addr: addr.to_owned(),
@@ -94,14 +104,23 @@ impl Client {
             .map_err(unreachable)?;
         let server = stream.peer_addr().map_err(unreachable)?;
         let _ = stream.set_nodelay(true);
-        let (rd, mut wr) = stream.into_split();
+        let (stream, server_key) = timeout(
+            REQUEST_TIMEOUT,
+            crate::tls::handshake(stream, addr, trust),
+        )
+        .await
+        .map_err(|_| ClientError::Tls {
+            addr: addr.to_owned(),
+            reason: "the TLS handshake did not finish in time".into(),
+        })??;
+        let (rd, mut wr) = tokio::io::split(stream);
         let mut frames = FramedRead::new(rd, FrameCodec::default());
 
         let hello = ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             name: name.to_owned(),
         };
-        wr.write_all(&hello.to_frame())
+        write_frame(&mut wr, &hello.to_frame())
             .await
             .map_err(|_| ClientError::Disconnected)?;
         let welcome = timeout(REQUEST_TIMEOUT, next_msg(&mut frames))
@@ -144,6 +163,7 @@ impl Client {
             next_req,
             name,
             server,
+            server_key,
             users_at_join,
         };
         Ok((
@@ -162,6 +182,11 @@ impl Client {
     /// The server's address.
     pub fn server(&self) -> SocketAddr {
         self.inner.server
+    }
+
+    /// The server's key, and why it was trusted.
+    pub fn server_key(&self) -> &ServerKey {
+        &self.inner.server_key
     }
 
     /// Who was online when we joined (ourselves included).
@@ -435,9 +460,7 @@ fn unexpected(msg: ServerMsg) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {msg:?}"))
 }
 
-async fn next_msg(
-    frames: &mut FramedRead<OwnedReadHalf, FrameCodec>,
-) -> Result<ServerMsg, ClientError> {
+async fn next_msg(frames: &mut Frames) -> Result<ServerMsg, ClientError> {
     match frames.next().await {
         Some(Ok(payload)) => {
             ServerMsg::decode(&payload).map_err(|e| ClientError::Protocol(e.to_string()))
@@ -447,7 +470,13 @@ async fn next_msg(
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<ClientMsg>) {
+/// Writes one frame and flushes it out of TLS onto the socket.
+async fn write_frame(wr: &mut WriteHalf<Tls>, frame: &[u8]) -> std::io::Result<()> {
+    wr.write_all(frame).await?;
+    wr.flush().await
+}
+
+async fn write_loop(mut wr: WriteHalf<Tls>, mut rx: mpsc::Receiver<ClientMsg>) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
     loop {
@@ -458,7 +487,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<ClientMsg>) {
         // Every clone of the client dropped: leave politely.
         let msg = msg.unwrap_or(ClientMsg::Quit);
         let quit = msg == ClientMsg::Quit;
-        if wr.write_all(&msg.to_frame()).await.is_err() || quit {
+        if write_frame(&mut wr, &msg.to_frame()).await.is_err() || quit {
             break;
         }
     }
@@ -466,7 +495,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<ClientMsg>) {
 }
 
 async fn read_loop(
-    mut frames: FramedRead<OwnedReadHalf, FrameCodec>,
+    mut frames: Frames,
     events: mpsc::Sender<Event>,
     pending: Pending,
     downloads: Arc<Downloads>,

@@ -3,7 +3,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), client::ClientError> {
-//! let (client, mut events) = client::Client::connect("127.0.0.1:50000", "alice").await?;
+//! // Trust on first use, as a script does; `Trust::pinned` takes a known fingerprint.
+//! let trust = client::Trust::for_user(client::NewKey::Accept);
+//! let (client, mut events) = client::Client::connect("127.0.0.1:50000", "alice", &trust).await?;
+//! println!("{} ({})", client.server_key().fingerprint, client.server_key().status.as_str());
 //! client.send_all("hello everyone").await?;
 //! while let Some(event) = events.recv().await {
 //!     println!("{event:?}");
@@ -17,9 +20,12 @@ mod download;
 mod error;
 mod event;
 mod fetch;
+mod known_servers;
 mod part;
 mod prefix_hash;
 mod text;
+mod tls;
+mod trust;
 mod units;
 
 pub use connection::{Client, Events};
@@ -29,5 +35,6 @@ pub use event::{Event, TransferEvent, TransferState};
 pub use fetch::Control;
 pub use part::{Checkpoint, FinishError, PartFile, safe_file_name};
 pub use text::{is_hidden_control, visible};
+pub use trust::{ExpectedFrom, KeyStatus, NewKey, ServerKey, Trust, default_known_servers};
 pub use units::{eta, human_size};
-pub use wire::{ErrorCode, FileEntry};
+pub use wire::{ErrorCode, FileEntry, Fingerprint, FingerprintError};

@@ -9,13 +9,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use term::command::{self, Command, CommandError};
+use term::connect::{Failure, TrustArgs};
 use term::output::Output;
 
 /// Chat from the terminal. Lines you type go to everyone; /help lists the commands.
 ///
+/// The connection is TLS 1.3. A server whose certificate is not from a trusted CA is trusted
+/// on first use, as ssh does: a person at a terminal is shown its key's fingerprint and asked,
+/// a script (--json, or input that is not a terminal, or `get`) trusts it and says so; the key
+/// is recorded in known_servers, and a server whose key changed is always refused.
+///
 /// With --json, every event is one JSON object per line on stdout (for scripts).
 /// Exit status: 0 after /quit or end of input (once running downloads have finished), 1 when
-/// the connection fails or is lost.
+/// the connection fails (or the server's key changed) or is lost.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -40,6 +46,8 @@ struct Args {
     /// count.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     stall_timeout: u64,
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -74,6 +82,7 @@ async fn main() -> ExitCode {
             term::get::run(
                 &args.server,
                 &args.name,
+                &args.trust,
                 file,
                 output.as_deref(),
                 &download_options(&args),
@@ -88,9 +97,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let (client, mut events) = match Client::connect(&args.server, &args.name).await {
+    // A person at the terminal is asked about a new server key; a script is not.
+    let ask = !args.json && std::io::stdin().is_terminal();
+    let (client, mut events) = match args.trust.connect(&args.server, &args.name, ask).await {
         Ok(connected) => connected,
-        Err(err) => {
+        Err(Failure::Declined) => {
+            eprintln!("messenger: the server's key was not trusted; not connected");
+            return ExitCode::FAILURE;
+        }
+        Err(Failure::Client(err)) => {
             if args.json
                 && let Some(code) = err.code()
             {
@@ -106,6 +121,7 @@ async fn run(args: Args) -> ExitCode {
     let download = download_options(&args);
     let (mut lines, printer) = term::input::start(!args.json);
     let mut out = Output::new(args.json, color, printer);
+    out.server_key(&args.server, client.server_key());
     out.connected(client.name(), &args.server, client.users_at_join());
 
     // Once we said goodbye, the server's bye should follow at once; do not wait forever for it.
@@ -251,6 +267,11 @@ fn sentence(err: &ClientError, args: &Args) -> String {
         ClientError::Server { message, code } => {
             format!("the server refused to let you in: {message} ({code})")
         }
+        ClientError::ServerKeyChanged { .. }
+        | ClientError::UntrustedServer { .. }
+        | ClientError::Tls { .. }
+        | ClientError::CaFile { .. }
+        | ClientError::KnownServers { .. } => err.to_string(),
         other => format!("could not join {}: {other}", args.server),
     };
     client::visible(&sentence).into_owned()

@@ -1,15 +1,18 @@
 //! `messenger get FILE`: one download with a progress bar, like curl or wget.
 
+use super::connect::{Failure, TrustArgs, key_json, tell_person};
 use super::output::transfer_json;
-use client::{Client, DownloadOptions, Event, TransferState};
+use client::{DownloadOptions, Event, TransferState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Downloads `file` and exits: 0 only when it is complete and verified.
+/// Downloads `file` and exits: 0 only when it is complete and verified. A new server key is
+/// trusted on first use without asking: `get` runs in scripts.
 pub async fn run(
     server: &str,
     name: &str,
+    trust: &TrustArgs,
     file: &str,
     output: Option<&Path>,
     download: &DownloadOptions,
@@ -19,15 +22,25 @@ pub async fn run(
         eprintln!("messenger: {sentence}");
         ExitCode::FAILURE
     };
-    let (client, mut events) = match Client::connect(server, name).await {
+    let (client, mut events) = match trust.connect(server, name, false).await {
         Ok(connected) => connected,
-        Err(err) => {
+        Err(Failure::Client(err)) => {
+            if json && let Some(code) = err.code() {
+                let line = serde_json::json!({"event": "error", "code": code.as_str(), "message": err.to_string()});
+                println!("{line}");
+            }
             return fail(format!(
                 "cannot download from {server}: {}",
                 client::visible(&err.to_string())
             ));
         }
+        Err(Failure::Declined) => return fail("the server's key was not trusted".into()),
     };
+    if json {
+        println!("{}", key_json(client.server_key()));
+    } else {
+        tell_person(server, client.server_key());
+    }
     let (dir, save_as) = match output {
         Some(path) => {
             let dir = path

@@ -1,6 +1,7 @@
 //! The terminal front end: command parsing, input, and output for people or scripts.
 
 pub mod command;
+pub mod connect;
 pub mod editor;
 pub mod get;
 pub mod input;

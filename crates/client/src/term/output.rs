@@ -47,6 +47,16 @@ impl Output {
         }
     }
 
+    /// The server's key was trusted: the `server_key` event for scripts; for people, a word
+    /// only when the key is new.
+    pub fn server_key(&mut self, server: &str, key: &client::ServerKey) {
+        if self.json {
+            self.emit(super::connect::key_json(key));
+        } else {
+            super::connect::tell_person(server, key);
+        }
+    }
+
     /// We are online.
     pub fn connected(&mut self, name: &str, server: &str, users: &[String]) {
         if self.json {
