@@ -104,15 +104,13 @@ impl Client {
             .map_err(unreachable)?;
         let server = stream.peer_addr().map_err(unreachable)?;
         let _ = stream.set_nodelay(true);
-        let (stream, server_key) = timeout(
-            REQUEST_TIMEOUT,
-            crate::tls::handshake(stream, addr, trust),
-        )
-        .await
-        .map_err(|_| ClientError::Tls {
-            addr: addr.to_owned(),
-            reason: "the TLS handshake did not finish in time".into(),
-        })??;
+        let (stream, server_key) =
+            timeout(REQUEST_TIMEOUT, crate::tls::handshake(stream, addr, trust))
+                .await
+                .map_err(|_| ClientError::Tls {
+                    addr: addr.to_owned(),
+                    reason: "the TLS handshake did not finish in time".into(),
+                })??;
         let (rd, mut wr) = tokio::io::split(stream);
         let mut frames = FramedRead::new(rd, FrameCodec::default());
 
@@ -464,6 +462,11 @@ async fn next_msg(frames: &mut Frames) -> Result<ServerMsg, ClientError> {
     match frames.next().await {
         Some(Ok(payload)) => {
             ServerMsg::decode(&payload).map_err(|e| ClientError::Protocol(e.to_string()))
+        }
+        // The connection ending without TLS's close_notify (a server killed, a reset) is the
+        // connection lost, not a broken protocol; a stream cut mid-frame still is one.
+        Some(Err(wire::FrameError::Io(err))) if err.kind() != std::io::ErrorKind::Other => {
+            Err(ClientError::Disconnected)
         }
         Some(Err(err)) => Err(ClientError::Protocol(err.to_string())),
         None => Err(ClientError::Disconnected),
