@@ -5,10 +5,12 @@
 
 mod common;
 
-use client::{Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState};
+use client::{
+    Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState, Trust,
+};
 use common::{
-    RawClient, TestServer, WAIT, content, is_bad_request, join, join_many, next, spawn_server,
-    start_with, wait_for, wait_until,
+    RawClient, ServerProcess, TestServer, WAIT, content, is_bad_request, join, join_many, next,
+    spawn_server, start_with, wait_for, wait_until,
 };
 use futures_util::StreamExt;
 use rand::rngs::StdRng;
@@ -282,7 +284,7 @@ async fn truncated_frame(addr: String, round: u64) {
     }
     .to_frame();
     let mut raw = before_or_after_hello(&addr, "cut", round).await;
-    raw.stream.write_all(&msg[..msg.len() / 2]).await.unwrap();
+    raw.send_bytes(&msg[..msg.len() / 2]).await;
     raw.stream.shutdown().await.unwrap();
     for msg in closed_with(&mut raw).await {
         assert!(
@@ -308,7 +310,7 @@ async fn four_gib_header(addr: String, round: u64) {
     let mut raw = before_or_after_hello(&addr, "huge", round).await;
     let mut bytes = vec![0xff; 4];
     bytes.extend_from_slice(&ClientMsg::Ping.to_frame());
-    raw.stream.write_all(&bytes).await.unwrap();
+    raw.send_bytes(&bytes).await;
     let msgs = closed_with(&mut raw).await;
     assert!(
         msgs.iter().any(|m| matches!(m, ServerMsg::Error { code: ErrorCode::BadRequest, message, .. } if message.contains("4294967295"))),
@@ -398,7 +400,7 @@ async fn thousand_commands(addr: String, round: u64) {
         packet.extend_from_slice(&msg.to_frame());
     }
     packet.extend_from_slice(&ClientMsg::Quit.to_frame());
-    raw.stream.write_all(&packet).await.unwrap();
+    raw.send_bytes(&packet).await;
     let (mut limited, mut admitted, mut bye) = (0, std::collections::HashSet::new(), None);
     for msg in raw.until_closed(Duration::from_secs(30)).await {
         match msg {
@@ -463,7 +465,7 @@ async fn a_sustained_flood_is_held_to_the_rate_and_does_not_delay_others() {
                     .to_frame()
                 })
                 .collect();
-            let (mut rd, mut wr) = flooder.stream.into_split();
+            let (mut rd, mut wr) = tokio::io::split(flooder.stream);
             let reader = tokio::spawn(async move {
                 let mut sink = vec![0u8; 1 << 16];
                 while rd.read(&mut sink).await.unwrap_or(0) > 0 {}
@@ -472,7 +474,10 @@ async fn a_sustained_flood_is_held_to_the_rate_and_does_not_delay_others() {
             while !stop.is_cancelled() {
                 wr.write_all(&frames).await.unwrap();
                 sent += 50;
-                tokio::task::yield_now().await;
+                // Some 50 000 messages a second: a flood still, but one whose refusals its
+                // reader (which shares the TLS connection, and these two cores, with the
+                // writer) keeps up with, so it is not dropped as a slow consumer.
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             assert!(!reader.is_finished(), "the flooder was dropped");
             sent
@@ -538,7 +543,12 @@ fn open_fds(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_crowd_is_timed_out_in_bounded_memory_while_users_still_join_and_chat() {
     let files = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn_server(
+    let ServerProcess {
+        mut child,
+        addr,
+        key,
+        data: _data,
+    } = spawn_server(
         files.path(),
         &[
             "--hello-timeout",
@@ -582,8 +592,9 @@ async fn a_slowloris_crowd_is_timed_out_in_bounded_memory_while_users_still_join
     let rss_crowd = rss(pid);
 
     // Real users get in and chat all the while (often enough for the idle timeout).
-    let (alice, mut alice_events) = Client::connect(&addr, "alice").await.unwrap();
-    let (bob, mut bob_events) = Client::connect(&addr, "bob").await.unwrap();
+    let trust = Trust::pinned(key);
+    let (alice, mut alice_events) = Client::connect(&addr, "alice", &trust).await.unwrap();
+    let (bob, mut bob_events) = Client::connect(&addr, "bob", &trust).await.unwrap();
     let mut mutes_left = 0;
     let mut i = 0;
     while mutes_left < 100 {
@@ -735,16 +746,21 @@ async fn relay(server: SocketAddr, captured: Arc<Mutex<Captured>>) -> u16 {
     port
 }
 
-/// A TCP proxy in front of the server for one client, which sends that client's downloads
-/// through a [`relay`] (by rewriting the port of each offer). Returns its address.
-async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> String {
+/// A proxy in front of the server for one client, which sends that client's downloads through
+/// a [`relay`] (by rewriting the port of each offer). It ends TLS on each side, with an identity
+/// of its own that the client is told to trust. Returns its address and that key.
+async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> (String, wire::Fingerprint) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    let (acceptor, key) = common::tls_acceptor();
     tokio::spawn(async move {
         let (client, _) = listener.accept().await.unwrap();
-        let upstream = TcpStream::connect(&server).await.unwrap();
-        let (mut client_rd, mut client_wr) = client.into_split();
-        let (upstream_rd, mut upstream_wr) = upstream.into_split();
+        let client = acceptor.accept(client).await.unwrap();
+        let upstream = common::tls_connect(TcpStream::connect(&server).await.unwrap())
+            .await
+            .unwrap();
+        let (mut client_rd, mut client_wr) = tokio::io::split(client);
+        let (upstream_rd, mut upstream_wr) = tokio::io::split(upstream);
         tokio::spawn(async move { tokio::io::copy(&mut client_rd, &mut upstream_wr).await });
         let mut frames = FramedRead::new(upstream_rd, FrameCodec::default());
         while let Some(Ok(payload)) = frames.next().await {
@@ -773,12 +789,12 @@ async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> String {
                 }
                 _ => wire::encode_frame(&payload),
             };
-            if client_wr.write_all(&frame).await.is_err() {
+            if client_wr.write_all(&frame).await.is_err() || client_wr.flush().await.is_err() {
                 break;
             }
         }
     });
-    addr
+    (addr, key)
 }
 
 /// Forged packets for the connections seen in `real`: aborts, dones, closes, acks of
@@ -839,8 +855,10 @@ async fn sprayed_and_replayed_datagrams_neither_corrupt_nor_stall_downloads_nor_
     // One client through a relay that records its datagrams (and replays some itself), one
     // straight to the server. Both pause early, holding the whole pool of two ports.
     let captured = Arc::new(Mutex::new(Captured::default()));
-    let proxied = proxy(server.addr.clone(), Arc::clone(&captured)).await;
-    let (relayed, mut relayed_events) = Client::connect(&proxied, "relayed").await.unwrap();
+    let (proxied, proxy_key) = proxy(server.addr.clone(), Arc::clone(&captured)).await;
+    let (relayed, mut relayed_events) = Client::connect(&proxied, "relayed", &proxy_key.into())
+        .await
+        .unwrap();
     let (direct, mut direct_events) = join(&server, "direct").await;
     let a = relayed
         .download("a.bin", opts(&dest.path().join("a"), Some(10.0)))

@@ -3,20 +3,25 @@
 
 mod common;
 
-use client::{Client, DownloadOptions, ErrorCode, Event, TransferEvent, TransferState};
-use common::{RawClient, content, is_bad_request, next, spawn_server, wait_for};
+use client::{Client, DownloadOptions, ErrorCode, Event, TransferEvent, TransferState, Trust};
+use common::{RawClient, ServerProcess, content, is_bad_request, next, spawn_server, wait_for};
 use std::process::Command;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use wire::{ClientMsg, ServerMsg};
 
 #[tokio::test]
 async fn sigterm_tells_every_client_and_exits_cleanly() {
     let files = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn_server(files.path(), &[]);
+    let server = spawn_server(files.path(), &[]);
+    let (mut child, addr) = (server.child, server.addr);
+    let trust = Trust::pinned(server.key);
     let mut clients = Vec::new();
     for i in 0..5 {
-        clients.push(Client::connect(&addr, &format!("c{i}")).await.unwrap());
+        clients.push(
+            Client::connect(&addr, &format!("c{i}"), &trust)
+                .await
+                .unwrap(),
+        );
     }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -58,7 +63,12 @@ fn a_bad_port_range_is_refused_with_a_clear_message() {
 #[tokio::test]
 async fn max_frame_sets_the_largest_frame_a_client_may_send() {
     let files = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn_server(files.path(), &["--max-frame", "65536"]);
+    let ServerProcess {
+        mut child,
+        addr,
+        data: _data,
+        ..
+    } = spawn_server(files.path(), &["--max-frame", "65536"]);
     let mut raw = RawClient::connect(&addr).await;
     raw.hello("big").await;
     assert!(matches!(raw.recv().await, Some(ServerMsg::Welcome { .. })));
@@ -70,10 +80,7 @@ async fn max_frame_sets_the_largest_frame_a_client_may_send() {
     raw.send(&ClientMsg::ListUsers { req: Some(1) }).await;
     assert!(matches!(raw.recv().await, Some(ServerMsg::Users { .. })));
     // One byte more (which the default cap of 1 MiB allows) ends it.
-    raw.stream
-        .write_all(&65_537u32.to_be_bytes())
-        .await
-        .unwrap();
+    raw.send_bytes(&65_537u32.to_be_bytes()).await;
     let msgs = raw.until_closed(common::WAIT).await;
     assert!(
         matches!(msgs.as_slice(), [
@@ -108,9 +115,16 @@ async fn a_server_killed_mid_download_restarts_on_its_ports_and_the_download_res
     std::fs::write(files.path().join("k.bin"), &data).unwrap();
     let udp = common::free_udp_port();
     let ports = format!("{udp}-{udp}");
-    let (mut server, addr) = spawn_server(files.path(), &["--udp-ports", &ports]);
+    // The same data folder on both starts: the server comes back with the same key.
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let first = spawn_server(
+        files.path(),
+        &["--udp-ports", &ports, "--data-dir", data_dir],
+    );
+    let (mut server, addr, trust) = (first.child, first.addr, Trust::pinned(first.key));
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&addr, "loyal").await.unwrap();
+    let (client, mut events) = Client::connect(&addr, "loyal", &trust).await.unwrap();
     let paused = DownloadOptions {
         dir: dest.path().to_path_buf(),
         pause_at: Some(40.0),
@@ -143,9 +157,20 @@ async fn a_server_killed_mid_download_restarts_on_its_ports_and_the_download_res
     assert!(dest.path().join("k.bin.part").exists());
 
     // Its TCP and UDP ports serve again at once, and the download resumes and verifies.
-    let (mut server, again) = spawn_server(files.path(), &["--bind", &addr, "--udp-ports", &ports]);
+    let second = spawn_server(
+        files.path(),
+        &[
+            "--bind",
+            &addr,
+            "--udp-ports",
+            &ports,
+            "--data-dir",
+            data_dir,
+        ],
+    );
+    let (mut server, again) = (second.child, second.addr);
     assert_eq!(again, addr);
-    let (client, mut events) = Client::connect(&addr, "loyal").await.unwrap();
+    let (client, mut events) = Client::connect(&addr, "loyal", &trust).await.unwrap();
     let id = client
         .download(
             "k.bin",

@@ -6,17 +6,16 @@ mod common;
 
 use bytes::BytesMut;
 use client::{DownloadOptions, Event, TransferEvent, TransferState};
-use common::{TestServer, WAIT, start_with};
+use common::{TestServer, TlsStream, WAIT, start_with, tls_connect};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use wire::{ClientMsg, FrameCodec, ServerMsg};
 
 /// A hand-made client connected from `source` (another loopback address than the honest
 /// client's 127.0.0.1).
 struct Attacker {
-    stream: TcpStream,
+    stream: TlsStream,
     buf: BytesMut,
 }
 
@@ -24,7 +23,8 @@ impl Attacker {
     async fn join(server: &TestServer, source: &str, name: &str) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-        let stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+        let tcp = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+        let stream = tls_connect(tcp).await.unwrap();
         let mut me = Self {
             stream,
             buf: BytesMut::new(),
@@ -40,6 +40,7 @@ impl Attacker {
 
     async fn send(&mut self, msg: &ClientMsg) {
         self.stream.write_all(&msg.to_frame()).await.unwrap();
+        self.stream.flush().await.unwrap();
     }
 
     async fn recv(&mut self) -> ServerMsg {

@@ -4,15 +4,22 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::BytesMut;
-use client::{Client, Event, Events};
+use client::{Client, Event, Events, Trust};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use server::{Config, Server, ServerHandle};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
-use wire::{ClientMsg, ErrorCode, FrameCodec, ServerMsg};
+use wire::{ClientMsg, ErrorCode, Fingerprint, FrameCodec, ServerMsg};
+
+/// A raw client's connection: TLS over TCP.
+pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -45,8 +52,95 @@ pub async fn start() -> TestServer {
     start_with(|_| {}).await
 }
 
+impl TestServer {
+    /// Trust in this server's key (and no other), for the real clients of the tests.
+    pub fn trust(&self) -> Trust {
+        Trust::pinned(self.handle.fingerprint())
+    }
+}
+
 pub async fn join(server: &TestServer, name: &str) -> (Client, Events) {
-    Client::connect(&server.addr, name).await.unwrap()
+    Client::connect(&server.addr, name, &server.trust())
+        .await
+        .unwrap()
+}
+
+/// Accepts any certificate (the raw clients test the server, not its identity), but checks
+/// the handshake's signature as a real client does.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.3 only".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS side of the raw clients: TLS 1.3 with the protocol's ALPN id, any certificate.
+pub fn tls_connector() -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![wire::ALPN.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Runs the TLS handshake on `tcp`; an error when the server closes instead.
+pub async fn tls_connect(tcp: TcpStream) -> std::io::Result<TlsStream> {
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio::time::timeout(WAIT, tls_connector().connect(name, tcp))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// A TLS server side with a fresh identity of its own (for relays in the middle), and the
+/// fingerprint a client pins to trust it.
+pub fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, Fingerprint) {
+    let identity =
+        server::Identity::load(&server::TlsIdentity::Ephemeral, std::path::Path::new(".")).unwrap();
+    let config = identity.server_config().unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(config),
+        identity.fingerprint(),
+    )
 }
 
 /// The next event, failing the test if none comes in time.
@@ -88,20 +182,33 @@ pub async fn join_many(server: &TestServer, prefix: &str, n: usize) -> Vec<(Clie
     all
 }
 
-/// A client speaking the wire protocol by hand, for what the real client never does.
+/// A client speaking the wire protocol by hand (over TLS), for what the real client never
+/// does.
 pub struct RawClient {
-    pub stream: TcpStream,
+    pub stream: TlsStream,
     buf: BytesMut,
     codec: FrameCodec,
 }
 
 impl RawClient {
     pub async fn connect(addr: &str) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
+        Self::try_connect(addr)
+            .await
+            .expect("the server closed the connection in the TLS handshake")
+    }
+
+    /// A client whose TLS handshake completed, or `None` when the server closed the
+    /// connection instead (as it does past the pending caps).
+    pub async fn try_connect(addr: &str) -> Option<Self> {
+        Self::over(TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    async fn over(tcp: TcpStream) -> Option<Self> {
+        Some(Self {
+            stream: tls_connect(tcp).await.ok()?,
             buf: BytesMut::new(),
             codec: FrameCodec::default(),
-        }
+        })
     }
 
     /// A client connecting from `local`, another loopback address than 127.0.0.1 (Linux
@@ -109,22 +216,16 @@ impl RawClient {
     pub async fn connect_from(addr: &str, local: &str) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
-        Self {
-            stream: socket.connect(addr.parse().unwrap()).await.unwrap(),
-            buf: BytesMut::new(),
-            codec: FrameCodec::default(),
-        }
+        let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+        Self::over(tcp).await.expect("TLS handshake")
     }
 
     /// A client with a tiny receive buffer, so that not reading fills it quickly.
     pub async fn connect_small_buffer(addr: &str) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        Self {
-            stream: socket.connect(addr.parse().unwrap()).await.unwrap(),
-            buf: BytesMut::new(),
-            codec: FrameCodec::default(),
-        }
+        let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+        Self::over(tcp).await.expect("TLS handshake")
     }
 
     pub async fn hello(&mut self, name: &str) {
@@ -136,14 +237,17 @@ impl RawClient {
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
-        self.stream.write_all(&msg.to_frame()).await.unwrap();
+        self.send_bytes(&msg.to_frame()).await;
     }
 
     pub async fn send_payload(&mut self, payload: &[u8]) {
-        self.stream
-            .write_all(&wire::encode_frame(payload))
-            .await
-            .unwrap();
+        self.send_bytes(&wire::encode_frame(payload)).await;
+    }
+
+    /// Writes `bytes` as they are (inside TLS) and flushes them out.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+        self.stream.flush().await.unwrap();
     }
 
     /// The next message, or `None` when the server closed the connection.
@@ -181,11 +285,34 @@ impl RawClient {
     }
 }
 
-/// Starts the `messenger-server` binary on 127.0.0.1 with `args` (besides `--bind`, `--files`
-/// and a pool of free UDP ports, unless `args` sets them) and returns it with the address it
-/// logged. Its logs are drained so it never blocks on a full pipe.
-pub fn spawn_server(files: &std::path::Path, args: &[&str]) -> (Child, String) {
+/// A `messenger-server` process, as [`spawn_server`] started it.
+pub struct ServerProcess {
+    pub child: Child,
+    /// The address it logged.
+    pub addr: String,
+    /// The fingerprint it logged.
+    pub key: Fingerprint,
+    /// Its data folder (unless the test gave `--data-dir`), removed with this.
+    pub data: Option<tempfile::TempDir>,
+}
+
+impl ServerProcess {
+    /// Trust in this server's key (and no other).
+    pub fn trust(&self) -> Trust {
+        Trust::pinned(self.key)
+    }
+}
+
+/// Starts the `messenger-server` binary on 127.0.0.1 with `args` (besides `--bind`, `--files`,
+/// a data folder of its own and a pool of free UDP ports, unless `args` sets them) and returns
+/// it with the address and fingerprint it logged. Its logs are drained so it never blocks on a
+/// full pipe.
+pub fn spawn_server(files: &std::path::Path, args: &[&str]) -> ServerProcess {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_messenger-server"));
+    let data = (!args.contains(&"--data-dir")).then(|| tempfile::tempdir().unwrap());
+    if let Some(data) = &data {
+        cmd.arg("--data-dir").arg(data.path());
+    }
     if !args.contains(&"--bind") {
         cmd.args(["--bind", "127.0.0.1:0"]);
     }
@@ -215,18 +342,27 @@ pub fn spawn_server(files: &std::path::Path, args: &[&str]) -> (Child, String) {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    let addr = loop {
+    let (addr, key) = loop {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
             "server exited early"
         );
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+        let field = |name: &str| {
+            let rest = line.split(&format!(" {name}=")).nth(1)?;
+            Some(rest.split_whitespace().next()?.to_string())
+        };
+        if let (Some(addr), Some(key)) = (field("addr"), field("fingerprint")) {
+            break (addr, key.parse().unwrap());
         }
     };
     std::thread::spawn(move || for _ in stderr.lines() {});
-    (child, addr)
+    ServerProcess {
+        child,
+        addr,
+        key,
+        data,
+    }
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
