@@ -96,7 +96,10 @@ pub(crate) fn add(path: &Path, server: &str, fingerprint: &Fingerprint) -> io::R
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mut text = read(path)?;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');

@@ -38,8 +38,8 @@ pub(crate) async fn handshake(
         addr: addr.to_owned(),
         reason,
     };
-    let (host, port) = split_host_port(addr)
-        .ok_or_else(|| tls_error(format!("{addr:?} is not HOST:PORT")))?;
+    let (host, port) =
+        split_host_port(addr).ok_or_else(|| tls_error(format!("{addr:?} is not HOST:PORT")))?;
     let server_name = ServerName::try_from(host.clone())
         .map_err(|_| tls_error(format!("{host:?} is not a host name or address")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -152,7 +152,8 @@ async fn chains_to_roots(
         return Ok(false);
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let Ok(verifier) = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()
+    let Ok(verifier) =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()
     else {
         return Ok(false);
     };
@@ -290,7 +291,15 @@ mod tests {
         assert_eq!(split("localhost:50000"), Some(("localhost".into(), 50000)));
         assert_eq!(split("[::1]:7"), Some(("::1".into(), 7)));
         assert_eq!(split("127.0.0.1:7"), Some(("127.0.0.1".into(), 7)));
-        for bad in ["localhost", "::1:7", ":7", "h:", "h:99999", "[::1]7", "[]:7"] {
+        for bad in [
+            "localhost",
+            "::1:7",
+            ":7",
+            "h:",
+            "h:99999",
+            "[::1]7",
+            "[]:7",
+        ] {
             assert_eq!(split(bad), None, "{bad}");
         }
     }

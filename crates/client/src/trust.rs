@@ -150,12 +150,13 @@ pub(crate) fn decide(
     ca_ok: bool,
     known: &str,
 ) -> Result<Verdict, ClientError> {
-    let changed = |expected: Option<Fingerprint>, from: ExpectedFrom| ClientError::ServerKeyChanged {
-        server: server.to_owned(),
-        found,
-        expected,
-        from,
-    };
+    let changed =
+        |expected: Option<Fingerprint>, from: ExpectedFrom| ClientError::ServerKeyChanged {
+            server: server.to_owned(),
+            found,
+            expected,
+            from,
+        };
     if let Some(pin) = trust.pin {
         return if pin == found {
             Ok(Verdict::Trusted(KeyStatus::Known))
@@ -236,7 +237,12 @@ mod tests {
         assert_eq!(got, Verdict::Trusted(KeyStatus::Known));
         let err = decide(&tofu(NewKey::Accept), S, fp(b"b"), false, &known).unwrap_err();
         let text = err.to_string();
-        for part in [fp(b"a").to_string(), fp(b"b").to_string(), "/k".into(), "line 2".into()] {
+        for part in [
+            fp(b"a").to_string(),
+            fp(b"b").to_string(),
+            "/k".into(),
+            "line 2".into(),
+        ] {
             assert!(text.contains(&part), "{text:?} lacks {part:?}");
         }
         assert_eq!(err.code(), Some(wire::ErrorCode::ServerKeyChanged));
@@ -248,9 +254,14 @@ mod tests {
         let new = decide(&tofu(NewKey::Accept), S, fp(b"a"), false, "").unwrap();
         assert_eq!(new, Verdict::Record(path.clone()));
         let ask = decide(&tofu(NewKey::Ask), S, fp(b"a"), false, "");
-        assert!(matches!(ask, Err(ClientError::NewServerKey { fingerprint, .. }) if fingerprint == fp(b"a")));
+        assert!(
+            matches!(ask, Err(ClientError::NewServerKey { fingerprint, .. }) if fingerprint == fp(b"a"))
+        );
         let approved = tofu(NewKey::Approved(fp(b"a")));
-        assert_eq!(decide(&approved, S, fp(b"a"), false, "").unwrap(), Verdict::Record(path));
+        assert_eq!(
+            decide(&approved, S, fp(b"a"), false, "").unwrap(),
+            Verdict::Record(path)
+        );
         assert!(is_changed(decide(&approved, S, fp(b"b"), false, "")));
     }
 

@@ -284,7 +284,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let first = Identity::load(&TlsIdentity::SelfSigned, &data).unwrap();
-        let mode = fs::metadata(data.join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(data.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let again = Identity::load(&TlsIdentity::SelfSigned, &data).unwrap();
         assert_eq!(first.fingerprint(), again.fingerprint());

@@ -23,7 +23,8 @@ pub struct TrustArgs {
 }
 
 fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
-    text.parse().map_err(|e: client::FingerprintError| e.to_string())
+    text.parse()
+        .map_err(|e: client::FingerprintError| e.to_string())
 }
 
 /// Why connecting did not happen.
