@@ -6,17 +6,16 @@ mod common;
 
 use client::Client;
 use common::fake_server::{FakeServer, Script};
-use common::{WAIT, start_with};
+use common::{WAIT, messenger, start_with};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 const FORGED: &str = "[12:00:00] [private] admin: send me your password";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_texts_cannot_forge_lines_or_reach_the_terminal() {
     let server = start_with(|_| {}).await;
-    let mut victim = Command::new(env!("CARGO_BIN_EXE_messenger"))
+    let mut victim = messenger(Some(&server.key()))
         .args(["--server", &server.addr, "--name", "victim"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -28,7 +27,9 @@ async fn hostile_texts_cannot_forge_lines_or_reach_the_terminal() {
     let first = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap();
     assert!(first.unwrap().unwrap().contains("connected"));
 
-    let (attacker, _events) = Client::connect(&server.addr, "mallory").await.unwrap();
+    let (attacker, _events) = Client::connect(&server.addr, "mallory", &server.trust())
+        .await
+        .unwrap();
     let attacks = [
         format!("hi\n{FORGED}"),
         format!("hi\r{FORGED}"),
@@ -79,7 +80,7 @@ async fn a_file_name_with_a_newline_cannot_split_the_printed_path() {
     let name = "two\nlines.txt";
     std::fs::write(server.files.path().join(name), b"data").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_messenger"))
+    let out = messenger(Some(&server.key()))
         .args(["--server", &server.addr, "--name", "getter"])
         .args(["--download-dir", dir.path().to_str().unwrap()])
         .args(["get", name])
@@ -104,7 +105,7 @@ async fn greeted(
     let server = FakeServer::greeting(greet, || -> Script { Box::new(|_| vec![]) }).await;
     let out = tokio::time::timeout(
         WAIT,
-        Command::new(env!("CARGO_BIN_EXE_messenger"))
+        messenger(Some(&server.key))
             .args(["--server", &server.addr.to_string(), "--name", "victim"])
             .stdin(Stdio::null())
             .output(),

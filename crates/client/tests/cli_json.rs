@@ -8,7 +8,6 @@ use client::{Client, Event, Events};
 use common::{Cli, WAIT, start_with};
 use serde_json::Value;
 use std::process::Stdio;
-use tokio::process::Command;
 
 async fn next(events: &mut Events) -> Event {
     tokio::time::timeout(WAIT, events.recv())
@@ -26,13 +25,14 @@ fn is_rfc3339(v: &Value) -> bool {
 async fn json_events_follow_the_contract() {
     let server = start_with(|_| {}).await;
     std::fs::write(server.files.path().join("a.bin"), [7u8; 123]).unwrap();
-    let mut cli = Cli::spawn(&server.addr, "alice");
-    let connected = cli.event().await;
-    assert_eq!(connected["event"], "connected");
+    let mut cli = Cli::spawn(&server, "alice");
+    let connected = cli.connected().await;
     assert_eq!(connected["name"], "alice");
     assert_eq!(connected["server"], server.addr.as_str());
 
-    let (bob, mut bob_events) = Client::connect(&server.addr, "bob").await.unwrap();
+    let (bob, mut bob_events) = Client::connect(&server.addr, "bob", &server.trust())
+        .await
+        .unwrap();
     let joined = cli.event().await;
     assert_eq!(
         (joined["event"].as_str(), joined["name"].as_str()),
@@ -124,8 +124,8 @@ async fn json_events_follow_the_contract() {
 #[tokio::test]
 async fn end_of_input_quits_cleanly() {
     let server = start_with(|_| {}).await;
-    let mut cli = Cli::spawn(&server.addr, "eof");
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn(&server, "eof");
+    cli.connected().await;
     cli.close_stdin();
     let bye = cli.event().await;
     assert_eq!(bye["reason"], "quit");
@@ -135,13 +135,15 @@ async fn end_of_input_quits_cleanly() {
 #[tokio::test]
 async fn refused_names_exit_non_zero_with_an_error_event() {
     let server = start_with(|c| c.max_clients = 1).await;
-    let _taken = Client::connect(&server.addr, "carol").await.unwrap();
+    let _taken = Client::connect(&server.addr, "carol", &server.trust())
+        .await
+        .unwrap();
     for (name, code) in [
         ("CAROL", "name_taken"),
         ("no spaces", "invalid_name"),
         ("dave", "server_full"),
     ] {
-        let mut cli = Cli::spawn(&server.addr, name);
+        let mut cli = Cli::spawn(&server, name);
         let err = cli.event().await;
         assert_eq!(
             (err["event"].as_str(), err["code"].as_str()),
@@ -164,7 +166,7 @@ async fn an_unreachable_server_is_one_clear_sentence_and_a_failure() {
         .unwrap()
         .port();
     for addr in [format!("127.0.0.1:{port}"), "not an address".to_string()] {
-        let output = Command::new(env!("CARGO_BIN_EXE_messenger"))
+        let output = common::messenger(None)
             .args(["--server", &addr, "--name", "x", "--json"])
             .stdin(Stdio::null())
             .output()
@@ -181,9 +183,11 @@ async fn an_unreachable_server_is_one_clear_sentence_and_a_failure() {
 #[tokio::test]
 async fn a_killed_client_is_seen_leaving() {
     let server = start_with(|_| {}).await;
-    let (_watcher, mut events) = Client::connect(&server.addr, "watcher").await.unwrap();
-    let mut cli = Cli::spawn(&server.addr, "doomed");
-    assert_eq!(cli.event().await["event"], "connected");
+    let (_watcher, mut events) = Client::connect(&server.addr, "watcher", &server.trust())
+        .await
+        .unwrap();
+    let mut cli = Cli::spawn(&server, "doomed");
+    cli.connected().await;
     assert!(matches!(next(&mut events).await, Event::Joined { name, .. } if name == "doomed"));
     cli.child.kill().await.unwrap(); // SIGKILL: no goodbye
     let left = next(&mut events).await;
@@ -196,8 +200,8 @@ async fn a_killed_client_is_seen_leaving() {
 #[tokio::test]
 async fn server_shutdown_is_reported_and_exits_non_zero() {
     let server = start_with(|_| {}).await;
-    let mut cli = Cli::spawn(&server.addr, "stayer");
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn(&server, "stayer");
+    cli.connected().await;
     server.handle.stop().await;
     let bye = cli.event().await;
     assert_eq!(
@@ -226,8 +230,8 @@ async fn exit_with_stdin_open(cli: &mut Cli) -> (i32, String) {
 #[tokio::test]
 async fn quit_exits_at_once_even_while_stdin_stays_open() {
     let server = start_with(|_| {}).await;
-    let mut cli = Cli::spawn(&server.addr, "quitter");
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn(&server, "quitter");
+    cli.connected().await;
     cli.type_line("/quit").await;
     assert_eq!(cli.event().await["reason"], "quit");
     let (code, _) = exit_with_stdin_open(&mut cli).await;
@@ -237,8 +241,8 @@ async fn quit_exits_at_once_even_while_stdin_stays_open() {
 #[tokio::test]
 async fn server_shutdown_exits_with_a_sentence_while_stdin_stays_open() {
     let server = start_with(|_| {}).await;
-    let mut cli = Cli::spawn(&server.addr, "stayer");
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn(&server, "stayer");
+    cli.connected().await;
     server.handle.stop().await;
     assert_eq!(cli.event().await["reason"], "server_shutdown");
     let (code, stderr) = exit_with_stdin_open(&mut cli).await;

@@ -7,7 +7,6 @@ mod common;
 use common::{Cli, start_with};
 use serde_json::Value;
 use std::process::Stdio;
-use tokio::process::Command;
 
 /// Skips progress events and returns the next transfer event of another state.
 async fn next_transfer_state(cli: &mut Cli) -> Value {
@@ -39,8 +38,8 @@ async fn transfer_events_follow_the_contract() {
     std::fs::write(server.files.path().join("empty.bin"), b"").unwrap();
     let dest = tempfile::tempdir().unwrap();
     let dir = dest.path().to_str().unwrap();
-    let mut cli = Cli::spawn_with(&server.addr, "getter", &["--download-dir", dir]);
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn_with(&server, "getter", &["--download-dir", dir]);
+    cli.connected().await;
 
     cli.type_line("/get a.bin --pause-at 50").await;
     let started = next_transfer_state(&mut cli).await;
@@ -115,8 +114,8 @@ async fn at_the_end_of_a_script_running_downloads_finish_and_paused_ones_wait() 
     std::fs::write(server.files.path().join("b.bin"), &data[..4_000_000]).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let dir = dest.path().to_str().unwrap();
-    let mut cli = Cli::spawn_with(&server.addr, "script", &["--download-dir", dir]);
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn_with(&server, "script", &["--download-dir", dir]);
+    cli.connected().await;
     // The whole script at once, then the end of input.
     cli.type_line("/get b.bin --pause-at 10\n/get a.bin").await;
     cli.close_stdin();
@@ -158,8 +157,8 @@ async fn busy_when_every_port_is_taken_and_no_queue_is_allowed() {
     std::fs::write(server.files.path().join("b.bin"), vec![2u8; 1000]).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let dir = dest.path().to_str().unwrap();
-    let mut cli = Cli::spawn_with(&server.addr, "hog", &["--download-dir", dir]);
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn_with(&server, "hog", &["--download-dir", dir]);
+    cli.connected().await;
     cli.type_line("/get a.bin --pause-at 50").await;
     loop {
         if next_transfer_state(&mut cli).await["state"] == "paused" {
@@ -182,7 +181,7 @@ async fn small_datagrams_on_request_and_a_clear_error_below_the_minimum() {
     std::fs::write(server.files.path().join("s.bin"), &data).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let get = |name: &'static str, size: &'static str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_messenger"));
+        let mut cmd = common::messenger(Some(&server.key()));
         cmd.args(["--server", &server.addr, "--name", name])
             .args(["--max-datagram", size, "--download-dir"])
             .arg(dest.path())
@@ -211,7 +210,7 @@ async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
     std::fs::write(server.files.path().join("one.bin"), &data).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let target = dest.path().join("saved.bin");
-    let output = Command::new(env!("CARGO_BIN_EXE_messenger"))
+    let output = common::messenger(Some(&server.key()))
         .args([
             "--server",
             &server.addr,
@@ -234,7 +233,7 @@ async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
     assert_eq!(std::fs::read(&target).unwrap(), data);
     assert!(stderr.contains("last byte 42"), "{stderr}");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_messenger"))
+    let output = common::messenger(Some(&server.key()))
         .args([
             "--server",
             &server.addr,
@@ -262,8 +261,8 @@ async fn a_killed_client_returns_its_port_and_resumes_after_a_restart() {
     let free = |s: &common::TestServer| s.handle.transfers().free_ports();
     assert_eq!(free(&server), 2);
 
-    let mut cli = Cli::spawn_with(&server.addr, "victim", &["--download-dir", dir]);
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn_with(&server, "victim", &["--download-dir", dir]);
+    cli.connected().await;
     cli.type_line("/get k.bin --pause-at 40").await;
     loop {
         if next_transfer_state(&mut cli).await["state"] == "paused" {
@@ -284,8 +283,8 @@ async fn a_killed_client_returns_its_port_and_resumes_after_a_restart() {
     assert!(dest.path().join("k.bin.part").exists());
 
     // The same client again: it resumes from the .part and verifies.
-    let mut cli = Cli::spawn_with(&server.addr, "victim", &["--download-dir", dir]);
-    assert_eq!(cli.event().await["event"], "connected");
+    let mut cli = Cli::spawn_with(&server, "victim", &["--download-dir", dir]);
+    cli.connected().await;
     cli.type_line("/get k.bin").await;
     let started = next_transfer_state(&mut cli).await;
     assert_eq!(started["state"], "started", "{started}");

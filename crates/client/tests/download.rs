@@ -28,7 +28,9 @@ async fn exact_bytes_for_edge_sizes() {
         .map(|&n| make_file(server.files.path(), &format!("f{n}.bin"), n))
         .collect();
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&server.addr, "edge").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "edge", &server.trust())
+        .await
+        .unwrap();
     for (size, hash) in sizes.iter().zip(&hashes) {
         let id = client
             .download(&format!("f{size}.bin"), opts(dest.path()))
@@ -47,7 +49,9 @@ async fn a_200_mb_file_arrives_intact() {
     let size = 200 * 1024 * 1024 + 7;
     let hash = make_file(server.files.path(), "big.bin", size);
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&server.addr, "big").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "big", &server.trust())
+        .await
+        .unwrap();
     let id = client.download("big.bin", opts(dest.path())).await.unwrap();
     assert_done(&mut events, id, &hash, size).await;
     wait_until(|| server.handle.transfers().free_ports() == 2).await;
@@ -60,7 +64,9 @@ async fn three_download_one_file_while_a_fourth_waits_paused_at_half() {
     let hash = make_file(server.files.path(), "shared.bin", size);
     let dest = tempfile::tempdir().unwrap();
 
-    let (patient, mut patient_events) = Client::connect(&server.addr, "patient").await.unwrap();
+    let (patient, mut patient_events) = Client::connect(&server.addr, "patient", &server.trust())
+        .await
+        .unwrap();
     let paused_opts = DownloadOptions {
         pause_at: Some(50.0),
         ..opts(&dest.path().join("patient"))
@@ -83,7 +89,9 @@ async fn three_download_one_file_while_a_fourth_waits_paused_at_half() {
 
     let mut others = Vec::new();
     for name in ["one", "two", "three"] {
-        let (client, events) = Client::connect(&server.addr, name).await.unwrap();
+        let (client, events) = Client::connect(&server.addr, name, &server.trust())
+            .await
+            .unwrap();
         let id = client
             .download("shared.bin", opts(&dest.path().join(name)))
             .await
@@ -116,7 +124,9 @@ async fn a_pool_of_two_ports_queues_the_third_request() {
     let mut clients = Vec::new();
     // The first two pause at once, holding both ports, so the third must queue.
     for name in ["a", "b"] {
-        let (client, mut events) = Client::connect(&server.addr, name).await.unwrap();
+        let (client, mut events) = Client::connect(&server.addr, name, &server.trust())
+            .await
+            .unwrap();
         let o = DownloadOptions {
             pause_at: Some(1.0),
             ..opts(&dest.path().join(name))
@@ -130,7 +140,9 @@ async fn a_pool_of_two_ports_queues_the_third_request() {
         clients.push((client, events, id));
     }
     assert_eq!(server.handle.transfers().free_ports(), 0);
-    let (third, mut third_events) = Client::connect(&server.addr, "c").await.unwrap();
+    let (third, mut third_events) = Client::connect(&server.addr, "c", &server.trust())
+        .await
+        .unwrap();
     let third_id = third
         .download("q.bin", opts(&dest.path().join("c")))
         .await
@@ -157,7 +169,9 @@ async fn a_disconnected_client_returns_its_port_and_resumes_later() {
     let hash = make_file(server.files.path(), "r.bin", size);
     let dest = tempfile::tempdir().unwrap();
     {
-        let (client, mut events) = Client::connect(&server.addr, "leaver").await.unwrap();
+        let (client, mut events) = Client::connect(&server.addr, "leaver", &server.trust())
+            .await
+            .unwrap();
         let o = DownloadOptions {
             pause_at: Some(40.0),
             ..opts(dest.path())
@@ -177,7 +191,9 @@ async fn a_disconnected_client_returns_its_port_and_resumes_later() {
         "the partial data is kept"
     );
 
-    let (client, mut events) = Client::connect(&server.addr, "leaver").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "leaver", &server.trust())
+        .await
+        .unwrap();
     let id = client.download("r.bin", opts(dest.path())).await.unwrap();
     match next_of(&mut events, id).await {
         TransferState::Started { offset, .. } => {
@@ -195,7 +211,9 @@ async fn a_download_resumes_after_the_server_restarts() {
     let size = 16 * 1024 * 1024;
     let hash = make_file(server.files.path(), "s.bin", size);
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&server.addr, "loyal").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "loyal", &server.trust())
+        .await
+        .unwrap();
     let o = DownloadOptions {
         pause_at: Some(30.0),
         ..opts(dest.path())
@@ -209,7 +227,9 @@ async fn a_download_resumes_after_the_server_restarts() {
     let TestServer { handle, files, .. } = server;
     handle.stop().await;
     let server = serve(files, 1).await;
-    let (client, mut events) = Client::connect(&server.addr, "loyal").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "loyal", &server.trust())
+        .await
+        .unwrap();
     let id = client.download("s.bin", opts(dest.path())).await.unwrap();
     match next_of(&mut events, id).await {
         TransferState::Started { offset, .. } => {
@@ -233,7 +253,9 @@ async fn names_outside_the_shared_folder_are_no_such_file() {
         server.files.path().join("link"),
     )
     .unwrap();
-    let (client, _events) = Client::connect(&server.addr, "sneaky").await.unwrap();
+    let (client, _events) = Client::connect(&server.addr, "sneaky", &server.trust())
+        .await
+        .unwrap();
     let secret = outside.path().join("secret");
     for name in [
         "../secret",
@@ -262,7 +284,9 @@ async fn cancel_frees_the_port_and_removes_the_part_file() {
     let server = start(1).await;
     make_file(server.files.path(), "c.bin", 8 * 1024 * 1024);
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&server.addr, "quitter").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "quitter", &server.trust())
+        .await
+        .unwrap();
     let o = DownloadOptions {
         pause_at: Some(10.0),
         ..opts(dest.path())
@@ -290,7 +314,8 @@ async fn over_the_queue_limit_requests_are_busy() {
     let handle = Server::bind(config).await.unwrap().spawn().unwrap();
     let addr = handle.addr().to_string();
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&addr, "greedy").await.unwrap();
+    let trust = client::Trust::pinned(handle.fingerprint());
+    let (client, mut events) = Client::connect(&addr, "greedy", &trust).await.unwrap();
     let hold = DownloadOptions {
         pause_at: Some(5.0),
         ..opts(dest.path())
@@ -301,7 +326,7 @@ async fn over_the_queue_limit_requests_are_busy() {
             break;
         }
     }
-    let (other, _e) = Client::connect(&addr, "other").await.unwrap();
+    let (other, _e) = Client::connect(&addr, "other", &trust).await.unwrap();
     other
         .download("b.bin", opts(&dest.path().join("o")))
         .await
@@ -318,7 +343,9 @@ async fn a_second_download_into_the_same_file_is_refused_while_the_first_runs() 
     let server = start(2).await;
     make_file(server.files.path(), "d.bin", 4 * 1024 * 1024);
     let dest = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&server.addr, "twice").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "twice", &server.trust())
+        .await
+        .unwrap();
     let hold = DownloadOptions {
         pause_at: Some(10.0),
         ..opts(dest.path())
@@ -348,7 +375,9 @@ async fn a_queued_transfer_fails_before_disconnected_when_the_server_goes() {
     make_file(server.files.path(), "q.bin", 4 * 1024 * 1024);
     let dest = tempfile::tempdir().unwrap();
     // One paused download holds the only port, so the next request queues.
-    let (holder, mut holder_events) = Client::connect(&server.addr, "holder").await.unwrap();
+    let (holder, mut holder_events) = Client::connect(&server.addr, "holder", &server.trust())
+        .await
+        .unwrap();
     let o = DownloadOptions {
         pause_at: Some(1.0),
         ..opts(&dest.path().join("holder"))
@@ -358,7 +387,9 @@ async fn a_queued_transfer_fails_before_disconnected_when_the_server_goes() {
         next_of(&mut holder_events, held).await,
         TransferState::Paused { .. }
     ) {}
-    let (waiter, mut events) = Client::connect(&server.addr, "waiter").await.unwrap();
+    let (waiter, mut events) = Client::connect(&server.addr, "waiter", &server.trust())
+        .await
+        .unwrap();
     let id = waiter
         .download("q.bin", opts(&dest.path().join("waiter")))
         .await

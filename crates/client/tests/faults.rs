@@ -79,10 +79,12 @@ async fn a_vanished_client_is_timed_out_and_gives_its_port_back_while_others_car
     let dest = tempfile::tempdir().unwrap();
     let dir = dest.path().join("victim");
     let dir = dir.to_str().unwrap();
-    let (watcher, mut watching) = Client::connect(&server.addr, "watcher").await.unwrap();
+    let (watcher, mut watching) = Client::connect(&server.addr, "watcher", &server.trust())
+        .await
+        .unwrap();
     let _watcher_alive = KeepAlive::new(&watcher);
 
-    let mut victim = Cli::spawn_with(&server.addr, "victim", &["--download-dir", dir]);
+    let mut victim = Cli::spawn_with(&server, "victim", &["--download-dir", dir]);
     active_until(&mut victim, |ev| ev["event"] == "connected").await;
     victim.type_line("/get v.bin --pause-at 30").await;
     active_until(&mut victim, |ev| ev["state"] == "paused").await;
@@ -94,7 +96,9 @@ async fn a_vanished_client_is_timed_out_and_gives_its_port_back_while_others_car
     signal(pid, "STOP");
 
     // Others carry on: a download on the other port and the chat...
-    let (healthy, mut healthy_events) = Client::connect(&server.addr, "healthy").await.unwrap();
+    let (healthy, mut healthy_events) = Client::connect(&server.addr, "healthy", &server.trust())
+        .await
+        .unwrap();
     let _healthy_alive = KeepAlive::new(&healthy);
     let id = healthy
         .download("v.bin", opts(&dest.path().join("healthy")))
@@ -136,8 +140,8 @@ async fn a_vanished_client_is_timed_out_and_gives_its_port_back_while_others_car
     assert_eq!(victim.exit_code().await, 1);
     assert!(Path::new(dir).join("v.bin.part").exists());
     // ...from which it resumes.
-    let mut again = Cli::spawn_with(&server.addr, "victim", &["--download-dir", dir]);
-    assert_eq!(again.event().await["event"], "connected");
+    let mut again = Cli::spawn_with(&server, "victim", &["--download-dir", dir]);
+    again.connected().await;
     again.type_line("/get v.bin").await;
     let started = active_until(&mut again, |ev| ev["event"] == "transfer").await;
     assert_eq!(started["state"], "started", "{started}");
@@ -205,7 +209,9 @@ async fn a_full_disk_fails_clearly_keeps_the_part_and_the_download_resumes_once_
     let server = start_with(|_| {}).await;
     let size = 8 * 1024 * 1024;
     let hash = make_file(server.files.path(), "f.bin", size);
-    let (client, mut events) = Client::connect(&server.addr, "filler").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "filler", &server.trust())
+        .await
+        .unwrap();
     // A pause on the way records progress (as the checkpoints a few times a second do on a
     // disk that fills more slowly than this tiny one).
     let paused = DownloadOptions {
@@ -249,7 +255,9 @@ async fn a_folder_that_cannot_be_written_fails_clearly_and_gives_the_port_back_a
     let dest = tempfile::tempdir().unwrap();
     let file = dest.path().join("a-file");
     std::fs::write(&file, b"not a folder").unwrap();
-    let (client, mut events) = Client::connect(&server.addr, "unlucky").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "unlucky", &server.trust())
+        .await
+        .unwrap();
     // A folder that is a file, and one inside a file: neither can be created, even by root.
     for dir in [file.clone(), file.join("sub")] {
         let id = client.download("u.bin", opts(&dir)).await.unwrap();
@@ -278,7 +286,9 @@ async fn download_while_it_changes(
     name: &str,
     change: impl FnOnce(&Path),
 ) -> TransferState {
-    let (client, mut events) = Client::connect(&server.addr, "reader").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "reader", &server.trust())
+        .await
+        .unwrap();
     let paused = DownloadOptions {
         pause_at: Some(10.0),
         ..opts(dest)
@@ -324,7 +334,9 @@ async fn a_file_rewritten_on_the_server_mid_transfer_fails_verification_instead_
     let new_hash = blake3::hash(&std::fs::read(server.files.path().join("c.bin")).unwrap())
         .to_hex()
         .to_string();
-    let (client, mut events) = Client::connect(&server.addr, "again").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "again", &server.trust())
+        .await
+        .unwrap();
     let id = client.download("c.bin", opts(dest.path())).await.unwrap();
     assert_done(&mut events, id, &new_hash, size).await;
 }
@@ -348,7 +360,9 @@ async fn a_file_cut_short_on_the_server_mid_transfer_fails_clearly_and_the_next_
 
     let cut = std::fs::read(server.files.path().join("t.bin")).unwrap();
     let cut_hash = blake3::hash(&cut).to_hex().to_string();
-    let (client, mut events) = Client::connect(&server.addr, "again").await.unwrap();
+    let (client, mut events) = Client::connect(&server.addr, "again", &server.trust())
+        .await
+        .unwrap();
     let id = client.download("t.bin", opts(dest.path())).await.unwrap();
     assert_done(&mut events, id, &cut_hash, size / 2).await;
 }

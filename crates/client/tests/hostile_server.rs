@@ -15,12 +15,18 @@ use std::time::Duration;
 use transport::packet::{self, Frame, Packet};
 use wire::{ClientMsg, ServerMsg};
 
-/// Runs `messenger get FILE` against `addr` in `dir` and returns its exit code, stdout and
+/// Runs `messenger get FILE` against `addr` (trusting `key`) in `dir` and returns its exit code, stdout and
 /// stderr.
-async fn get(addr: &str, dir: &Path, file: &str, extra: &[&str]) -> (i32, String, String) {
+async fn get(
+    addr: &str,
+    key: &wire::Fingerprint,
+    dir: &Path,
+    file: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_messenger"))
+        common::messenger(Some(key))
             .args(["--server", addr, "--name", "victim"])
             .args(["--download-dir", dir.to_str().unwrap()])
             .args(extra)
@@ -77,7 +83,14 @@ async fn an_offer_under_another_name_is_refused_and_nothing_lands_outside() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("a/b/downloads");
         std::fs::create_dir_all(&dir).unwrap();
-        let (code, stdout, stderr) = get(&server.addr.to_string(), &dir, "notes.txt", &[]).await;
+        let (code, stdout, stderr) = get(
+            &server.addr.to_string(),
+            &server.key,
+            &dir,
+            "notes.txt",
+            &[],
+        )
+        .await;
         assert_eq!(code, 1, "{offered}: {stdout} {stderr}");
         assert!(stderr.contains("instead of the file asked for"), "{stderr}");
         assert_eq!(files_under(root.path()), Vec::<String>::new(), "{offered}");
@@ -109,7 +122,7 @@ async fn a_queued_offer_that_changes_its_name_when_ready_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("a/b/downloads");
     std::fs::create_dir_all(&dir).unwrap();
-    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim")
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim", &server.trust())
         .await
         .unwrap();
     let id = client.download("notes.txt", opts(&dir)).await.unwrap();
@@ -131,7 +144,8 @@ async fn the_name_asked_for_is_saved_as_one_file_inside_the_folder() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("a/b/downloads");
     std::fs::create_dir_all(&dir).unwrap();
-    let (code, stdout, stderr) = get(&server.addr.to_string(), &dir, "../../x", &[]).await;
+    let (code, stdout, stderr) =
+        get(&server.addr.to_string(), &server.key, &dir, "../../x", &[]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(files_under(root.path()), vec!["a/b/downloads/.._.._x"]);
     assert_eq!(
@@ -149,7 +163,7 @@ async fn a_symlink_planted_at_the_part_file_is_refused_and_the_victims_file_kept
     let precious = shared.path().join("precious.txt");
     std::fs::write(&precious, b"the victim's own data").unwrap();
     std::os::unix::fs::symlink(&precious, shared.path().join("big.bin.part")).unwrap();
-    let (code, _, stderr) = get(&server.addr, shared.path(), "big.bin", &[]).await;
+    let (code, _, stderr) = get(&server.addr, &server.key(), shared.path(), "big.bin", &[]).await;
     assert_eq!(code, 1);
     assert!(stderr.contains("symbolic link"), "{stderr}");
     assert_eq!(std::fs::read(&precious).unwrap(), b"the victim's own data");
@@ -188,7 +202,7 @@ async fn a_chat_flood_never_holds_up_the_answer_to_a_request() {
         })
     })
     .await;
-    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim")
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim", &server.trust())
         .await
         .unwrap();
     let names = tokio::time::timeout(WAIT, client.users())
@@ -273,6 +287,7 @@ async fn a_server_that_trickles_data_fails_the_download_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, stderr) = get(
         &server.addr.to_string(),
+        &server.key,
         dir.path(),
         "slow.bin",
         &["--stall-timeout", "2"],
@@ -305,10 +320,17 @@ async fn a_malformed_offer_fails_at_once_and_leaves_the_name_free() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = get(&server.addr.to_string(), dir.path(), "f.txt", &[]).await;
+    let (code, _, stderr) = get(
+        &server.addr.to_string(),
+        &server.key,
+        dir.path(),
+        "f.txt",
+        &[],
+    )
+    .await;
     assert_eq!(code, 1);
     assert!(stderr.contains("malformed"), "{stderr}");
-    let (client, _events) = Client::connect(&server.addr.to_string(), "again")
+    let (client, _events) = Client::connect(&server.addr.to_string(), "again", &server.trust())
         .await
         .unwrap();
     for _ in 0..2 {
@@ -365,7 +387,14 @@ async fn a_server_claiming_a_running_transfer_was_paused_too_long_fails_it_once(
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = get(&server.addr.to_string(), dir.path(), "f.bin", &[]).await;
+    let (code, _, stderr) = get(
+        &server.addr.to_string(),
+        &server.key,
+        dir.path(),
+        "f.bin",
+        &[],
+    )
+    .await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("paused for longer"), "{stderr}");
     let asked = hellos.load(std::sync::atomic::Ordering::Relaxed);
@@ -424,9 +453,10 @@ async fn a_listing_without_end_is_refused_before_it_fills_memory() {
     })
     .await;
     for server in [&empty, &huge, &many] {
-        let (client, _events) = Client::connect(&server.addr.to_string(), "lister")
-            .await
-            .unwrap();
+        let (client, _events) =
+            Client::connect(&server.addr.to_string(), "lister", &server.trust())
+                .await
+                .unwrap();
         let listed = tokio::time::timeout(Duration::from_secs(60), client.files())
             .await
             .expect("the listing never ended");
@@ -469,7 +499,7 @@ async fn a_reclaimed_transfer_whose_request_again_is_refused_fails_instead_of_wa
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim")
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim", &server.trust())
         .await
         .unwrap();
     let o = client::DownloadOptions {

@@ -24,7 +24,9 @@ async fn download_through(wildcard: SocketAddr, reach: std::net::IpAddr) {
     let expected = make_file(server.files.path(), "f.bin", size);
     let dest = tempfile::tempdir().unwrap();
     let addr = SocketAddr::new(reach, port).to_string();
-    let (client, mut events) = Client::connect(&addr, "wild").await.unwrap();
+    let (client, mut events) = Client::connect(&addr, "wild", &server.trust())
+        .await
+        .unwrap();
     let id = client.download("f.bin", opts(dest.path())).await.unwrap();
     // The client gives up on a silent server after 30 s: long before, the test says why.
     let ended = tokio::time::timeout(Duration::from_secs(15), async {

@@ -1,6 +1,7 @@
-//! A server that lies: it speaks the control protocol on TCP, and answers each request with
-//! whatever frames a test scripts, so that tests can attack the client as a hostile server
-//! would. File data, when a script wants it served, goes over the real transport.
+//! A server that lies: it speaks the control protocol over TLS, with an identity of its own,
+//! and answers each request with whatever frames a test scripts, so that tests can attack the
+//! client as a hostile server would. File data, when a script wants it served, goes over the
+//! real transport.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -16,6 +17,8 @@ pub type Script = Box<dyn FnMut(&ClientMsg) -> Vec<Bytes> + Send>;
 /// A fake server accepting any number of clients, each answered by a fresh [`Script`].
 pub struct FakeServer {
     pub addr: SocketAddr,
+    /// The fingerprint of its key.
+    pub key: wire::Fingerprint,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -55,12 +58,21 @@ impl FakeServer {
         let greet = std::sync::Arc::new(greet);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let identity =
+            server::Identity::load(&server::TlsIdentity::Ephemeral, std::path::Path::new("."))
+                .unwrap();
+        let key = identity.fingerprint();
+        let tls = tokio_rustls::TlsAcceptor::from(identity.server_config().unwrap());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let mut answer = script();
                 let greet = std::sync::Arc::clone(&greet);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let (rd, mut wr) = stream.into_split();
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let (rd, mut wr) = tokio::io::split(stream);
                     let mut frames = FramedRead::new(rd, FrameCodec::default());
                     while let Some(Ok(payload)) = frames.next().await {
                         let Ok(msg) = ClientMsg::decode(&payload) else {
@@ -77,11 +89,19 @@ impl FakeServer {
                                 return;
                             }
                         }
+                        if wr.flush().await.is_err() {
+                            return;
+                        }
                     }
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, key, task }
+    }
+
+    /// Trust in this server's key (and no other).
+    pub fn trust(&self) -> client::Trust {
+        client::Trust::pinned(self.key)
     }
 }
 

@@ -3,7 +3,7 @@
 
 pub mod fake_server;
 
-use client::{DownloadOptions, Event, Events, TransferEvent, TransferState};
+use client::{DownloadOptions, Event, Events, Fingerprint, TransferEvent, TransferState, Trust};
 use serde_json::Value;
 use server::{Config, Server, ServerHandle};
 use std::io::Write;
@@ -40,6 +40,34 @@ pub async fn serve(files: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) ->
     }
 }
 
+impl TestServer {
+    /// The fingerprint of the server's key.
+    pub fn key(&self) -> Fingerprint {
+        self.handle.fingerprint()
+    }
+
+    /// Trust in this server's key (and no other), for the library clients of the tests.
+    pub fn trust(&self) -> Trust {
+        Trust::pinned(self.key())
+    }
+}
+
+/// Where the spawned clients find their config folder: a place nothing can be created in
+/// (even by root), so that a test which forgot to pin the key or name a `known_servers` file
+/// fails instead of writing into the real home.
+pub const NO_CONFIG: &str = "/proc/messenger-tests-have-no-config-folder";
+
+/// The `messenger` binary, with no config folder of its own and, given `key`, trusting
+/// exactly that key (`--fingerprint`).
+pub fn messenger(key: Option<&Fingerprint>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_messenger"));
+    cmd.env("XDG_CONFIG_HOME", NO_CONFIG).env("HOME", NO_CONFIG);
+    if let Some(key) = key {
+        cmd.args(["--fingerprint", &key.to_string()]);
+    }
+    cmd
+}
+
 /// The `messenger` binary, running with `--json`.
 pub struct Cli {
     pub child: Child,
@@ -48,12 +76,19 @@ pub struct Cli {
 }
 
 impl Cli {
-    pub fn spawn(addr: &str, name: &str) -> Self {
-        Self::spawn_with(addr, name, &[])
+    /// The client joining `server` as `name`, trusting the server's key.
+    pub fn spawn(server: &TestServer, name: &str) -> Self {
+        Self::spawn_with(server, name, &[])
     }
 
-    pub fn spawn_with(addr: &str, name: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_messenger"))
+    /// As [`Cli::spawn`], with more flags.
+    pub fn spawn_with(server: &TestServer, name: &str, extra: &[&str]) -> Self {
+        Self::spawn_to(&server.addr, Some(&server.key()), name, extra)
+    }
+
+    /// The client joining `addr` as `name`, trusting `key` if given (else as `extra` says).
+    pub fn spawn_to(addr: &str, key: Option<&Fingerprint>, name: &str, extra: &[&str]) -> Self {
+        let mut child = messenger(key)
             .args(["--server", addr, "--name", name, "--json"])
             .args(extra)
             .stdin(Stdio::piped())
@@ -91,6 +126,21 @@ impl Cli {
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
         assert!(value.is_object() && value["event"].is_string(), "{line}");
         value
+    }
+
+    /// The `server_key` event (which comes first), then `connected`, which is returned.
+    pub async fn connected(&mut self) -> Value {
+        let key = self.event().await;
+        assert_eq!(key["event"], "server_key", "{key}");
+        assert!(
+            key["fingerprint"]
+                .as_str()
+                .is_some_and(|f| f.parse::<Fingerprint>().is_ok()),
+            "{key}"
+        );
+        let connected = self.event().await;
+        assert_eq!(connected["event"], "connected", "{connected}");
+        connected
     }
 
     /// Ends the client's input, as Ctrl-D or the end of a script does.
