@@ -2,7 +2,7 @@
 //! server's files and the transfers panel.
 
 use crate::net::{Command, Net, Update};
-use client::{Event, FileEntry, TransferState, human_size, visible as v};
+use client::{Event, FileEntry, Fingerprint, TransferState, human_size, visible as v};
 use egui::{Color32, RichText};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -92,6 +92,8 @@ pub struct ClientApp {
     screen: Screen,
     connecting: bool,
     connect_error: Option<String>,
+    /// A new server key waiting for the user's yes or no: the server and its fingerprint.
+    new_key: Option<(String, Fingerprint)>,
     me: String,
     online: Vec<String>,
     threads: BTreeMap<Conversation, Thread>,
@@ -117,6 +119,7 @@ impl ClientApp {
             screen: Screen::Connect,
             connecting: false,
             connect_error: None,
+            new_key: None,
             me: String::new(),
             online: Vec::new(),
             threads,
@@ -177,6 +180,11 @@ impl ClientApp {
         self.connect_error.as_deref()
     }
 
+    /// The new server key the connect screen asks about, if any.
+    pub fn new_server_key(&self) -> Option<&Fingerprint> {
+        self.new_key.as_ref().map(|(_, key)| key)
+    }
+
     /// Applies everything the network sent since the last frame.
     pub fn poll_network(&mut self) {
         while let Some(update) = self.net.poll() {
@@ -198,6 +206,13 @@ impl ClientApp {
             Update::ConnectFailed(why) => {
                 self.connecting = false;
                 self.connect_error = Some(why);
+            }
+            Update::NewServerKey {
+                server,
+                fingerprint,
+            } => {
+                self.connecting = false;
+                self.new_key = Some((server, fingerprint));
             }
             Update::Users(users) => self.online = users,
             Update::Files(files) => self.files = files,
@@ -421,23 +436,52 @@ impl ClientApp {
                     ui.end_row();
                     let enter = name.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                     ui.label("");
-                    let button = ui.add_enabled(!self.connecting, egui::Button::new("Connect"));
-                    if (button.clicked() || enter) && !self.connecting {
-                        self.connecting = true;
-                        self.connect_error = None;
-                        self.net.send(Command::Connect {
-                            addr: self.addr.trim().to_owned(),
-                            name: self.name.trim().to_owned(),
-                        });
+                    let idle = !self.connecting && self.new_key.is_none();
+                    let button = ui.add_enabled(idle, egui::Button::new("Connect"));
+                    if (button.clicked() || enter) && idle {
+                        self.connect(None);
                     }
                     ui.end_row();
                 });
             if self.connecting {
                 ui.label("connecting…");
             }
+            if let Some((server, key)) = self.new_key.clone() {
+                ui.add_space(12.0);
+                ui.label(format!(
+                    "{} is not a known server. Its key's fingerprint is:",
+                    v(&server)
+                ));
+                ui.label(RichText::new(key.to_string()).monospace().strong());
+                ui.label(
+                    "Trust it only if this is the fingerprint the server showed when it started \
+                     (or that its operator gave you).",
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Trust").clicked() {
+                        self.new_key = None;
+                        self.connect(Some(key));
+                    }
+                    if ui.button("Cancel").clicked() {
+                        self.new_key = None;
+                    }
+                });
+            }
             if let Some(err) = &self.connect_error {
                 ui.colored_label(Color32::from_rgb(220, 60, 60), v(err));
             }
+        });
+    }
+
+    /// Asks the network to connect with the screen's address and name (`approved`: the new
+    /// server key the user just trusted).
+    fn connect(&mut self, approved: Option<Fingerprint>) {
+        self.connecting = true;
+        self.connect_error = None;
+        self.net.send(Command::Connect {
+            addr: self.addr.trim().to_owned(),
+            name: self.name.trim().to_owned(),
+            approved,
         });
     }
 

@@ -2,7 +2,7 @@
 //! through channels. The UI never waits on the network; it drains [`Net::poll`] once per frame,
 //! and the task asks egui for a repaint whenever something arrives.
 
-use client::{Client, DownloadOptions, Event, FileEntry};
+use client::{Client, ClientError, DownloadOptions, Event, FileEntry, Fingerprint, NewKey, Trust};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -16,6 +16,9 @@ pub enum Command {
         addr: String,
         /// User name.
         name: String,
+        /// A new server key the user chose to trust, after [`Update::NewServerKey`]; the
+        /// server must present it again.
+        approved: Option<Fingerprint>,
     },
     /// Message to everyone.
     SendAll(String),
@@ -59,8 +62,17 @@ pub enum Update {
         /// Who was online when we joined.
         users: Vec<String>,
     },
-    /// Connecting failed; one sentence for the connect screen.
+    /// Connecting failed; one sentence for the connect screen (a changed server key names
+    /// both fingerprints).
     ConnectFailed(String),
+    /// The server's key is new: the connect screen shows its fingerprint and asks whether to
+    /// trust it (nothing was sent to the server).
+    NewServerKey {
+        /// `HOST:PORT`, as `known_servers` will name it.
+        server: String,
+        /// The fingerprint of its key.
+        fingerprint: Fingerprint,
+    },
     /// Something happened on the connection.
     Event(Event),
     /// The online list.
@@ -83,13 +95,25 @@ pub struct Net {
 const UPDATE_QUEUE: usize = 1024;
 
 impl Net {
-    /// Starts the network task on `runtime`; `repaint` is called whenever an update is ready.
+    /// Starts the network task on `runtime`, trusting servers as a user does (the platform's
+    /// roots, and keys trusted on first use in the user's `known_servers`, asking before a new
+    /// one); `repaint` is called whenever an update is ready.
     pub fn start(runtime: &tokio::runtime::Handle, repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self::start_with(runtime, repaint, Trust::for_user(NewKey::Ask))
+    }
+
+    /// As [`Net::start`], trusting servers as `trust` says (its `new_key` is set for each
+    /// connection: ask, or the key the user approved).
+    pub fn start_with(
+        runtime: &tokio::runtime::Handle,
+        repaint: Arc<dyn Fn() + Send + Sync>,
+        trust: Trust,
+    ) -> Self {
         // Commands come from the user's clicks: a handful per second at most, so the queue
         // cannot grow without bound in practice; updates are drained every frame.
         let (commands, rx) = mpsc::unbounded_channel();
         let (tx, updates) = mpsc::channel(UPDATE_QUEUE);
-        runtime.spawn(run(rx, Sender { tx, repaint }));
+        runtime.spawn(run(rx, Sender { tx, repaint }, trust));
         Self { commands, updates }
     }
 
@@ -116,7 +140,7 @@ impl Sender {
     }
 }
 
-async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender) {
+async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender, trust: Trust) {
     let mut session: Option<(Client, client::Events)> = None;
     loop {
         let event = async {
@@ -128,7 +152,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender) {
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
-                execute(command, &mut session, &ui).await;
+                execute(command, &mut session, &ui, &trust).await;
             }
             event = event => match event {
                 Some(event) => {
@@ -144,9 +168,23 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender) {
     }
 }
 
-async fn execute(command: Command, session: &mut Option<(Client, client::Events)>, ui: &Sender) {
-    if let Command::Connect { addr, name } = command {
-        match Client::connect(&addr, &name).await {
+async fn execute(
+    command: Command,
+    session: &mut Option<(Client, client::Events)>,
+    ui: &Sender,
+    trust: &Trust,
+) {
+    if let Command::Connect {
+        addr,
+        name,
+        approved,
+    } = command
+    {
+        let trust = Trust {
+            new_key: approved.map_or(NewKey::Ask, NewKey::Approved),
+            ..trust.clone()
+        };
+        match Client::connect(&addr, &name, &trust).await {
             Ok((client, events)) => {
                 ui.send(Update::Connected {
                     name: client.name().to_owned(),
@@ -154,6 +192,16 @@ async fn execute(command: Command, session: &mut Option<(Client, client::Events)
                 })
                 .await;
                 *session = Some((client, events));
+            }
+            Err(ClientError::NewServerKey {
+                server,
+                fingerprint,
+            }) => {
+                ui.send(Update::NewServerKey {
+                    server,
+                    fingerprint,
+                })
+                .await;
             }
             Err(err) => ui.send(Update::ConnectFailed(err.to_string())).await,
         }

@@ -101,7 +101,11 @@ impl ServerApp {
         self.files = files;
         match started {
             Ok(handle) => {
-                self.log.push(format!("listening on {}", handle.addr()));
+                self.log.push(format!(
+                    "listening on {} (TLS 1.3, key {})",
+                    handle.addr(),
+                    handle.fingerprint()
+                ));
                 // Show what is really in use (the port may have been chosen by the OS).
                 self.bind = handle.addr().to_string();
                 self.error = None;
@@ -177,6 +181,10 @@ impl ServerApp {
                 }
                 (Some(handle), None) => {
                     ui.label(format!("running on {}", handle.addr()));
+                    ui.horizontal(|ui| {
+                        ui.label("Key fingerprint (clients compare it):");
+                        ui.label(egui::RichText::new(handle.fingerprint().to_string()).monospace());
+                    });
                 }
                 (None, None) => {
                     ui.label("stopped");

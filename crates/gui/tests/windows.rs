@@ -2,7 +2,7 @@
 //! with a real server on 127.0.0.1 and, where needed, a second user from the client library.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use client::{Client, Event};
+use client::{Client, Event, Fingerprint, NewKey, Trust};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use gui::net::Net;
@@ -29,12 +29,27 @@ fn start_server(rt: &tokio::runtime::Runtime, files: &std::path::Path) -> Server
     })
 }
 
+/// Trust in `server`'s key and no other.
+fn pinned(server: &ServerHandle) -> Trust {
+    Trust::pinned(server.fingerprint())
+}
+
+/// Trust on first use, in the `known_servers` file `file`, asking about a new key.
+fn first_use(file: &std::path::Path) -> Trust {
+    Trust {
+        native_roots: false,
+        known_servers: Some(file.to_path_buf()),
+        ..Trust::for_user(NewKey::Ask)
+    }
+}
+
 fn client_window<'a>(
     rt: &tokio::runtime::Runtime,
     addr: &str,
     dir: &std::path::Path,
+    trust: Trust,
 ) -> Harness<'a, ClientApp> {
-    let net = Net::start(rt.handle(), Arc::new(|| {}));
+    let net = Net::start_with(rt.handle(), Arc::new(|| {}), trust);
     let mut app = ClientApp::new(net, addr.to_owned(), String::new(), dir.to_path_buf());
     // A fixed clock keeps the snapshots comparable from run to run.
     app.set_time_format(|_| "12:00:00".into());
@@ -74,7 +89,7 @@ fn mask_volatile<S>(harness: &mut Harness<'_, S>) {
     let volatile: Vec<egui::Rect> = harness
         .query_all_by(|node| {
             let text = node.value().or_else(|| node.label()).unwrap_or_default();
-            text.contains("127.0.0.1:") || text.contains("/tmp")
+            text.contains("127.0.0.1:") || text.contains("/tmp") || text.contains("SHA256:")
         })
         .map(|node| node.rect())
         .collect();
@@ -108,10 +123,11 @@ fn chat_from_the_window_to_everyone_and_privately() {
     std::fs::write(files.path().join("notes.txt"), b"hello").unwrap();
     let server = start_server(&rt, files.path());
     let addr = server.addr().to_string();
-    let mut window = client_window(&rt, &addr, files.path());
+    let mut window = client_window(&rt, &addr, files.path(), pinned(&server));
     connect_as(&mut window, "alice");
 
-    let (bob, mut bob_events) = rt.block_on(Client::connect(&addr, "bob")).unwrap();
+    let trust = pinned(&server);
+    let (bob, mut bob_events) = rt.block_on(Client::connect(&addr, "bob", &trust)).unwrap();
     run_until(&mut window, "bob is listed online", |app| {
         app.online().contains(&"bob".to_string())
     });
@@ -168,15 +184,102 @@ fn chat_from_the_window_to_everyone_and_privately() {
     rt.block_on(server.stop());
 }
 
+/// The fingerprint of the server a server window runs.
+fn app_key(window: &Harness<'_, ServerApp>) -> String {
+    window.state().handle().unwrap().fingerprint().to_string()
+}
+
+#[test]
+fn a_new_server_key_is_shown_and_trusted_only_when_the_user_says_so() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let server = start_server(&rt, files.path());
+    let addr = server.addr().to_string();
+    let config = tempfile::tempdir().unwrap();
+    let known = config.path().join("known_servers");
+    let mut window = client_window(&rt, &addr, files.path(), first_use(&known));
+    type_into(&mut window, "Name", "newcomer");
+    window.get_by_label("Connect").click();
+    run_until(&mut window, "the new key is shown", |app| {
+        app.new_server_key().is_some()
+    });
+    let key = server.fingerprint().to_string();
+    assert_eq!(window.state().new_server_key(), Some(&server.fingerprint()));
+    window.get_by_label(&key);
+    window.get_by_label_contains("is not a known server");
+    // Cancel: nothing is trusted, nobody joined.
+    window.get_by_label("Cancel").click();
+    window.run_steps(2);
+    assert!(window.state().new_server_key().is_none());
+    assert!(!window.state().is_connected());
+    assert!(!known.exists());
+    assert!(server.users().is_empty());
+    // Connect again and trust it: connected, and the key recorded for next time.
+    window.get_by_label("Connect").click();
+    run_until(&mut window, "the new key is shown again", |app| {
+        app.new_server_key().is_some()
+    });
+    window.get_by_label("Trust").click();
+    run_until(&mut window, "connected", ClientApp::is_connected);
+    assert_eq!(server.users(), ["newcomer"]);
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    assert_eq!(recorded, format!("{addr} {key}\n"));
+    // A known key connects straight through, without asking.
+    let mut again = client_window(&rt, &addr, files.path(), first_use(&known));
+    connect_as(&mut again, "regular");
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn a_changed_server_key_is_refused_in_red_naming_both_keys() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let server = start_server(&rt, files.path());
+    let addr = server.addr().to_string();
+    let config = tempfile::tempdir().unwrap();
+    let known = config.path().join("known_servers");
+    let old = Fingerprint::of_public_key(b"the key this server had before");
+    std::fs::write(&known, format!("{addr} {old}\n")).unwrap();
+    let mut window = client_window(&rt, &addr, files.path(), first_use(&known));
+    type_into(&mut window, "Name", "wary");
+    window.get_by_label("Connect").click();
+    run_until(&mut window, "the refusal shows", |app| {
+        app.connect_error().is_some()
+    });
+    let refusal = window.state().connect_error().unwrap().to_owned();
+    for part in [
+        old.to_string(),
+        server.fingerprint().to_string(),
+        known.display().to_string(),
+    ] {
+        assert!(refusal.contains(&part), "{refusal:?} lacks {part}");
+    }
+    window.get_by_label_contains("HAS CHANGED");
+    assert!(
+        window.state().new_server_key().is_none(),
+        "never offered to trust it"
+    );
+    assert!(!window.state().is_connected());
+    assert!(server.users().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        format!("{addr} {old}\n")
+    );
+    rt.block_on(server.stop());
+}
+
 #[test]
 fn connect_errors_show_in_place() {
     let rt = runtime();
     let files = tempfile::tempdir().unwrap();
     let server = start_server(&rt, files.path());
     let addr = server.addr().to_string();
-    let _taken = rt.block_on(Client::connect(&addr, "carol")).unwrap();
+    let trust = pinned(&server);
+    let _taken = rt
+        .block_on(Client::connect(&addr, "carol", &trust))
+        .unwrap();
 
-    let mut window = client_window(&rt, &addr, files.path());
+    let mut window = client_window(&rt, &addr, files.path(), pinned(&server));
     type_into(&mut window, "Name", "carol");
     window.get_by_label("Connect").click();
     run_until(&mut window, "the refusal shows", |app| {
@@ -191,7 +294,7 @@ fn connect_errors_show_in_place() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut window = client_window(&rt, &dead.to_string(), files.path());
+    let mut window = client_window(&rt, &dead.to_string(), files.path(), pinned(&server));
     type_into(&mut window, "Name", "dave");
     window.get_by_label("Connect").click();
     run_until(&mut window, "the failure shows", |app| {
@@ -213,17 +316,22 @@ fn server_window_lists_users_and_stops() {
     let mut app = ServerApp::new(rt.handle().clone(), LogBuffer::default());
     app.start(Some(Config::local(files.path(), 3)));
     let addr = app.handle().unwrap().addr().to_string();
+    let trust = pinned(app.handle().unwrap());
     let mut window = Harness::builder()
         .with_size(egui::vec2(900.0, 560.0))
         .build_ui_state(|ui, app: &mut ServerApp| app.show(ui), app);
-    let (_a, _ea) = rt.block_on(Client::connect(&addr, "ann")).unwrap();
-    let (_b, _eb) = rt.block_on(Client::connect(&addr, "ben")).unwrap();
+    let (_a, _ea) = rt.block_on(Client::connect(&addr, "ann", &trust)).unwrap();
+    let (_b, _eb) = rt.block_on(Client::connect(&addr, "ben", &trust)).unwrap();
     window.run_steps(2);
     window.get_by_label("Online (2)");
     window.get_by_label("ann");
     window.get_by_label("ben");
     window.get_by_label("UDP ports in use: 0 of 3");
     window.get_by_label_contains("listening on");
+    // The key clients compare, shown in the window and the log.
+    let key = app_key(&window);
+    window.get_by_label(&key);
+    window.get_by_label_contains(&format!("key {key}"));
     mask_volatile(&mut window);
     window.snapshot("server_window");
 
@@ -276,7 +384,12 @@ fn download_asks_to_continue_half_way_then_finishes() {
     std::fs::write(files.path().join("movie.bin"), &data).unwrap();
     let server = start_server(&rt, files.path());
     let dest = tempfile::tempdir().unwrap();
-    let mut window = client_window(&rt, &server.addr().to_string(), dest.path());
+    let mut window = client_window(
+        &rt,
+        &server.addr().to_string(),
+        dest.path(),
+        pinned(&server),
+    );
     connect_as(&mut window, "viewer");
     run_until(&mut window, "the file list arrives", |app| {
         !app.files().is_empty()
@@ -315,7 +428,12 @@ fn download_asks_to_continue_half_way_then_finishes() {
 fn a_running_transfer_shows_its_throughput_chart_with_rtt_and_loss() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let mut window = client_window(&rt, "127.0.0.1:1", dir.path());
+    let mut window = client_window(
+        &rt,
+        "127.0.0.1:1",
+        dir.path(),
+        Trust::pinned(Fingerprint::of_public_key(b"")),
+    );
     // Feed the window what the network would say about a connection and a transfer.
     window.state_mut().apply(gui::net::Update::Connected {
         name: "me".into(),
@@ -361,7 +479,12 @@ fn pause_and_continue_buttons_control_a_running_transfer() {
     big.set_len(size).unwrap();
     let server = start_server(&rt, files.path());
     let dest = tempfile::tempdir().unwrap();
-    let mut window = client_window(&rt, &server.addr().to_string(), dest.path());
+    let mut window = client_window(
+        &rt,
+        &server.addr().to_string(),
+        dest.path(),
+        pinned(&server),
+    );
     connect_as(&mut window, "pauser");
     run_until(&mut window, "the file list arrives", |app| {
         !app.files().is_empty()
