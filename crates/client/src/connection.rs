@@ -94,23 +94,15 @@ impl Client {
         local: Option<IpAddr>,
         trust: &Trust,
     ) -> Result<(Client, Events), ClientError> {
-        let unreachable = |source| ClientError::Unreachable {
-            addr: addr.to_owned(),
-            source,
-        };
-        let stream = timeout(REQUEST_TIMEOUT, open_stream(addr, local))
-            .await
-            .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(unreachable)?;
-        let server = stream.peer_addr().map_err(unreachable)?;
-        let _ = stream.set_nodelay(true);
-        let (stream, server_key) =
-            timeout(REQUEST_TIMEOUT, crate::tls::handshake(stream, addr, trust))
-                .await
-                .map_err(|_| ClientError::Tls {
-                    addr: addr.to_owned(),
-                    reason: "the TLS handshake did not finish in time".into(),
-                })??;
+        let (stream, server_key) = connect_tls_from(addr, local, trust).await?;
+        let server = stream
+            .get_ref()
+            .0
+            .peer_addr()
+            .map_err(|source| ClientError::Unreachable {
+                addr: addr.to_owned(),
+                source,
+            })?;
         let (rd, mut wr) = tokio::io::split(stream);
         let mut frames = FramedRead::new(rd, FrameCodec::default());
 
@@ -402,6 +394,39 @@ impl Client {
             msg => Ok(msg),
         }
     }
+}
+
+/// A TLS connection to the server at `addr` (`host:port`) whose key `trust` accepts, before
+/// any hello: for tools that speak the protocol by hand (load generators, fuzzers). Nothing is
+/// sent on it yet.
+pub async fn connect_tls(addr: &str, trust: &Trust) -> Result<(TlsStream, ServerKey), ClientError> {
+    connect_tls_from(addr, None, trust).await
+}
+
+/// The TLS connection of a client.
+pub type TlsStream = Tls;
+
+/// As [`connect_tls`], from the local address `local` if given.
+async fn connect_tls_from(
+    addr: &str,
+    local: Option<IpAddr>,
+    trust: &Trust,
+) -> Result<(TlsStream, ServerKey), ClientError> {
+    let unreachable = |source| ClientError::Unreachable {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = timeout(REQUEST_TIMEOUT, open_stream(addr, local))
+        .await
+        .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(unreachable)?;
+    let _ = stream.set_nodelay(true);
+    timeout(REQUEST_TIMEOUT, crate::tls::handshake(stream, addr, trust))
+        .await
+        .map_err(|_| ClientError::Tls {
+            addr: addr.to_owned(),
+            reason: "the TLS handshake did not finish in time".into(),
+        })?
 }
 
 /// A TCP connection to `addr` (`host:port`), from `local` if given: each address the name

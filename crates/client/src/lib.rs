@@ -28,7 +28,7 @@ mod tls;
 mod trust;
 mod units;
 
-pub use connection::{Client, Events};
+pub use connection::{Client, Events, TlsStream, connect_tls};
 pub use download::{DownloadOptions, STALL_BYTES, TransferStatus};
 pub use error::ClientError;
 pub use event::{Event, TransferEvent, TransferState};
