@@ -12,15 +12,14 @@ mod irc;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use client::{Client, Event};
+use client::{Client, Event, Trust};
 use std::borrow::Cow;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Decoder;
 use wire::{ClientMsg, FrameCodec, PROTOCOL_VERSION};
@@ -258,8 +257,8 @@ fn mib(bytes: u64) -> f64 {
 enum Link {
     /// Through the client library (messenger's senders).
     Lib(Client),
-    /// The messenger protocol spoken directly (the crowd).
-    Messenger(OwnedWriteHalf),
+    /// The messenger protocol spoken directly (the crowd), over TLS as the product does.
+    Messenger(WriteHalf<client::TlsStream>),
     /// IRC.
     Irc(OwnedWriteHalf),
 }
@@ -280,6 +279,7 @@ impl Link {
                     },
                 };
                 wr.write_all(&msg.to_frame()).await?;
+                wr.flush().await?;
             }
             (Link::Irc(wr), to) => {
                 wr.write_all(irc::privmsg(to.as_deref(), &text).as_bytes())
@@ -293,18 +293,20 @@ impl Link {
     async fn quit(&mut self) {
         let _ = match self {
             Link::Lib(client) => client.quit().await.map_err(anyhow::Error::from),
-            Link::Messenger(wr) => wr
-                .write_all(&ClientMsg::Quit.to_frame())
-                .await
-                .map_err(anyhow::Error::from),
+            Link::Messenger(wr) => async {
+                wr.write_all(&ClientMsg::Quit.to_frame()).await?;
+                wr.flush().await
+            }
+            .await
+            .map_err(anyhow::Error::from),
             Link::Irc(wr) => wr.write_all(irc::QUIT).await.map_err(anyhow::Error::from),
         };
     }
 }
 
 /// A joined connection: its writing half and whatever reads the rest.
-struct Member<R> {
-    wr: OwnedWriteHalf,
+struct Member<W, R> {
+    wr: W,
     rx: R,
 }
 
@@ -326,6 +328,7 @@ async fn join_all(
         let next = Arc::clone(&next);
         let tally = Arc::clone(tally);
         let addr = server.addr.clone();
+        let trust = server.trust.clone();
         let (peer, clients, senders) = (server.peer, args.clients, args.senders);
         workers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
@@ -334,7 +337,7 @@ async fn join_all(
                 if i >= clients {
                     break;
                 }
-                let joined = join_one(peer, &addr, i, i < senders, Arc::clone(&tally))
+                let joined = join_one(peer, &addr, &trust, i, i < senders, Arc::clone(&tally))
                     .await
                     .with_context(|| format!("client {i} could not join"))?;
                 mine.push((i, joined));
@@ -354,13 +357,14 @@ async fn join_all(
 async fn join_one(
     peer: Peer,
     addr: &str,
+    trust: &Trust,
     i: usize,
     sender: bool,
     tally: Arc<Tally>,
 ) -> anyhow::Result<(Link, JoinHandle<Seen>)> {
     Ok(match peer {
         Peer::Messenger if sender => {
-            let (client, mut events) = Client::connect(addr, &name(i)).await?;
+            let (client, mut events) = Client::connect(addr, &name(i), trust).await?;
             let reader = tokio::spawn(async move {
                 let mut seen = Seen::default();
                 while let Some(event) = events.recv().await {
@@ -377,7 +381,7 @@ async fn join_one(
             (Link::Lib(client), reader)
         }
         Peer::Messenger => {
-            let Member { wr, rx } = join_messenger(addr, &name(i)).await?;
+            let Member { wr, rx } = join_messenger(addr, trust, &name(i)).await?;
             let reader = tokio::spawn(async move {
                 let mut seen = Seen::default();
                 receive_messenger(rx, |text, private| seen.record(&tally, text, private)).await;
@@ -399,7 +403,7 @@ async fn join_one(
 
 /// Frames from a messenger server, read into one reusable buffer.
 struct Frames {
-    rd: OwnedReadHalf,
+    rd: ReadHalf<client::TlsStream>,
     buf: BytesMut,
     codec: FrameCodec,
 }
@@ -432,16 +436,21 @@ struct Peek<'a> {
     private: bool,
 }
 
-/// Says hello as `name` and waits for the welcome.
-async fn join_messenger(addr: &str, name: &str) -> anyhow::Result<Member<Frames>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (rd, mut wr) = stream.into_split();
+/// Connects over TLS (trusting the server as `trust` says), says hello as `name` and waits
+/// for the welcome.
+async fn join_messenger(
+    addr: &str,
+    trust: &Trust,
+    name: &str,
+) -> anyhow::Result<Member<WriteHalf<client::TlsStream>, Frames>> {
+    let (stream, _) = client::connect_tls(addr, trust).await?;
+    let (rd, mut wr) = tokio::io::split(stream);
     let hello = ClientMsg::Hello {
         version: PROTOCOL_VERSION,
         name: name.to_owned(),
     };
     wr.write_all(&hello.to_frame()).await?;
+    wr.flush().await?;
     let mut frames = Frames {
         rd,
         buf: BytesMut::with_capacity(8192),
@@ -526,6 +535,8 @@ struct Server {
     peer: Peer,
     child: Child,
     addr: String,
+    /// How clients trust it: the messenger's key, pinned (ngIRCd's speaks no TLS).
+    trust: Trust,
     /// The messenger's shared folder or ngIRCd's configuration; lives as long as the server.
     _dir: tempfile::TempDir,
 }
@@ -544,15 +555,19 @@ impl Server {
             .local_addr()?
             .port();
         let dir = tempfile::tempdir()?;
-        let child = match peer {
+        let (child, trust) = match peer {
             Peer::Messenger => start_messenger(port, clients, dir.path())?,
-            Peer::Ngircd => irc::start_server(port, dir.path())?,
+            Peer::Ngircd => (
+                irc::start_server(port, dir.path())?,
+                Trust::pinned(wire::Fingerprint::of_public_key(b"")),
+            ),
         };
         let addr = format!("127.0.0.1:{port}");
         let server = Server {
             peer,
             child,
             addr,
+            trust,
             _dir: dir,
         };
         for _ in 0..250 {
@@ -565,8 +580,16 @@ impl Server {
     }
 }
 
-/// Starts `messenger-server` (built beside this binary).
-fn start_messenger(port: u16, clients: usize, files: &std::path::Path) -> anyhow::Result<Child> {
+/// Starts `messenger-server` (built beside this binary), sharing a folder in `dir`, with a
+/// self-signed identity made beforehand in `dir` so that its key is known to the clients.
+fn start_messenger(
+    port: u16,
+    clients: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Child, Trust)> {
+    let data = dir.join("data");
+    let files = dir.join("files");
+    let identity = server::Identity::load(&server::TlsIdentity::SelfSigned, &data)?;
     let exe = std::env::current_exe()?.with_file_name("messenger-server");
     if !exe.exists() {
         bail!(
@@ -577,7 +600,9 @@ fn start_messenger(port: u16, clients: usize, files: &std::path::Path) -> anyhow
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    Ok(Command::new(exe)
+    let child = Command::new(exe)
+        .arg("--data-dir")
+        .arg(&data)
         .args([
             "--bind",
             &format!("127.0.0.1:{port}"),
@@ -614,7 +639,8 @@ fn start_messenger(port: u16, clients: usize, files: &std::path::Path) -> anyhow
         .arg(files)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .spawn()?)
+        .spawn()?;
+    Ok((child, Trust::pinned(identity.fingerprint())))
 }
 
 /// Resident memory (bytes) and CPU time (seconds) of a process, from /proc.

@@ -349,11 +349,12 @@ impl Contender for Messenger {
         let config = server::Config::local(&job.files, 1);
         let server = sides.on_send(async { Ok(server::Server::bind(config).await?.spawn()?) })?;
         let addr = server.addr().to_string();
+        let trust = client::Trust::pinned(server.fingerprint());
         let (name, dest) = (job.name.clone(), job.dest.clone());
         // Ask once and cancel at the first pause: the offer carries the hash, so the server
         // has hashed the file by then.
         let connected = sides.on_recv(async move {
-            let (client, mut events) = Client::connect(&addr, "bench").await?;
+            let (client, mut events) = Client::connect(&addr, "bench", &trust).await?;
             let opts = DownloadOptions {
                 dir: dest,
                 pause_at: Some(0.001),

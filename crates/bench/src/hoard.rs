@@ -60,9 +60,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             exe.display()
         );
     }
+    // Its identity is made beforehand (outside the shared folder), so its key is known.
+    let data = tempfile::tempdir()?;
+    let identity = server::Identity::load(&server::TlsIdentity::SelfSigned, data.path())?;
+    let trust = client::Trust::pinned(identity.fingerprint());
     // Default limits: the attack is against the server as it ships.
     let server = Server(
         Command::new(exe)
+            .arg("--data-dir")
+            .arg(data.path())
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--udp-ports", &format!("{udp}-{udp}")])
             .arg("--files")
@@ -98,16 +104,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut attackers = Vec::new();
     for i in 0..args.clients {
-        let mut stream = TcpStream::connect(&addr).await?;
+        let (mut stream, _) = client::connect_tls(&addr, &trust).await?;
         let hello = ClientMsg::Hello {
             version: wire::PROTOCOL_VERSION,
             name: format!("hoarder{i}"),
         };
         stream.write_all(&hello.to_frame()).await?;
+        stream.flush().await?;
         // Written from a task of its own: a server that stops reading must not stall us.
         let attack = attack.clone();
         attackers.push(tokio::spawn(async move {
             let _ = stream.write_all(&attack).await;
+            let _ = stream.flush().await;
             // Never read; keep the connection until aborted.
             std::future::pending::<()>().await;
             drop(stream);

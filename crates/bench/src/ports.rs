@@ -88,13 +88,14 @@ async fn measure(attack: &Attack, args: &Args) -> anyhow::Result<(usize, Vec<Dur
     let server = server::Server::bind(config).await?.spawn()?;
     let port = server.addr().port();
     let addr = format!("127.0.0.1:{port}");
+    let trust = client::Trust::pinned(server.fingerprint());
     let dest = tempfile::tempdir()?;
     let mut attackers = Vec::new();
     for a in 0..attack.addresses {
         let from = std::net::IpAddr::from([127, 0, 0, 2 + a]);
         for h in 0..attack.holders + attack.queuers {
             let name = format!("attacker-{a}-{h}");
-            let (client, events) = Client::connect_from(&addr, &name, Some(from)).await?;
+            let (client, events) = Client::connect_from(&addr, &name, Some(from), &trust).await?;
             let pause = h < attack.holders;
             for i in 0..attack.per_holder {
                 let opts = DownloadOptions {
@@ -113,7 +114,7 @@ async fn measure(attack: &Attack, args: &Args) -> anyhow::Result<(usize, Vec<Dur
     // Let the holders' flows open and pause.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let held = 16 - server.transfers().free_ports();
-    let (honest, mut events) = Client::connect(&addr, "honest").await?;
+    let (honest, mut events) = Client::connect(&addr, "honest", &trust).await?;
     let mut waits = Vec::new();
     for round in 0..args.rounds {
         let opts = DownloadOptions {

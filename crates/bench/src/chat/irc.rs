@@ -83,7 +83,10 @@ impl Lines {
 
 /// Connects, registers as `nick` and joins the channel (the server's NAMES list, like our
 /// welcome, names everyone in it).
-pub(super) async fn join(addr: &str, nick: &str) -> anyhow::Result<Member<Lines>> {
+pub(super) async fn join(
+    addr: &str,
+    nick: &str,
+) -> anyhow::Result<Member<tokio::net::tcp::OwnedWriteHalf, Lines>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
