@@ -66,6 +66,24 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Reads and drops what the peer still sends, until it closes or `max` bytes came: after
+    /// the server has stopped reading and said its last word. A connection closed with unread
+    /// bytes in its buffer is reset, and the reset can destroy that last word before the
+    /// client has read it; TLS makes this common, since a client closing sends a `close_notify`
+    /// record the server never asked for.
+    pub(crate) async fn drain(&mut self, max: usize) {
+        self.buf.clear();
+        self.held = None;
+        let mut scrap = [0u8; 1024];
+        let mut left = max;
+        while left > 0 {
+            match self.rd.read(&mut scrap).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    }
+
     /// The length the frame at the front announces, once its header is in; an error if it is
     /// outside `1..=max_len`.
     fn announced(&self) -> Result<Option<usize>, FrameError> {

@@ -25,8 +25,10 @@ use wire::{
 const WRITE_BATCH: usize = 64 * 1024;
 /// Most frames in one socket write (well under the system's limit of 1024 buffers).
 const MAX_SLICES: usize = 64;
-/// How long a closing connection may take to flush its last frames.
+/// How long a closing connection may take to flush its last frames, and then to close its end.
 const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read and dropped from a closing connection while waiting for its end.
+const DRAIN: usize = 64 * 1024;
 
 /// A client's connection once its TLS handshake is done.
 type Tls = tokio_rustls::server::TlsStream<TcpStream>;
@@ -91,6 +93,7 @@ pub(crate) async fn run(
     drop(pending);
     let Some(name) = joined else {
         let _ = timeout(LINGER, wr.shutdown()).await;
+        let _ = timeout(LINGER, frames.drain(DRAIN)).await;
         return;
     };
     tracing::info!(%peer, user = %name, "joined");
@@ -102,6 +105,7 @@ pub(crate) async fn run(
     shared.transfers.end_session(session);
     outbox.close(reason);
     let _ = writer.await;
+    let _ = timeout(LINGER, frames.drain(DRAIN)).await;
 }
 
 /// Waits for a valid hello and registers the user. A refused name may be retried on the same
