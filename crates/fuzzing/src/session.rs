@@ -2,7 +2,7 @@
 //! against a model of what the server must answer.
 //!
 //! One server runs for the whole process (on its own tokio runtime), with a well-behaved
-//! *watcher* client online throughout. Each input is written, as it is, to a fresh TCP
+//! *watcher* client online throughout. Each input is written, as it is, inside TLS on a fresh
 //! connection (only as far as the server reads it: see [`model`]), and the connection is
 //! closed. Then a well-behaved *probe* client joins, chats and leaves. The model predicts,
 //! from the bytes alone, every frame the server sends back on the connection, and every frame
@@ -17,8 +17,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use wire::{
     ClientMsg, ErrorCode, FileEntry, MAX_FRAME_LEN, MAX_TEXT_LEN, ServerMsg, encode_frame,
@@ -208,6 +207,8 @@ fn online_with(name: &str) -> Vec<String> {
 struct Harness {
     runtime: tokio::runtime::Runtime,
     addr: SocketAddr,
+    /// Trust in the server's key, for every connection to it.
+    trust: client::Trust,
     /// Size and hash of the shared file.
     shared: (u64, String),
     /// Frames the watcher received, as they come.
@@ -261,11 +262,13 @@ impl Harness {
         config.idle_timeout = Duration::from_secs(24 * 3600);
         let (server, watcher) = runtime.block_on(async {
             let server = Server::bind(config).await?.spawn()?;
-            let watcher = watch(server.addr()).await?;
+            let watcher =
+                watch(server.addr(), &client::Trust::pinned(server.fingerprint())).await?;
             Ok::<_, std::io::Error>((server, watcher))
         })?;
         Ok(Self {
             addr: server.addr(),
+            trust: client::Trust::pinned(server.fingerprint()),
             runtime,
             shared,
             watcher,
@@ -278,10 +281,10 @@ impl Harness {
     fn run(&mut self, stream: &[u8]) {
         let prediction = model(stream);
         let written = &stream[..prediction.consumed.min(stream.len())];
-        let addr = self.addr;
-        let answer = self
-            .runtime
-            .block_on(async { tokio::time::timeout(PATIENCE, exchange(addr, written)).await });
+        let (addr, trust) = (self.addr, &self.trust);
+        let answer = self.runtime.block_on(async {
+            tokio::time::timeout(PATIENCE, exchange(addr, trust, written)).await
+        });
         let answer = match answer {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(err)) => panic!("the connection failed: {err}"),
@@ -300,7 +303,7 @@ impl Harness {
         let text = format!("probe {}", self.cases);
         let probe = self
             .runtime
-            .block_on(async { tokio::time::timeout(PATIENCE, probe(addr, &text)).await });
+            .block_on(async { tokio::time::timeout(PATIENCE, probe(addr, trust, &text)).await });
         match probe {
             Ok(Ok(())) => {}
             Ok(Err(err)) => panic!("a well-behaved client failed after the input: {err}"),
@@ -343,11 +346,23 @@ impl Harness {
     }
 }
 
+/// A TLS connection to the server (nothing sent on it yet).
+async fn connect(addr: SocketAddr, trust: &client::Trust) -> std::io::Result<client::TlsStream> {
+    let (stream, _) = client::connect_tls(&addr.to_string(), trust)
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(stream)
+}
+
 /// Writes `bytes` on a new connection, closes its sending half and returns everything the
 /// server sends until it closes.
-async fn exchange(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut rd, mut wr) = stream.into_split();
+async fn exchange(
+    addr: SocketAddr,
+    trust: &client::Trust,
+    bytes: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let stream = connect(addr, trust).await?;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let write = async {
         wr.write_all(bytes).await?;
         wr.shutdown().await
@@ -381,9 +396,11 @@ fn frames_of(bytes: &[u8]) -> Vec<ServerMsg> {
 /// Joins as the watcher and forwards what it receives.
 async fn watch(
     addr: SocketAddr,
+    trust: &client::Trust,
 ) -> std::io::Result<mpsc::UnboundedReceiver<Result<ServerMsg, String>>> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let mut stream = connect(addr, trust).await?;
     stream.write_all(&hello(WATCHER)).await?;
+    stream.flush().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let welcome = read_frame(&mut stream).await?;
     if !matches!(welcome, ServerMsg::Welcome { .. }) {
@@ -405,9 +422,10 @@ async fn watch(
 }
 
 /// Joins as the probe, says `text` to everyone and leaves, checking every answer.
-async fn probe(addr: SocketAddr, text: &str) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn probe(addr: SocketAddr, trust: &client::Trust, text: &str) -> std::io::Result<()> {
+    let mut stream = connect(addr, trust).await?;
     stream.write_all(&hello(PROBE)).await?;
+    stream.flush().await?;
     let welcome = read_frame(&mut stream).await?;
     let users = online_with(PROBE);
     if !matches!(&welcome, ServerMsg::Welcome { name, users: u, .. } if name == PROBE && *u == users)
@@ -424,6 +442,7 @@ async fn probe(addr: SocketAddr, text: &str) -> std::io::Result<()> {
     .to_vec();
     out.extend_from_slice(&ClientMsg::Quit.to_frame());
     stream.write_all(&out).await?;
+    stream.flush().await?;
     let bye = read_frame(&mut stream).await?;
     if !matches!(&bye, ServerMsg::Bye { reason, .. } if reason == "quit") {
         return Err(std::io::Error::other(format!(
@@ -446,7 +465,7 @@ fn hello(name: &str) -> Bytes {
     .to_frame()
 }
 
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<ServerMsg> {
+async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<ServerMsg> {
     let len = stream.read_u32().await?;
     if len == 0 || len as usize > MAX_FRAME_LEN {
         return Err(std::io::Error::other(format!("a frame of {len} bytes")));
