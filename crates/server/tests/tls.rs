@@ -1,0 +1,183 @@
+//! The control channel is TLS 1.3 and nothing else: the server's identity, kept across
+//! restarts, and what a peer that does not finish its handshake, or speaks plain text, gets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use client::{Client, Trust};
+use common::{ServerProcess, WAIT, spawn_server, start_with};
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wire::{ClientMsg, Fingerprint};
+
+/// Reads until the peer closes (or fails) and returns what came, within `limit`.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the server kept the connection open");
+    got
+}
+
+#[tokio::test]
+async fn the_server_keeps_its_identity_across_restarts_with_its_key_readable_by_it_alone() {
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("created-at-start");
+    let args = ["--data-dir", dir.to_str().unwrap()];
+    let first = spawn_server(files.path(), &args);
+    let key_file = dir.join(server::KEY_FILE);
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the key is the owner's alone");
+    let (_alice, _) = Client::connect(&first.addr, "alice", &first.trust())
+        .await
+        .unwrap();
+    let ServerProcess { mut child, key, .. } = first;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let second = spawn_server(files.path(), &args);
+    assert_eq!(second.key, key, "the same key after a restart");
+    Client::connect(&second.addr, "alice", &Trust::pinned(key))
+        .await
+        .unwrap();
+    let ServerProcess { mut child, .. } = second;
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn a_certificate_and_key_from_files_are_served_and_a_half_given_pair_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = server::Identity::load(&server::TlsIdentity::SelfSigned, dir.path()).unwrap();
+    let (cert, key) = (
+        dir.path().join(server::CERT_FILE),
+        dir.path().join(server::KEY_FILE),
+    );
+    let files = tempfile::tempdir().unwrap();
+    let served = spawn_server(
+        files.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(served.key, identity.fingerprint());
+    Client::connect(&served.addr, "alice", &served.trust())
+        .await
+        .unwrap();
+    let ServerProcess { mut child, .. } = served;
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_messenger-server"))
+        .args(["--tls-cert", cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-key"));
+}
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_handshake_is_closed_in_time_and_holds_nobody_out() {
+    let server = start_with(|c| {
+        c.handshake_timeout = Duration::from_millis(300);
+        c.max_pending_per_address = 1;
+    })
+    .await;
+    // An attacker's socket that never sends a ClientHello holds the address's one pending
+    // place...
+    let mut silent = TcpStream::connect(&server.addr).await.unwrap();
+    let opened = Instant::now();
+    // ...until the handshake timeout closes it, without a word.
+    let got = read_until_closed(&mut silent, WAIT).await;
+    let held = opened.elapsed();
+    assert!(got.is_empty(), "the server sent {got:?}");
+    assert!(held >= Duration::from_millis(250), "closed after {held:?}");
+    assert!(held < Duration::from_secs(5), "closed only after {held:?}");
+    // Then the place is free again.
+    Client::connect(&server.addr, "after", &server.trust())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn silent_sockets_beyond_the_pending_cap_are_refused_and_timed_out() {
+    let server = start_with(|c| {
+        c.handshake_timeout = Duration::from_millis(500);
+        c.max_pending = 4;
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(&server.addr).await.unwrap());
+    }
+    // The crowd holds every pending place: a fifth connection is closed at once.
+    assert!(
+        Client::connect(&server.addr, "early", &server.trust())
+            .await
+            .is_err()
+    );
+    // Once the handshake timeout has closed the crowd, users get in.
+    for socket in &mut silent {
+        assert!(read_until_closed(socket, WAIT).await.is_empty());
+    }
+    Client::connect(&server.addr, "late", &server.trust())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn plain_json_gets_nothing_readable_back_and_the_server_lives_on() {
+    let server = start_with(|_| {}).await;
+    for payload in [
+        ClientMsg::Hello {
+            version: 1,
+            name: "plain".into(),
+        }
+        .to_frame()
+        .to_vec(),
+        b"{\"type\":\"hello\",\"version\":1,\"name\":\"plain\"}\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    ] {
+        let mut plain = TcpStream::connect(&server.addr).await.unwrap();
+        plain.write_all(&payload).await.unwrap();
+        let got = read_until_closed(&mut plain, WAIT).await;
+        // At most a TLS alert record (content type 21), never a frame or JSON.
+        assert!(got.is_empty() || got[0] == 21, "{got:?}");
+        assert!(got.len() <= 7, "{got:?}");
+        assert!(!String::from_utf8_lossy(&got).contains('{'), "{got:?}");
+    }
+    assert!(server.handle.users().is_empty());
+    Client::connect(&server.addr, "after", &server.trust())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_trusts_another_key_is_refused_before_it_says_hello() {
+    let server = start_with(|_| {}).await;
+    let other = Trust::pinned(Fingerprint::of_public_key(b"not this server's key"));
+    let err = Client::connect(&server.addr, "victim", &other)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(client::ErrorCode::ServerKeyChanged),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&server.handle.fingerprint().to_string())
+    );
+    assert!(server.handle.users().is_empty(), "no hello was sent");
+}
