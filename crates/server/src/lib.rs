@@ -69,10 +69,24 @@ impl Server {
     /// folder (creating it if missing).
     pub async fn bind(config: Config) -> io::Result<Self> {
         let (source, data_dir) = (config.tls.clone(), config.data_dir.clone());
+        let files_dir = config.files_dir.clone();
         // Reading or generating the identity touches files: off the async workers.
-        let identity = tokio::task::spawn_blocking(move || Identity::load(&source, &data_dir))
-            .await
-            .map_err(io::Error::other)??;
+        let identity = tokio::task::spawn_blocking(move || {
+            if source == TlsIdentity::SelfSigned && same_folder(&data_dir, &files_dir) {
+                // The key would be one of the shared files.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the data folder {} is the shared folder: the TLS key would be shared; \
+                         give --data-dir another folder",
+                        data_dir.display()
+                    ),
+                ));
+            }
+            Identity::load(&source, &data_dir)
+        })
+        .await
+        .map_err(io::Error::other)??;
         let tls = identity
             .server_config()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -201,6 +215,14 @@ impl Server {
         {
             tracing::warn!("some connections did not close in time");
         }
+    }
+}
+
+/// True when `a` and `b` name the same existing folder.
+fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -88,6 +88,17 @@ async fn a_certificate_and_key_from_files_are_served_and_a_half_given_pair_is_re
 }
 
 #[tokio::test]
+async fn a_data_folder_that_is_the_shared_folder_is_refused_so_the_key_is_never_shared() {
+    let files = tempfile::tempdir().unwrap();
+    let mut config = server::Config::local(files.path(), 1);
+    config.tls = server::TlsIdentity::SelfSigned;
+    config.data_dir = files.path().join(".").join("");
+    let err = server::Server::bind(config).await.err().expect("refused");
+    assert!(err.to_string().contains("shared"), "{err}");
+    assert!(!files.path().join(server::KEY_FILE).exists());
+}
+
+#[tokio::test]
 async fn a_connection_that_never_finishes_its_handshake_is_closed_in_time_and_holds_nobody_out() {
     let server = start_with(|c| {
         c.handshake_timeout = Duration::from_millis(300);
