@@ -1,6 +1,9 @@
 //! The thin tokio layer: one UDP socket, the clock, and a state machine.
 
-use crate::{AbortReason, Config, Event, ReadAhead, Receiver, Sender, Sink, Source, Stats, udp};
+use crate::sender::Refused;
+use crate::{
+    AbortReason, Config, Event, Keys, ReadAhead, Receiver, Secret, Sender, Sink, Source, Stats, udp,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -91,7 +94,7 @@ fn deliver(
     buf: &mut [u8],
     first: std::io::Result<udp::Received>,
     peer: SocketAddr,
-    mut handle: impl FnMut(std::time::Instant, &[u8]),
+    mut handle: impl FnMut(std::time::Instant, &mut [u8]),
 ) {
     let mut received = first;
     for taken in 1..=MAX_RECEIVES {
@@ -100,7 +103,7 @@ fn deliver(
         };
         if got.from == peer {
             let at = now();
-            for datagram in udp::datagrams(&buf[..got.len], got.segment) {
+            for datagram in udp::datagrams_mut(&mut buf[..got.len], got.segment) {
                 handle(at, datagram);
             }
         }
@@ -111,12 +114,13 @@ fn deliver(
     }
 }
 
-/// Serves `source` to the first peer that shows `token` on `socket`, until the transfer ends,
+/// Serves `source` to the first peer whose HELLO opens with `secret` on `socket`, until the
+/// transfer ends,
 /// `cancel` resolves, or nobody shows up within `config.idle_timeout`. Everything goes to the
 /// peer from the address its HELLO was sent to, even on a socket bound to a wildcard address.
 pub async fn serve<S: Source>(
     socket: &UdpSocket,
-    token: [u8; 16],
+    secret: &Secret,
     source: S,
     config: Config,
     cancel: impl std::future::Future<Output = ()>,
@@ -125,7 +129,9 @@ pub async fn serve<S: Source>(
     let mut io = udp::Socket::answering(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];
     let deadline = Instant::now() + config.idle_timeout;
-    let mut source = Some(ReadAhead::new(source));
+    // Datagrams that did not open a connection (forged, replayed or another flow's).
+    let mut rejected = 0u64;
+    let mut source = Some((ReadAhead::new(source), Keys::for_sender(secret)));
     // Wait for a valid HELLO; everything else is dropped without a word.
     let (mut conn, path) = 'handshake: loop {
         let received = tokio::select! {
@@ -146,16 +152,22 @@ pub async fn serve<S: Source>(
         config.max_datagram = config.max_datagram.min(datagram_size_for(peer));
         // Unguessable, and far from wrapping around in any transfer.
         config.first_packet_number = rand::random::<u64>() >> 2;
-        for datagram in udp::datagrams(&buf[..n], segment) {
-            let Some(src) = source.take() else {
+        for datagram in udp::datagrams_mut(&mut buf[..n], segment) {
+            let Some((src, keys)) = source.take() else {
                 break;
             };
-            match Sender::accept(now(), datagram, &token, src, config.clone()) {
+            match Sender::accept(now(), datagram, keys, src, config.clone()) {
                 Ok(conn) => break 'handshake (conn, (peer, to)),
-                Err(src) => source = Some(src),
+                Err(Refused { source: src, keys }) => {
+                    rejected += 1;
+                    source = Some((src, keys));
+                }
             }
         }
     };
+    if rejected > 0 {
+        tracing::debug!(rejected, "datagrams before the HELLO did not open");
+    }
     let mut batch = udp::Batch::new(conn.max_datagram());
     let mut last = None;
     // RUST_LOG=transport::cc=trace: the controller's state every 20 ms.
@@ -195,12 +207,14 @@ pub async fn serve<S: Source>(
             }
         }
     }
+    let mut stats = conn.stats();
+    stats.packets_rejected += rejected;
     Outcome {
         event: last.unwrap_or(Event::Aborted {
             reason: AbortReason::Protocol,
             by_peer: false,
         }),
-        stats: conn.stats(),
+        stats,
     }
 }
 
@@ -239,8 +253,8 @@ pub struct Progress {
 pub struct FetchOptions {
     /// The sender's address.
     pub server: SocketAddr,
-    /// The application's secret for this transfer.
-    pub token: [u8; 16],
+    /// The transfer's secret, as the application received it from the sender.
+    pub secret: Secret,
     /// First byte wanted (the sink has those before it).
     pub offset: u64,
     /// Pause by itself once every byte below this offset is here.
@@ -263,14 +277,14 @@ pub async fn fetch<K: Sink>(
 ) -> (Outcome, K) {
     let FetchOptions {
         server,
-        token,
+        secret,
         offset,
         pause_at,
         mut config,
     } = opts;
     config.max_datagram = config.max_datagram.min(datagram_size_for(server));
     let conn_id: u64 = rand::random();
-    let mut conn = Receiver::new(now(), conn_id, token, offset, sink, config.clone());
+    let mut conn = Receiver::new(now(), conn_id, &secret, offset, sink, config.clone());
     conn.set_pause_at(pause_at);
     let mut io = udp::Socket::new(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];
