@@ -23,7 +23,7 @@ pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
 
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest chat text, in bytes of UTF-8, that the server relays. Longer texts get `too_long`.
 pub const MAX_TEXT_LEN: usize = 4096;
