@@ -96,16 +96,28 @@ fn deliver(
     peer: SocketAddr,
     mut handle: impl FnMut(std::time::Instant, &mut [u8]),
 ) {
+    deliver_any(io, buf, first, |at, datagram, (from, _)| {
+        if from == peer {
+            handle(at, datagram);
+        }
+    });
+}
+
+/// As [`deliver`], for the datagrams from anyone, with where each came from and went to.
+fn deliver_any(
+    io: &udp::Socket<'_>,
+    buf: &mut [u8],
+    first: std::io::Result<udp::Received>,
+    mut handle: impl FnMut(std::time::Instant, &mut [u8], (SocketAddr, Option<IpAddr>)),
+) {
     let mut received = first;
     for taken in 1..=MAX_RECEIVES {
         let Ok(got) = received else {
             return;
         };
-        if got.from == peer {
-            let at = now();
-            for datagram in udp::datagrams_mut(&mut buf[..got.len], got.segment) {
-                handle(at, datagram);
-            }
+        let at = now();
+        for datagram in udp::datagrams_mut(&mut buf[..got.len], got.segment) {
+            handle(at, datagram, (got.from, got.to));
         }
         if taken == MAX_RECEIVES {
             return; // the rest stays on the socket for the next round
@@ -133,7 +145,7 @@ pub async fn serve<S: Source>(
     let mut rejected = 0u64;
     let mut source = Some((ReadAhead::new(source), Keys::for_sender(secret)));
     // Wait for a valid HELLO; everything else is dropped without a word.
-    let (mut conn, path) = 'handshake: loop {
+    let (mut conn, mut path) = 'handshake: loop {
         let received = tokio::select! {
             r = io.recv(&mut buf) => r,
             () = tokio::time::sleep_until(deadline) => return aborted(AbortReason::IdleTimeout),
@@ -197,7 +209,22 @@ pub async fn serve<S: Source>(
         };
         tokio::select! {
             r = io.recv(&mut buf) => {
-                deliver(&io, &mut buf, r, path.0, |at, d| conn.handle_datagram(at, d));
+                // Until the peer has acked our HELLO_ACK its address is not proven, and the
+                // first HELLO may have been a copy raced in from elsewhere by someone on the
+                // path: any address may still speak, and the path follows the latest packet
+                // that opened (a replay does not), so the real receiver's next HELLO wins it
+                // back. Once proven, only that address is heard.
+                deliver_any(&io, &mut buf, r, |at, d, came| {
+                    if came.0 == path.0 {
+                        conn.handle_datagram(at, d);
+                    } else if !conn.is_address_proven() {
+                        let before = conn.stats().packets_received;
+                        conn.handle_datagram(at, d);
+                        if conn.stats().packets_received > before {
+                            path = came;
+                        }
+                    }
+                });
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
             // Once only: a finished `cancel` may not be polled again.

@@ -212,6 +212,12 @@ impl<S: Source> Sender<S> {
         })
     }
 
+    /// True once the receiver has acknowledged our HELLO_ACK, which proves that it receives at
+    /// the address it sends from (before, nothing but HELLO_ACKs goes there).
+    pub fn is_address_proven(&self) -> bool {
+        self.unvalidated_since.is_none()
+    }
+
     /// Largest datagram this connection sends: [`Sender::poll_transmit`] needs a buffer this
     /// large.
     pub fn max_datagram(&self) -> usize {

@@ -522,3 +522,71 @@ async fn replayed_modified_truncated_and_forged_datagrams_are_dropped_and_the_st
         "{theirs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_hello_raced_in_from_elsewhere_neither_gets_the_data_nor_keeps_the_port() {
+    // Someone on the path copies the receiver's first HELLO and gets it to the server first,
+    // from its own address. It opens (it is authentic), so the server answers there with its
+    // HELLO_ACK; but the copier cannot ack that without the keys, the receiver's next HELLO
+    // wins the path back, and the copier hears nothing else.
+    let len = 1_000_000;
+    let secret = Secret([8u8; 32]);
+    let (server, served) = serve_data(len, secret.clone()).await;
+    let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let thief = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let copier = std::sync::Arc::clone(&thief);
+    let relayed = tokio::spawn(async move {
+        let mut client = None;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((n, from)) = relay.recv_from(&mut buf).await else {
+                return;
+            };
+            if from == server {
+                if let Some(client) = client {
+                    let _ = relay.send_to(&buf[..n], client).await;
+                }
+                continue;
+            }
+            if client.is_none() {
+                // The first HELLO: the thief's copy goes first.
+                copier.send_to(&buf[..n], server).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            client = Some(from);
+            let _ = relay.send_to(&buf[..n], server).await;
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: relay_addr,
+        secret,
+        offset: 0,
+        pause_at: None,
+        config: Config::default(),
+    };
+    let (outcome, sink) = tokio::time::timeout(
+        Duration::from_secs(30),
+        driver::fetch(&client, opts, Vec::new(), control, None),
+    )
+    .await
+    .expect("the transfer stalled");
+    assert!(
+        matches!(outcome.event, Event::Finished { .. }),
+        "{outcome:?}"
+    );
+    assert!(sink == data(len), "bytes differ");
+    assert!(matches!(
+        served.await.unwrap().event,
+        Event::Finished { .. }
+    ));
+    relayed.abort();
+    let heard = heard_within(&thief, Duration::from_millis(50)).await;
+    assert!(
+        !heard.is_empty() && heard.iter().all(|d| d.len() <= 53),
+        "the copier heard {:?} (byte counts)",
+        heard.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
