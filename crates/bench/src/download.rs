@@ -149,12 +149,16 @@ fn selected(name: &str, only: &str) -> bool {
         .any(|part| !part.is_empty() && name.contains(&part))
 }
 
-/// The contenders every run has: ours, plain TCP, and TCP hashing what it receives as we do.
+/// The contenders every run has: ours (sealed, as shipped, and with sealing off to measure
+/// its price), plain TCP, TCP hashing what it receives as we do, and the same over TLS (what
+/// an HTTPS download that verifies would cost).
 pub fn standard_contenders() -> Vec<Box<dyn Contender>> {
     vec![
         Box::new(Messenger::default()),
-        Box::new(Tcp { verify: false }),
-        Box::new(Tcp { verify: true }),
+        Box::new(Messenger::unprotected()),
+        Box::new(Tcp::plain()),
+        Box::new(Tcp::verifying()),
+        Box::new(Tcp::tls()),
     ]
 }
 
@@ -338,15 +342,34 @@ pub fn check_and_remove(path: &Path, job: &Job) -> anyhow::Result<()> {
 pub struct Messenger {
     server: Option<server::ServerHandle>,
     client: Option<(Client, Events)>,
+    /// Sealing off on both ends (a bench-only switch of the server and client libraries).
+    unprotected: bool,
+}
+
+impl Messenger {
+    /// Ours with every datagram left unsealed: the same build and code path otherwise, to
+    /// measure what sealing costs.
+    pub fn unprotected() -> Self {
+        Self {
+            unprotected: true,
+            ..Self::default()
+        }
+    }
 }
 
 impl Contender for Messenger {
     fn name(&self) -> String {
-        "messenger (UDP, ours)".into()
+        if self.unprotected {
+            "messenger (UDP, ours, unsealed)".into()
+        } else {
+            "messenger (UDP, ours)".into()
+        }
     }
 
     fn prepare(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()> {
-        let config = server::Config::local(&job.files, 1);
+        let mut config = server::Config::local(&job.files, 1);
+        config.unprotected_transfers = self.unprotected;
+        let unprotected = self.unprotected;
         let server = sides.on_send(async { Ok(server::Server::bind(config).await?.spawn()?) })?;
         let addr = server.addr().to_string();
         let trust = client::Trust::pinned(server.fingerprint());
@@ -355,6 +378,7 @@ impl Contender for Messenger {
         // has hashed the file by then.
         let connected = sides.on_recv(async move {
             let (client, mut events) = Client::connect(&addr, "bench", &trust).await?;
+            client.unprotected_transfers(unprotected);
             let opts = DownloadOptions {
                 dir: dest,
                 pause_at: Some(0.001),
@@ -421,19 +445,87 @@ async fn next_state(events: &mut Events, id: u64) -> anyhow::Result<TransferStat
 
 /// The same file over one TCP connection: tokio on both sides, positional reads and writes of
 /// 1 MiB, as a program written for the job would do. With `verify`, the receiver also hashes
-/// what it writes, as ours does, and checks the hash.
+/// what it writes, as ours does, and checks the hash; with `tls`, the connection is TLS 1.3
+/// (rustls, the workspace's aws-lc-rs provider, the suite it prefers: AES-256-GCM here).
 pub struct Tcp {
     /// Hash at the receiver too.
     pub verify: bool,
+    /// Over TLS: the acceptor and connector, made once in [`Contender::prepare`].
+    tls: Option<Tls>,
+    want_tls: bool,
 }
+
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl Tcp {
+    /// Plain TCP, nothing checked.
+    pub fn plain() -> Self {
+        Self {
+            verify: false,
+            tls: None,
+            want_tls: false,
+        }
+    }
+
+    /// TCP, the receiver hashing what it writes.
+    pub fn verifying() -> Self {
+        Self {
+            verify: true,
+            ..Self::plain()
+        }
+    }
+
+    /// TCP + TLS 1.3, the receiver hashing what it writes.
+    pub fn tls() -> Self {
+        Self {
+            verify: true,
+            tls: None,
+            want_tls: true,
+        }
+    }
+}
+
+/// A self-signed identity for `localhost`, and a client that trusts only it.
+fn tls_pair() -> anyhow::Result<Tls> {
+    use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    let cert_der = CertificateDer::from(cert.cert);
+    let key = PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key.into())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der)?;
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls {
+        acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server)),
+        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(client)),
+    })
+}
+
+/// A stream the TCP contender reads from or writes to: plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Contender for Tcp {
     fn name(&self) -> String {
-        if self.verify {
-            "TCP + BLAKE3 (tokio)".into()
-        } else {
-            "TCP (tokio)".into()
+        match (self.want_tls, self.verify) {
+            (true, _) => "TCP + TLS + BLAKE3 (rustls)".into(),
+            (false, true) => "TCP + BLAKE3 (tokio)".into(),
+            (false, false) => "TCP (tokio)".into(),
         }
+    }
+
+    fn prepare(&mut self, _sides: &Sides, _job: &Job) -> anyhow::Result<()> {
+        if self.want_tls {
+            self.tls = Some(tls_pair()?);
+        }
+        Ok(())
     }
 
     fn run(&mut self, sides: &Sides, job: &Job) -> anyhow::Result<()> {
@@ -442,15 +534,31 @@ impl Contender for Tcp {
         let addr = listener.local_addr()?;
         let src = std::fs::File::open(job.source())?;
         let size = job.size;
+        let acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
+        let connector = self.tls.as_ref().map(|t| t.connector.clone());
         let sender = sides.send.spawn(async move {
-            let (mut sock, _) = listener.accept().await?;
-            send_file(&src, size, &mut sock).await
+            let (sock, _) = listener.accept().await?;
+            let mut sock: Box<dyn Stream> = match acceptor {
+                Some(acceptor) => Box::new(acceptor.accept(sock).await?),
+                None => Box::new(sock),
+            };
+            send_file(&src, size, &mut sock).await?;
+            // A TLS stream holds the last records until flushed, and says it is done.
+            sock.shutdown().await?;
+            anyhow::Ok(())
         });
         let dst = job.dest.join("tcp.bin");
         let verify = self.verify;
         let out_path = dst.clone();
         let hash = sides.on_recv(async move {
-            let mut sock = tokio::net::TcpStream::connect(addr).await?;
+            let sock = tokio::net::TcpStream::connect(addr).await?;
+            let mut sock: Box<dyn Stream> = match connector {
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+                    Box::new(connector.connect(name, sock).await?)
+                }
+                None => Box::new(sock),
+            };
             let out = std::fs::File::create(&out_path)?;
             let mut hasher = blake3::Hasher::new();
             let mut buf = vec![0u8; CHUNK];

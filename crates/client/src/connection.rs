@@ -283,6 +283,14 @@ impl Client {
         }
     }
 
+    /// Benchmarks only: this connection's transfers go unprotected, to measure what sealing
+    /// costs. Only a server made with `unprotected_transfers` accepts them; nothing in the
+    /// product calls this.
+    #[doc(hidden)]
+    pub fn unprotected_transfers(&self, unprotected: bool) {
+        self.inner.downloads.set_unprotected(unprotected);
+    }
+
     /// Asks for the shared file `file` and downloads it into `opts.dir` in the background.
     /// Returns the transfer id at once (the transfer may be queued); progress and the result
     /// arrive as [`Event::Transfer`]. Fails with `no_such_file` or `busy`.
@@ -296,14 +304,14 @@ impl Client {
         let answer = self.request(req, msg).await;
         match answer {
             Ok(ServerMsg::DownloadReady {
-                id, token, hash, ..
-            }) if parse_token(&token).is_none() || !is_hash(&hash) => {
+                id, secret, hash, ..
+            }) if parse_secret(&secret).is_none() || !is_hash(&hash) => {
                 // Nothing was started for it: say so now, rather than leave a transfer that
                 // never moves (and a name that stays taken).
                 self.inner.downloads.forget(req);
                 let _ = self.send(ClientMsg::Cancel { id, req: None }).await;
                 Err(ClientError::Protocol(
-                    "the server offered the file with a malformed token or hash".into(),
+                    "the server offered the file with a malformed secret or hash".into(),
                 ))
             }
             Ok(ServerMsg::DownloadReady { id, .. } | ServerMsg::DownloadQueued { id, .. }) => {
@@ -462,16 +470,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The 128-bit token from its 32 hex digits.
-fn parse_token(hex: &str) -> Option<[u8; 16]> {
-    if hex.len() != 32 || !hex.is_ascii() {
+/// The 256-bit transfer secret from its 64 hex digits.
+fn parse_secret(hex: &str) -> Option<transport::Secret> {
+    if hex.len() != 2 * transport::SECRET_LEN || !hex.is_ascii() {
         return None;
     }
-    let mut token = [0u8; 16];
-    for (i, byte) in token.iter_mut().enumerate() {
+    let mut secret = [0u8; transport::SECRET_LEN];
+    for (i, byte) in secret.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
     }
-    Some(token)
+    Some(transport::Secret(secret))
 }
 
 /// A BLAKE3 hash as the protocol writes it: 64 lowercase hex digits.
@@ -572,10 +580,10 @@ async fn read_loop(
                 file,
                 size,
                 hash,
-                token,
+                secret,
                 port,
-            } => match parse_token(token).filter(|_| is_hash(hash)) {
-                Some(token) => downloads.ready(
+            } => match parse_secret(secret).filter(|_| is_hash(hash)) {
+                Some(secret) => downloads.ready(
                     *req,
                     Offer {
                         id: *id,
@@ -583,12 +591,12 @@ async fn read_loop(
                         file: file.clone(),
                         size: *size,
                         hash: hash.clone(),
-                        token,
+                        secret,
                         port: *port,
                     },
                 ),
                 None => {
-                    tracing::warn!(id, "the server sent a malformed token or hash");
+                    tracing::warn!(id, "the server sent a malformed secret or hash");
                     // An answer to a request is refused by `download`, which waits for it;
                     // a later offer for a queued transfer fails that transfer here.
                     downloads.malformed(*id)

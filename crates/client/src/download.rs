@@ -76,7 +76,7 @@ pub(crate) struct Offer {
     pub file: String,
     pub size: u64,
     pub hash: String,
-    pub token: [u8; 16],
+    pub secret: transport::Secret,
     pub port: u16,
 }
 
@@ -117,6 +117,8 @@ pub(crate) struct Downloads {
     entries: Mutex<HashMap<u64, Entry>>,
     /// The connection's request numbers, shared with [`crate::Client`].
     next_req: Arc<AtomicU64>,
+    /// Benchmarks only: transfers go unprotected (see [`crate::Client::unprotected_transfers`]).
+    unprotected: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +126,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Downloads {
+    /// Benchmarks only: see [`crate::Client::unprotected_transfers`].
+    pub(crate) fn set_unprotected(&self, unprotected: bool) {
+        self.unprotected.store(unprotected, Ordering::Relaxed);
+    }
+
     pub(crate) fn new(
         server_ip: IpAddr,
         events: mpsc::Sender<Event>,
@@ -139,6 +146,7 @@ impl Downloads {
             asked: Mutex::default(),
             entries: Mutex::default(),
             next_req,
+            unprotected: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -328,7 +336,7 @@ impl Downloads {
         }
     }
 
-    /// The server offered transfer `id` (its id) with a malformed token or hash: a transfer of
+    /// The server offered transfer `id` (its id) with a malformed secret or hash: a transfer of
     /// ours that waited for it fails, and the server is told.
     pub(crate) fn malformed(&self, id: u64) -> Option<Event> {
         let mut entries = lock(&self.entries);
@@ -345,7 +353,7 @@ impl Downloads {
             id: local,
             file,
             state: TransferState::Failed {
-                error: "the server offered the file with a malformed token or hash".into(),
+                error: "the server offered the file with a malformed secret or hash".into(),
             },
         }))
     }
@@ -605,7 +613,8 @@ impl Downloads {
         let fetched = fetch::fetch(
             fetch::Target {
                 server,
-                token: offer.token,
+                secret: offer.secret.clone(),
+                unprotected: self.unprotected.load(Ordering::Relaxed),
                 pause_at: pause_point,
                 max_datagram: opts.max_datagram,
                 stall_timeout: opts.stall_timeout,

@@ -23,18 +23,20 @@ pub(crate) enum Ended {
 }
 
 /// Where and how to fetch one file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Target {
     /// The server's transfer port.
     pub server: SocketAddr,
     /// The transfer's secret.
-    pub token: [u8; 16],
+    pub secret: transport::Secret,
     /// Pause by itself at this offset.
     pub pause_at: Option<u64>,
     /// Largest datagram (the transport's choice if `None`).
     pub max_datagram: Option<usize>,
     /// See [`crate::DownloadOptions::stall_timeout`].
     pub stall_timeout: Duration,
+    /// Benchmarks only: no packet protection (see [`crate::Client::unprotected_transfers`]).
+    pub unprotected: bool,
 }
 
 /// Checkpoints are written at most this often: each one syncs the `.part` to disk.
@@ -64,11 +66,12 @@ pub(crate) async fn fetch(
     let (progress_tx, mut progress) = mpsc::channel(4);
     let opts = transport::driver::FetchOptions {
         server,
-        token: target.token,
+        secret: target.secret.clone(),
         offset,
         pause_at: target.pause_at,
         config: transport::Config {
             max_datagram: target.max_datagram.unwrap_or(transport::MAX_DATAGRAM),
+            unprotected: target.unprotected,
             ..transport::Config::default()
         },
     };

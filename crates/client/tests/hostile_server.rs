@@ -230,10 +230,19 @@ fn trickle(size: u64) -> u16 {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
         let (n, peer) = socket.recv_from(&mut buf).await.unwrap();
-        let conn_id = packet::decode(&buf[..n]).unwrap().conn_id;
+        // The offer's secret is all zeros: this server has the keys, as a real one would.
+        let secret = transport::Secret([0; 32]);
+        let mut keys = transport::Keys::for_sender(&secret);
+        let plain = keys.open(&mut buf[..n]).unwrap();
+        let packet = packet::decode(&buf[..plain]).unwrap();
+        let conn_id = packet.conn_id;
+        if let Frame::Hello { suite, .. } = packet.frame {
+            keys.set_suite(transport::Suite::from_code(suite).unwrap());
+        }
         let send = |pn: u64, frame: Frame<'_>| {
             let mut out = vec![0u8; 2048];
             let n = packet::encode(&Packet { conn_id, pn, frame }, &mut out).unwrap();
+            let n = keys.seal(&mut out, n).unwrap();
             out.truncate(n);
             out
         };
@@ -274,7 +283,7 @@ async fn a_server_that_trickles_data_fails_the_download_with_a_clear_message() {
                     file: file.clone(),
                     size: 1 << 20,
                     hash: "0".repeat(64),
-                    token: "00".repeat(16),
+                    secret: "00".repeat(32),
                     port,
                 }
                 .to_frame();
@@ -310,7 +319,7 @@ async fn a_malformed_offer_fails_at_once_and_leaves_the_name_free() {
                     file: file.clone(),
                     size: 10,
                     hash: "é".repeat(32), // 64 bytes, not hex: slicing it could panic
-                    token: "00".repeat(16),
+                    secret: "00".repeat(32),
                     port: 9,
                 }
                 .to_frame(),
@@ -490,7 +499,14 @@ async fn a_reclaimed_transfer_whose_request_again_is_refused_fails_instead_of_wa
                         ..transport::Config::default()
                     };
                     let stop = std::future::pending::<()>();
-                    let _ = transport::driver::serve(&socket, [0; 16], served, config, stop).await;
+                    let _ = transport::driver::serve(
+                        &socket,
+                        &transport::Secret([0; 32]),
+                        served,
+                        config,
+                        stop,
+                    )
+                    .await;
                 });
                 vec![ready(*req, 1, file, &data, port)]
             }

@@ -346,7 +346,7 @@ pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
             file: string_from(input, 40),
             size: u64_from(input),
             hash: string_from(input, 64),
-            token: string_from(input, 32),
+            secret: string_from(input, 64),
             port: input.u16(),
         },
         8 => ServerMsg::DownloadQueued {

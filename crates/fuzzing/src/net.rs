@@ -1,13 +1,18 @@
 //! A sender and a receiver joined by two queues of datagrams, in virtual time: the bench on
 //! which the endpoint targets let the input drop, duplicate, reorder and forge datagrams.
+//!
+//! Every datagram is sealed. The bench holds, next to each end, a copy of that end's keys that
+//! opens every datagram the end is handed, in the same order (so with the same replay window):
+//! it tells the targets what the end saw in each datagram, if anything, and checks that the
+//! end counted each one that did not open. Two more copies open every datagram an end sends,
+//! in the order sent: each must open, once (a packet number used twice would reuse a nonce).
 
 use crate::Input;
+use crate::sealed::{SECRET, open, receiver_keys, sender_keys};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use transport::{Config, Event, MIN_DATAGRAM, Receiver, Sender};
+use transport::{Config, Event, Keys, MIN_DATAGRAM, Receiver, Refused, Sender, Suite};
 
-/// The transfer's secret in every endpoint target.
-pub const TOKEN: [u8; 16] = *b"messenger-fuzz!!";
 /// The connection id the receiver picks in the endpoint targets.
 pub const CONN_ID: u64 = 0x6d65_7373_656e_6765;
 
@@ -29,9 +34,19 @@ pub const INPUT_TIME: Duration = Duration::from_secs(10);
 /// What a target checks while [`Pair::run_clean`] moves the datagrams.
 pub trait Watch {
     /// The sender sent `datagram`.
-    fn sent(&mut self, _pair: &Pair, _datagram: &[u8]) {}
-    /// The sender is about to hear `datagram` (from the receiver).
-    fn heard(&mut self, _datagram: &[u8]) {}
+    fn sent(&mut self, _pair: &Pair, _datagram: &Sent) {}
+    /// The sender heard `wire` (from the receiver), which opened as `plain` if it opened.
+    fn heard(&mut self, _wire: &[u8], _plain: Option<&[u8]>) {}
+}
+
+/// A datagram an end sent: as it went on the wire, and its plaintext form (header, then body)
+/// as the other end's keys open it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The sealed datagram.
+    pub wire: Vec<u8>,
+    /// What it says.
+    pub plain: Vec<u8>,
 }
 
 /// Watches nothing.
@@ -45,8 +60,18 @@ pub struct Pair {
     pub start: Instant,
     /// The receiving end.
     pub receiver: Receiver<Vec<u8>>,
-    /// The sending end, once a HELLO with the token reached it.
+    /// The sending end, once a HELLO sealed with the transfer's keys reached it.
     pub sender: Option<Sender<Vec<u8>>>,
+    /// The sender's keys until a HELLO opens the flow (each refusal gives them back).
+    sender_keys: Option<Keys>,
+    /// What the sender opens, opened alongside it.
+    at_sender: Keys,
+    /// What the receiver opens, opened alongside it.
+    at_receiver: Keys,
+    /// What the sender sends, opened in the order sent, with the receiver's keys.
+    from_sender: Keys,
+    /// What the receiver sends, opened in the order sent, with the sender's keys.
+    from_receiver: Keys,
     /// The stream the sender serves.
     pub source: Vec<u8>,
     /// Where the receiver asked the stream to start.
@@ -93,6 +118,12 @@ impl Pair {
             // already chose, so the seeds keep their meaning), sometimes next to the top of
             // the range the driver draws from.
             first_packet_number: first_packet_number(len),
+            // Both suites, from what the input already chose.
+            suite: if len % 2 == 1 {
+                Suite::ChaCha20Poly1305
+            } else {
+                Suite::Aes256Gcm
+            },
             ..Config::default()
         };
         (Self::new(source, offset, config), len)
@@ -106,12 +137,18 @@ impl Pair {
             .unwrap_or(usize::MAX)
             .min(source.len());
         let sink = source[..have].to_vec();
-        let receiver = Receiver::new(now, CONN_ID, TOKEN, offset, sink, config.clone());
+        let receiver = Receiver::new(now, CONN_ID, &SECRET, offset, sink, config.clone());
+        let suite = config.suite;
         Self {
             now,
             start: now,
             receiver,
             sender: None,
+            sender_keys: None,
+            at_sender: sender_keys(&SECRET, suite),
+            at_receiver: receiver_keys(&SECRET, suite),
+            from_sender: receiver_keys(&SECRET, suite),
+            from_receiver: sender_keys(&SECRET, suite),
             source,
             offset,
             config,
@@ -123,8 +160,13 @@ impl Pair {
         }
     }
 
+    /// The suite of every packet after the HELLO.
+    pub fn suite(&self) -> Suite {
+        self.config.suite
+    }
+
     /// Everything the sender has to send now, queued for the receiver and returned.
-    pub fn pump_sender(&mut self) -> Vec<Vec<u8>> {
+    pub fn pump_sender(&mut self) -> Vec<Sent> {
         let mut out = Vec::new();
         if let Some(sender) = &mut self.sender {
             let size = sender.max_datagram();
@@ -133,46 +175,93 @@ impl Pair {
                 let Some(n) = sender.poll_transmit(self.now, &mut self.buf[..size]) else {
                     break;
                 };
-                out.push(self.buf[..n].to_vec());
+                out.push(sent(&mut self.from_sender, &self.buf[..n], "sender"));
             }
         }
-        self.to_receiver.extend(out.iter().cloned());
+        self.to_receiver.extend(out.iter().map(|d| d.wire.clone()));
         self.drain_events();
         out
     }
 
     /// Everything the receiver has to send now, queued for the sender and returned.
-    pub fn pump_receiver(&mut self) -> Vec<Vec<u8>> {
+    pub fn pump_receiver(&mut self) -> Vec<Sent> {
         let mut out = Vec::new();
         for _ in 0..1000 {
             let Some(n) = self.receiver.poll_transmit(self.now, &mut self.buf) else {
                 break;
             };
-            out.push(self.buf[..n].to_vec());
+            out.push(sent(&mut self.from_receiver, &self.buf[..n], "receiver"));
         }
-        self.to_sender.extend(out.iter().cloned());
+        self.to_sender.extend(out.iter().map(|d| d.wire.clone()));
         self.drain_events();
         out
     }
 
-    /// Hands `datagram` to the sender, opening it if it is not open yet (as the driver does).
-    pub fn deliver_to_sender(&mut self, datagram: &[u8]) {
+    /// Hands `datagram` to the sender, opening the flow with it if it is not open yet (as the
+    /// driver does); returns its plaintext form if the sender's keys opened it.
+    pub fn deliver_to_sender(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
+        self.drain_events();
+        let plain = open(&mut self.at_sender, datagram);
+        let mut datagram = datagram.to_vec();
         match &mut self.sender {
-            Some(sender) => sender.handle_datagram(self.now, datagram),
+            Some(sender) => {
+                let before = sender.stats().packets_rejected;
+                sender.handle_datagram(self.now, &mut datagram);
+                let after = sender.stats().packets_rejected;
+                if !ended(&self.sender_events) {
+                    assert_eq!(
+                        after - before,
+                        u64::from(plain.is_none()),
+                        "the sender counted {} of one datagram that {} as rejected",
+                        after - before,
+                        if plain.is_some() {
+                            "opened"
+                        } else {
+                            "did not open"
+                        }
+                    );
+                }
+            }
             None => {
                 let source = self.source.clone();
-                let accepted =
-                    Sender::accept(self.now, datagram, &TOKEN, source, self.config.clone());
-                self.sender = accepted.ok();
+                let keys = self
+                    .sender_keys
+                    .take()
+                    .unwrap_or_else(|| Keys::for_sender(&SECRET));
+                match Sender::accept(self.now, &mut datagram, keys, source, self.config.clone()) {
+                    Ok(sender) => self.sender = Some(sender),
+                    Err(Refused { keys, .. }) => self.sender_keys = Some(keys),
+                }
             }
         }
         self.drain_events();
+        plain
     }
 
-    /// Hands `datagram` to the receiver.
-    pub fn deliver_to_receiver(&mut self, datagram: &[u8]) {
-        self.receiver.handle_datagram(self.now, datagram);
+    /// Hands `datagram` to the receiver; returns its plaintext form if the receiver's keys
+    /// opened it.
+    pub fn deliver_to_receiver(&mut self, datagram: &[u8]) -> Option<Vec<u8>> {
         self.drain_events();
+        let plain = open(&mut self.at_receiver, datagram);
+        let before = self.receiver.stats().packets_rejected;
+        self.receiver
+            .handle_datagram(self.now, &mut datagram.to_vec());
+        let after = self.receiver.stats().packets_rejected;
+        if !ended(&self.receiver_events) {
+            assert_eq!(
+                after - before,
+                u64::from(plain.is_none()),
+                "the receiver counted {} of one datagram that {} as rejected",
+                after - before,
+                if plain.is_some() {
+                    "opened"
+                } else {
+                    "did not open"
+                }
+            );
+        }
+        self.drain_events();
+        plain
     }
 
     /// Moves the clock on by `by` (within [`INPUT_TIME`] of the start) and runs the timers due.
@@ -245,8 +334,8 @@ impl Pair {
                 moved = true;
             }
             while let Some(d) = self.to_sender.pop_front() {
-                watch.heard(&d);
-                self.deliver_to_sender(&d);
+                let plain = self.deliver_to_sender(&d);
+                watch.heard(&d, plain.as_deref());
                 moved = true;
             }
             if moved {
@@ -269,6 +358,28 @@ impl Pair {
             }
             self.run_timers();
         }
+    }
+}
+
+/// True once an end finished or gave up: it opens nothing more.
+fn ended(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Finished { .. } | Event::Aborted { .. }))
+}
+
+/// `datagram`, which `who` just sent, with its plaintext form: it must open with the other
+/// end's keys `tap`, which have opened everything `who` sent before, in order.
+fn sent(tap: &mut Keys, datagram: &[u8], who: &str) -> Sent {
+    let Some(plain) = open(tap, datagram) else {
+        panic!(
+            "the {who} sent a datagram that does not open (or reused a packet number): \
+             {datagram:02x?}"
+        );
+    };
+    Sent {
+        wire: datagram.to_vec(),
+        plain,
     }
 }
 

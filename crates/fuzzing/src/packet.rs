@@ -1,21 +1,31 @@
-//! The UDP packet decoder.
+//! The UDP packet decoder: packet protection (see [`crate::protection`]), then the plaintext
+//! form.
 
 use crate::Input;
 use crate::control::u64_from;
+use crate::protection::{open_anything, replays, seal_and_open};
 use transport::packet::{
     self, DATA_HEADER_LEN, DecodeError, Frame, HEADER_LEN, MAX_ACK_RANGES, Packet, VERSION,
 };
 
-/// UDP packets, two ways.
+/// UDP packets, sealed and in their plaintext form, two ways.
 ///
-/// The input as a datagram: a packet it decodes to re-encodes to a prefix of the datagram
-/// (the decoder neither invents nor skips bytes), a DATA payload lies inside the datagram, and
-/// a refusal names the right reason (version, type, length). The input as the recipe for a
-/// well-formed packet: it encodes exactly when the buffer is large enough, decodes back
-/// unchanged, and any cut of it short of its end is refused as truncated (a DATA packet's
-/// payload may be cut down to one byte).
+/// The input as a datagram: opened by either end's keys, it is refused for the right reason
+/// (malformed or forged), or it is exactly what the other end sealed and opens only once. As a
+/// plaintext packet, a packet it decodes to re-encodes to a prefix of the datagram (the
+/// decoder neither invents nor skips bytes), a DATA payload lies inside the datagram, and a
+/// refusal names the right reason (version, type, length).
+///
+/// The input as the recipe for a well-formed packet: it encodes exactly when the buffer is
+/// large enough, decodes back unchanged, and any cut of it short of its end is refused as
+/// truncated (a DATA packet's payload may be cut down to one byte). Sealed by either end in
+/// either suite, it opens with the other end's keys, once, to what was sealed, and with no
+/// other keys; with a bit flipped, cut or extended, it does not open, and that leaves its
+/// packet number unused. Then a sequence of packets numbered as the input says: each opens
+/// exactly if its number was not opened before and is not too far below the largest.
 pub fn udp_packet(data: &[u8]) {
     decode_datagram(data);
+    let _ = open_anything(data);
 
     let mut input = Input::new(data);
     let conn_id = input.u64();
@@ -56,6 +66,8 @@ pub fn udp_packet(data: &[u8]) {
             (_, other) => panic!("{packet:?} cut to {cut} bytes decoded as {other:?}"),
         }
     }
+    seal_and_open(&mut input, &packet, encoded);
+    replays(&mut input);
 }
 
 /// The decoder on arbitrary bytes.
@@ -109,17 +121,12 @@ fn decode_datagram(data: &[u8]) {
 pub(crate) fn packet_from<'a>(input: &mut Input<'a>, conn_id: u64) -> Packet<'a> {
     let pn = u64_from(input);
     let frame = match input.u8() % 8 {
-        0 => {
-            let mut token = [0u8; 16];
-            let got = input.bytes(16);
-            token[..got.len()].copy_from_slice(got);
-            Frame::Hello {
-                token,
-                offset: u64_from(input),
-                max_offset: u64_from(input),
-                max_datagram: input.u16(),
-            }
-        }
+        0 => Frame::Hello {
+            suite: input.u8(),
+            offset: u64_from(input),
+            max_offset: u64_from(input),
+            max_datagram: input.u16(),
+        },
         1 => Frame::HelloAck {
             total: u64_from(input),
             offset: u64_from(input),

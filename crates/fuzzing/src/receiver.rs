@@ -3,33 +3,40 @@
 use crate::Input;
 use crate::net::{CONN_ID, Outcome, Pair};
 use crate::packet::packet_from;
+use crate::sealed::{Injected, SECRET, Spoil, sender_keys};
+use crate::sender::changed_copy;
 use std::time::Duration;
 use transport::Event;
+use transport::crypto::Role;
 use transport::packet::{self, Frame};
 
 /// What an injected datagram may do to the receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Injected {
-    /// Nothing: undecodable, another connection's, or a kind the receiver ignores.
+enum Effect {
+    /// Nothing: it did not open (garbage, a replay, a spoiled or unsealed packet, another
+    /// transfer's), or it is an exact copy of a real packet that the network could have made.
     Harmless,
-    /// A packet of our connection that is true to the stream (a cut copy of a real DATA packet,
-    /// a real packet under another packet number, an ABORT). It may stall the transfer for
-    /// good: the receiver acks its packet number, and if that number is one the sender used
-    /// for a packet that was lost, the sender takes the lost bytes as delivered (DATA carries
-    /// no length and packets no authentication, so nothing can tell such a packet from the
-    /// real one). It must never corrupt the stream.
+    /// It opened with the transfer's keys, so it comes from someone who knows the secret, and
+    /// is true to the stream (or of another connection, or of a kind the receiver ignores). It
+    /// may stall the transfer for good (its packet number may be one the sender used for a
+    /// packet that was lost, which the sender then takes as delivered, or be so far ahead that
+    /// the sender's real numbers look too old), but never corrupt the stream.
     Spoofed,
-    /// A well-formed lie about the stream for our connection (wrong bytes, wrong length): the
-    /// protocol cannot tell it from the truth, the download's hash catches it.
+    /// A well-formed lie about the stream for our connection, sealed with the transfer's keys:
+    /// the protocol cannot tell it from the truth, the download's hash catches it.
     Forged,
 }
 
-fn classify(datagram: &[u8], source: &[u8]) -> Injected {
-    let Ok(packet) = packet::decode(datagram) else {
-        return Injected::Harmless;
+/// What a datagram that opened as `plain` (if it opened) may do.
+fn classify(plain: Option<&[u8]>, source: &[u8]) -> Effect {
+    let Some(plain) = plain else {
+        return Effect::Harmless;
+    };
+    let Ok(packet) = packet::decode(plain) else {
+        return Effect::Spoofed;
     };
     if packet.conn_id != CONN_ID {
-        return Injected::Harmless;
+        return Effect::Spoofed;
     }
     let len = source.len() as u64;
     let true_to_stream = match packet.frame {
@@ -39,30 +46,39 @@ fn classify(datagram: &[u8], source: &[u8]) -> Injected {
         }
         Frame::HelloAck { total, .. } => total == len,
         Frame::Close { total, last_byte } => total == len && last_byte == source.last().copied(),
-        Frame::Abort { .. } | Frame::Ping => true,
-        Frame::Hello { .. } | Frame::Ack { .. } | Frame::Done => return Injected::Harmless,
+        Frame::Abort { .. }
+        | Frame::Ping
+        | Frame::Hello { .. }
+        | Frame::Ack { .. }
+        | Frame::Done => true,
     };
     if true_to_stream {
-        Injected::Spoofed
+        Effect::Spoofed
     } else {
-        Injected::Forged
+        Effect::Forged
     }
 }
 
-/// A receiver fed its sender's real packets, dropped, duplicated, reordered and delayed, with
-/// garbage and mutated copies of real packets in between, and paused and resumed by its
-/// application, all as the input says.
+/// A receiver fed its sender's real packets, dropped, duplicated, reordered, replayed and
+/// delayed, with garbage, packets built from the input (sealed with the sender's keys, then
+/// left intact, cut, extended, changed by a bit, sent in clear or sealed with another
+/// transfer's keys) and mutated copies of real packets in between, and paused and resumed by
+/// its application, all as the input says.
 ///
-/// Checks: unless a forged packet got in, the receiver's sink holds the true stream up to
+/// Checks: every datagram the sender sends opens with the receiver's keys, its packet number
+/// never used before, and tells the truth; no datagram opens at the receiver unless it is
+/// exactly what the sender's keys sealed, and the receiver counts every one that does not.
+/// Unless a forged packet got in, the receiver's sink holds the true stream up to
 /// [`transport::Receiver::contiguous`] and nothing but zeros or true bytes beyond, and a
-/// finished transfer has the whole stream and its true last byte. Unless a packet of the
-/// connection was spoofed or an end gave up, the transfer then finishes on a clean network:
-/// loss, duplication, reordering, pauses and garbage never leave it stuck.
+/// finished transfer has the whole stream and its true last byte. Unless a packet that opened
+/// was injected or an end gave up, the transfer then finishes on a clean network: loss,
+/// duplication, reordering, replays, pauses, garbage and spoiled packets never leave it stuck.
 pub fn transport_receiver(data: &[u8]) {
     run(data);
 }
 
-fn run(data: &[u8]) -> Outcome {
+/// Runs one input: how it ended, and how many datagrams the end under test rejected.
+fn run(data: &[u8]) -> (Outcome, u64) {
     let mut input = Input::new(data);
     let (mut pair, len) = Pair::from_input(&mut input);
     if input.u8() < 64 {
@@ -70,6 +86,8 @@ fn run(data: &[u8]) -> Outcome {
     }
     let mut forged = false;
     let mut spoofed = false;
+    // What the sender's keys seal: what an attacker who knows the secret could send.
+    let forger = sender_keys(&SECRET, pair.suite());
     let mut recent: Vec<Vec<u8>> = Vec::new();
     for _ in 0..500 {
         if input.is_empty() {
@@ -77,16 +95,16 @@ fn run(data: &[u8]) -> Outcome {
         }
         match input.u8() % 13 {
             0 | 1 => {
-                for datagram in pair.pump_sender() {
+                for sent in pair.pump_sender() {
                     assert_ne!(
-                        classify(&datagram, &pair.source),
-                        Injected::Forged,
+                        classify(Some(&sent.plain), &pair.source),
+                        Effect::Forged,
                         "the sender sent a lie"
                     );
                     if recent.len() == 16 {
                         recent.remove(0);
                     }
-                    recent.push(datagram);
+                    recent.push(sent.wire);
                 }
                 pair.pump_receiver();
             }
@@ -119,32 +137,32 @@ fn run(data: &[u8]) -> Outcome {
             }
             8 => pair.advance(Duration::from_millis(input.below(3000))),
             9 | 10 => {
-                let datagram = if input.bool() || recent.is_empty() {
-                    input.chunk(1500).to_vec()
+                // Whether the datagram must not open, and whether it is a real one.
+                let (datagram, spoiled, real) = if input.bool() || recent.is_empty() {
+                    (input.chunk(1500).to_vec(), false, false)
                 } else if input.u8() < 64 {
                     // Well-formed, often of our connection, with fields at their edges.
                     let conn_id = if input.bool() { CONN_ID } else { input.u64() };
                     let packet = packet_from(&mut input, conn_id);
-                    let mut buf = vec![0u8; 2048];
-                    let n = packet::encode(&packet, &mut buf).unwrap_or(0);
-                    buf.truncate(n);
-                    buf
+                    let injected = Injected::from_input(&mut input, &forger, Role::Sender, &packet);
+                    (injected.wire, injected.spoil != Spoil::Intact, false)
                 } else {
-                    let mut d = recent[input.below(recent.len() as u64) as usize].clone();
-                    let at = input.below(d.len() as u64) as usize;
-                    match input.u8() % 3 {
-                        0 => d.truncate(at),
-                        1 => d[at] ^= input.u8().max(1),
-                        _ => d[at] = input.u8(),
-                    }
-                    d
+                    let original = &recent[input.below(recent.len() as u64) as usize];
+                    let d = changed_copy(&mut input, original);
+                    let same = d == *original;
+                    (d, !same, same)
                 };
-                match classify(&datagram, &pair.source) {
-                    Injected::Harmless => {}
-                    Injected::Spoofed => spoofed = true,
-                    Injected::Forged => forged = true,
+                let plain = pair.deliver_to_receiver(&datagram);
+                assert!(
+                    !spoiled || plain.is_none(),
+                    "a spoiled datagram opened at the receiver: {datagram:02x?}"
+                );
+                match classify(plain.as_deref(), &pair.source) {
+                    _ if real => {}
+                    Effect::Harmless => {}
+                    Effect::Spoofed => spoofed = true,
+                    Effect::Forged => forged = true,
                 }
-                pair.deliver_to_receiver(&datagram);
             }
             11 => {
                 let now = pair.now;
@@ -168,17 +186,17 @@ fn run(data: &[u8]) -> Outcome {
         let _ = (pair.receiver.stats(), pair.receiver.received_bytes());
     }
     if forged {
-        return Outcome::Hostile;
+        return (Outcome::Hostile, rejected(&pair));
     }
     check_sink(&pair);
     if spoofed {
-        return Outcome::Hostile;
+        return (Outcome::Hostile, rejected(&pair));
     }
     if pair.aborted() {
-        return Outcome::Aborted;
+        return (Outcome::Aborted, rejected(&pair));
     }
     if pair.finished() {
-        return Outcome::Finished;
+        return (Outcome::Finished, rejected(&pair));
     }
     let now = pair.now;
     pair.receiver.set_pause_at(None);
@@ -192,7 +210,12 @@ fn run(data: &[u8]) -> Outcome {
         pair.sender_events,
         pair.receiver.contiguous()
     );
-    Outcome::FinishedClean
+    (Outcome::FinishedClean, rejected(&pair))
+}
+
+/// Datagrams the end under test rejected.
+fn rejected(pair: &Pair) -> u64 {
+    pair.receiver.stats().packets_rejected
 }
 
 /// The receiver's sink holds nothing but the true stream.
@@ -243,17 +266,22 @@ mod tests {
 
     #[test]
     fn the_seeds_reach_the_end_they_were_written_for() {
-        let outcomes: Vec<(&str, Outcome)> = crate::seeds::transport_receiver()
+        let outcomes: Vec<(&str, Outcome, u64)> = crate::seeds::transport_receiver()
             .iter()
-            .map(|(name, input)| (*name, run(input)))
+            .map(|(name, input)| {
+                let (outcome, rejected) = run(input);
+                (*name, outcome, rejected)
+            })
             .collect();
         assert_eq!(
             outcomes,
             vec![
-                ("clean", Outcome::Finished),
-                ("lossy", Outcome::FinishedClean),
-                ("garbage", Outcome::Finished),
-                ("pause-at", Outcome::Finished),
+                ("clean", Outcome::Finished, 0),
+                ("lossy", Outcome::FinishedClean, 0),
+                ("garbage", Outcome::Finished, 4),
+                ("replays", Outcome::Finished, 3),
+                ("forged-data", Outcome::Hostile, 0),
+                ("pause-at", Outcome::Finished, 0),
             ]
         );
     }

@@ -3,15 +3,17 @@
 //! test checks that the files there still match.
 
 use crate::Recipe;
-use crate::net::{CONN_ID, TOKEN};
+use crate::net::CONN_ID;
+use crate::sealed::{SECRET, receiver_keys, seal, sender_keys};
+use transport::Suite;
 use transport::packet::{self, Frame, Packet};
-use wire::{ClientMsg, ErrorCode, FileEntry, ServerMsg, encode_frame};
+use wire::{ClientMsg, ErrorCode, FileEntry, PROTOCOL_VERSION, ServerMsg, encode_frame};
 
 type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 fn hello(name: &str) -> ClientMsg {
     ClientMsg::Hello {
-        version: 1,
+        version: PROTOCOL_VERSION,
         name: name.into(),
     }
 }
@@ -67,7 +69,7 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
         (
             "welcome",
             ServerMsg::Welcome {
-                version: 1,
+                version: PROTOCOL_VERSION,
                 name: "alice".into(),
                 users: vec!["alice".into(), "bob".into()],
                 server: "messenger-server 0.1.0".into(),
@@ -127,7 +129,7 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
                 file: "big.iso".into(),
                 size: 1 << 30,
                 hash: "ab".repeat(32),
-                token: "0f".repeat(16),
+                secret: "0f".repeat(32),
                 port: 55000,
             },
         ),
@@ -239,31 +241,50 @@ pub(crate) fn server_msg() -> Seeds {
     seeds
 }
 
+fn packet(frame: Frame<'_>) -> Packet<'_> {
+    Packet {
+        conn_id: CONN_ID,
+        pn: 5,
+        frame,
+    }
+}
+
+/// `frame`'s packet in its plaintext form.
 fn encode(frame: Frame<'_>) -> Vec<u8> {
     let mut buf = vec![0u8; 2048];
-    let n = packet::encode(
-        &Packet {
-            conn_id: CONN_ID,
-            pn: 5,
-            frame,
-        },
-        &mut buf,
-    )
-    .unwrap_or(0);
+    let n = packet::encode(&packet(frame), &mut buf).unwrap_or(0);
     buf.truncate(n);
     buf
 }
 
-fn hello_packet() -> Vec<u8> {
-    encode(Frame::Hello {
-        token: TOKEN,
+/// `frame`'s packet as the receiver seals it (the sender, for a packet only it sends), in
+/// ChaCha20-Poly1305: the suite [`crate::udp_packet`] opens it with, since the last byte of
+/// [`CONN_ID`] is odd.
+fn sealed(frame: Frame<'_>) -> Vec<u8> {
+    let by_sender = matches!(
+        frame,
+        Frame::HelloAck { .. } | Frame::Data { .. } | Frame::Close { .. }
+    );
+    let packet = packet(frame);
+    let wire = if by_sender {
+        seal(&sender_keys(&SECRET, Suite::ChaCha20Poly1305), &packet)
+    } else {
+        seal(&receiver_keys(&SECRET, Suite::ChaCha20Poly1305), &packet)
+    };
+    wire.unwrap_or_default()
+}
+
+fn hello_frame() -> Frame<'static> {
+    Frame::Hello {
+        suite: Suite::Aes256Gcm.code(),
         offset: 0,
         max_offset: 1 << 20,
         max_datagram: 1452,
-    })
+    }
 }
 
-/// Seeds of [`crate::udp_packet`]: a packet of every kind, and some broken ones.
+/// Seeds of [`crate::udp_packet`]: a packet of every kind, in plaintext form and sealed, and
+/// some broken ones.
 pub(crate) fn udp_packet() -> Seeds {
     let mut cut_ack = encode(Frame::Ack {
         ack_delay_us: 250,
@@ -271,10 +292,21 @@ pub(crate) fn udp_packet() -> Seeds {
         ranges: vec![(9, 12), (3, 5)],
     });
     cut_ack.truncate(cut_ack.len() - 1);
-    let mut other_version = hello_packet();
-    other_version[0] = 2;
+    let mut other_version = encode(hello_frame());
+    other_version[0] = 1;
+    let data = Frame::Data {
+        offset: 1200,
+        payload: b"some stream bytes",
+    };
+    let ack = Frame::Ack {
+        ack_delay_us: 250,
+        max_offset: 1 << 20,
+        ranges: vec![(9, 12), (3, 5), (0, 1)],
+    };
+    let mut flipped = sealed(data.clone());
+    flipped[30] ^= 4;
     vec![
-        ("hello", hello_packet()),
+        ("hello", encode(hello_frame())),
         (
             "hello_ack",
             encode(Frame::HelloAck {
@@ -282,21 +314,8 @@ pub(crate) fn udp_packet() -> Seeds {
                 offset: 0,
             }),
         ),
-        (
-            "data",
-            encode(Frame::Data {
-                offset: 1200,
-                payload: b"some stream bytes",
-            }),
-        ),
-        (
-            "ack",
-            encode(Frame::Ack {
-                ack_delay_us: 250,
-                max_offset: 1 << 20,
-                ranges: vec![(9, 12), (3, 5), (0, 1)],
-            }),
-        ),
+        ("data", encode(data.clone())),
+        ("ack", encode(ack.clone())),
         ("done", encode(Frame::Done)),
         (
             "close",
@@ -309,43 +328,83 @@ pub(crate) fn udp_packet() -> Seeds {
         ("ping", encode(Frame::Ping)),
         ("ack-cut", cut_ack),
         ("other-version", other_version),
+        ("sealed-hello", sealed(hello_frame())),
+        ("sealed-data", sealed(data)),
+        ("sealed-ack", sealed(ack)),
+        ("sealed-abort", sealed(Frame::Abort { reason: 1 })),
+        ("sealed-data-flipped", flipped),
     ]
 }
 
 /// The choices [`crate::handshake`] reads before its datagram: a 5000-byte stream, a safe
 /// datagram size, and the kind of datagram.
-fn handshake_head(mode: u8) -> Recipe {
-    Recipe::new().below(5000, 20_000).u8(7).u8(1).u8(mode)
+fn handshake_head(kind: u8) -> Recipe {
+    Recipe::new().below(5000, 20_000).u8(7).u8(1).u8(kind)
+}
+
+/// A HELLO from choices for [`crate::handshake`]: connection id, packet number 3, the suite
+/// choice, offset 100, window 1 MiB, `max_datagram`; then how it is spoiled.
+fn built_hello(suite: &[u8], max_datagram: u16, spoil: u8) -> Recipe {
+    handshake_head(1)
+        .u64(CONN_ID)
+        .u8(0)
+        .u8(3)
+        .bytes(suite)
+        .u8(0)
+        .u8(100)
+        .u8(2)
+        .u8(20)
+        .u16(max_datagram)
+        .u8(spoil)
 }
 
 /// Seeds of [`crate::handshake`].
 pub(crate) fn handshake() -> Seeds {
-    // A HELLO from choices: not a near miss, connection id, pn 3, offset 100, window 1 MiB,
-    // datagram 1452, nothing after it.
-    let built = |near_miss: bool| {
-        let head = handshake_head(1).u8(if near_miss { 0 } else { 255 });
-        let head = if near_miss {
-            head.below(5, 16).u8(0x20)
-        } else {
-            head
-        };
-        head.u64(CONN_ID)
-            .u8(0)
-            .u8(3)
-            .u8(0)
-            .u8(100)
-            .u8(3)
-            .u64(1 << 20)
-            .u16(1452)
-            .u8(2)
-            .finish()
-    };
+    let aes = [0];
+    let hello_len = sealed(hello_frame()).len() as u64;
     vec![
-        ("hello", built(false)),
-        ("hello-near-miss", built(true)),
+        ("hello", built_hello(&aes, 1452, 0).finish()),
+        ("hello-chacha", built_hello(&[2], 1452, 1).finish()),
         (
-            "raw-hello",
-            handshake_head(0).bytes(&hello_packet()).finish(),
+            "hello-unknown-suite",
+            built_hello(&[3, 9], 1452, 0).finish(),
+        ),
+        ("hello-tiny-datagrams", built_hello(&aes, 100, 0).finish()),
+        (
+            "hello-bit-flipped",
+            built_hello(&aes, 1452, 3)
+                .below(30, hello_len)
+                .u8(5)
+                .finish(),
+        ),
+        ("hello-in-clear", built_hello(&aes, 1452, 4).finish()),
+        ("hello-other-secret", built_hello(&aes, 1452, 5).finish()),
+        (
+            "hello-cut",
+            built_hello(&aes, 1452, 6)
+                .below(hello_len - 1, hello_len)
+                .finish(),
+        ),
+        (
+            "hello-trailing",
+            built_hello(&aes, 1452, 7).below(0, 16).u8(0).finish(),
+        ),
+        (
+            "sealed-data",
+            handshake_head(2)
+                .u64(CONN_ID)
+                .u8(0)
+                .u8(9)
+                .u8(2)
+                .chunk(b"x", 1400)
+                .u8(0)
+                .u8(0)
+                .u8(0)
+                .finish(),
+        ),
+        (
+            "raw-sealed-hello",
+            handshake_head(0).bytes(&sealed(hello_frame())).finish(),
         ),
         (
             "raw-data",
@@ -357,14 +416,14 @@ pub(crate) fn handshake() -> Seeds {
                 .finish(),
         ),
         (
-            "token-in-garbage",
-            handshake_head(2).bytes(&[0x01; 60]).finish(),
+            "garbage-behind-a-header",
+            handshake_head(3).bytes(&[0x01; 60]).finish(),
         ),
     ]
 }
 
-/// The choices both endpoint targets read first: stream length, pattern, resume offset, datagram
-/// size, window.
+/// The choices both endpoint targets read first: stream length (odd for ChaCha20-Poly1305,
+/// even for AES-256-GCM), pattern, resume offset, datagram size, window.
 fn endpoints_head(len: u64, offset: Option<u64>, window: u64) -> Recipe {
     let head = Recipe::new().below(len, 20_000).u8(3);
     let head = match offset {
@@ -372,6 +431,19 @@ fn endpoints_head(len: u64, offset: Option<u64>, window: u64) -> Recipe {
         None => head.u8(1),
     };
     head.below(252, 400).below(window - 1200, 64_000)
+}
+
+/// A DATA packet from choices (for [`crate::packet::packet_from`]) of our connection: packet
+/// number 200, `payload` at offset 0.
+fn data_from_choices(payload: &[u8]) -> Recipe {
+    Recipe::new()
+        .bool(true)
+        .u8(0)
+        .u8(200)
+        .u8(2)
+        .chunk(payload, 1400)
+        .u8(0)
+        .u8(0)
 }
 
 /// Seeds of [`crate::transport_receiver`]: clean, lossy, hostile and paused transfers.
@@ -384,6 +456,51 @@ pub(crate) fn transport_receiver() -> Seeds {
     let lossy: Vec<u8> = [0, 3, 0, 4, 2, 0, 5, 8, 10, 0, 3, 0, 6, 7, 0, 2, 2, 2, 0, 3]
         .repeat(3)
         .to_vec();
+    // Injections: raw bytes; a packet from choices, then how it is spoiled; a copy of one of
+    // the sender's recent datagrams, then what is changed.
+    let raw = |bytes: &[u8]| Recipe::new().u8(9).bool(true).chunk(bytes, 1500).finish();
+    let built = |packet: Recipe| {
+        Recipe::new()
+            .u8(9)
+            .bool(false)
+            .u8(0)
+            .bytes(&packet.finish())
+    };
+    let copy = |mode: u8| {
+        Recipe::new()
+            .u8(10)
+            .bool(false)
+            .u8(255)
+            .below(0, 1)
+            .u8(7)
+            .u8(mode)
+            .u8(0x10)
+            .finish()
+    };
+    let garbage = [
+        &[0, 3, 0, 2, 0][..],
+        &raw(&encode(Frame::Abort { reason: 9 })),
+        &copy(2),
+        &copy(1),
+        &built(data_from_choices(b"lie").u8(6).below(20, 45)).finish(),
+        &clean,
+    ]
+    .concat();
+    let replays = [
+        &[0, 3, 0, 2, 0, 2, 0][..],
+        &copy(0),
+        &copy(0),
+        &[0, 3, 0, 2][..],
+        &copy(0),
+        &clean,
+    ]
+    .concat();
+    let forged = [
+        &[0, 3, 0, 2, 0][..],
+        &built(data_from_choices(b"lie").u8(0)).finish(),
+        &clean,
+    ]
+    .concat();
     vec![
         (
             "clean",
@@ -394,7 +511,7 @@ pub(crate) fn transport_receiver() -> Seeds {
         ),
         (
             "lossy",
-            endpoints_head(9000, None, 4000)
+            endpoints_head(9001, None, 4000)
                 .u8(255)
                 .bytes(&lossy)
                 .finish(),
@@ -403,18 +520,21 @@ pub(crate) fn transport_receiver() -> Seeds {
             "garbage",
             endpoints_head(3000, None, 64_000)
                 .u8(255)
-                .bytes(&[0, 3, 0, 2, 0])
-                .u8(9)
-                .u8(1)
-                .chunk(&encode(Frame::Abort { reason: 9 })[..19], 1500)
-                .u8(10)
-                .u8(0)
+                .bytes(&garbage)
+                .finish(),
+        ),
+        (
+            "replays",
+            endpoints_head(3001, None, 64_000)
                 .u8(255)
-                .below(0, 1)
-                .u8(5)
-                .u8(1)
-                .u8(0x10)
-                .bytes(&clean)
+                .bytes(&replays)
+                .finish(),
+        ),
+        (
+            "forged-data",
+            endpoints_head(3000, None, 64_000)
+                .u8(255)
+                .bytes(&forged)
                 .finish(),
         ),
         (
@@ -435,10 +555,39 @@ pub(crate) fn transport_receiver() -> Seeds {
 pub(crate) fn transport_sender() -> Seeds {
     // Operations: 0 pump the sender, 2 pump the receiver, 3 deliver to the receiver, 4 deliver
     // to the sender, 5 and 6 drop, 7 duplicate, 8 reorder, 9 wait, 10 garbage, 11 a packet from
-    // choices, 12 a mutated ack.
+    // choices, sealed and maybe spoiled, 12 a copy of a recent ack, maybe changed.
     let clean: Vec<u8> = [0, 3, 2, 4, 0, 3, 3, 2, 4, 4, 0, 3, 3, 3, 2, 4]
         .repeat(3)
         .to_vec();
+    // An ACK of our connection from choices: packet number 99, a window of 1 TiB, one range
+    // at the top of the packet numbers; then how it is spoiled.
+    let ack = |spoil: &[u8]| {
+        Recipe::new()
+            .u8(11)
+            .bool(true)
+            .u8(0)
+            .u8(99)
+            .u8(3)
+            .u32(0)
+            .u8(3)
+            .u64(1 << 40)
+            .below(0, 64)
+            .u8(0)
+            .u8(2)
+            .u8(3)
+            .u8(0)
+            .bytes(spoil)
+            .finish()
+    };
+    let copy = |mode: u8| {
+        Recipe::new()
+            .u8(12)
+            .below(0, 1)
+            .u8(3)
+            .u8(mode)
+            .u8(4)
+            .finish()
+    };
     vec![
         (
             "clean",
@@ -446,7 +595,7 @@ pub(crate) fn transport_sender() -> Seeds {
         ),
         (
             "lossy",
-            endpoints_head(8000, Some(100), 3000)
+            endpoints_head(8001, Some(100), 3000)
                 .bytes(&[0, 3, 2, 6, 9, 0, 0, 5, 3, 2, 7, 8, 4, 4, 0, 3, 2, 4])
                 .bytes(&clean)
                 .finish(),
@@ -455,19 +604,19 @@ pub(crate) fn transport_sender() -> Seeds {
             "forged-ack",
             endpoints_head(5000, None, 64_000)
                 .bytes(&clean[..8])
-                .u8(11)
-                .u8(1)
-                // pn, then an ACK: delay, window, then ranges from a high top.
-                .u8(0)
-                .u8(99)
-                .u8(3)
-                .u32(0)
-                .u8(3)
-                .u64(1 << 40)
-                .below(1, 64)
-                .u8(0)
-                .u8(2)
-                .u8(3)
+                .bytes(&ack(&[0]))
+                .bytes(&clean)
+                .finish(),
+        ),
+        (
+            "spoiled-acks",
+            endpoints_head(5001, None, 64_000)
+                .bytes(&clean[..8])
+                .bytes(&ack(&[3, 20, 1]))
+                .bytes(&ack(&[4]))
+                .bytes(&ack(&[5]))
+                .bytes(&ack(&[6, 10]))
+                .bytes(&ack(&[7, 0, 9]))
                 .bytes(&clean)
                 .finish(),
         ),
@@ -476,12 +625,10 @@ pub(crate) fn transport_sender() -> Seeds {
             endpoints_head(2000, None, 64_000)
                 .bytes(&clean[..8])
                 .u8(10)
-                .chunk(&[1, 4, 0, 0, 0, 0, 0, 0, 0, 0], 1500)
-                .u8(12)
-                .below(0, 1)
-                .below(3, 40)
-                .u8(1)
-                .u8(4)
+                .chunk(&[2, 4, 0, 0, 0, 0, 0, 0, 0, 0], 1500)
+                .bytes(&copy(2))
+                .bytes(&copy(0))
+                .bytes(&copy(1))
                 .bytes(&clean)
                 .finish(),
         ),

@@ -42,6 +42,8 @@ static SERVER_PANICKED: AtomicBool = AtomicBool::new(false);
 enum Expect {
     Error(ErrorCode, Option<u64>),
     Welcome {
+        /// The version both speak: the lower of the client's and ours.
+        version: u32,
         name: String,
         users: Vec<String>,
     },
@@ -99,7 +101,10 @@ fn model(stream: &[u8]) -> Prediction {
                         .push(Expect::Error(ErrorCode::UnsupportedVersion, None));
                     return out;
                 }
-                Ok(ClientMsg::Hello { name: wanted, .. }) => {
+                Ok(ClientMsg::Hello {
+                    name: wanted,
+                    version,
+                }) => {
                     if validate_name(&wanted).is_err() {
                         out.replies
                             .push(Expect::Error(ErrorCode::InvalidName, None));
@@ -107,6 +112,7 @@ fn model(stream: &[u8]) -> Prediction {
                         out.replies.push(Expect::Error(ErrorCode::NameTaken, None));
                     } else {
                         out.replies.push(Expect::Welcome {
+                            version: version.min(wire::PROTOCOL_VERSION),
                             name: wanted.clone(),
                             users: online_with(&wanted),
                         });
@@ -488,14 +494,18 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
             },
         ) => code == c && req == r,
         (
-            Expect::Welcome { name, users },
-            ServerMsg::Welcome {
+            Expect::Welcome {
                 version,
+                name,
+                users,
+            },
+            ServerMsg::Welcome {
+                version: v,
                 name: n,
                 users: u,
                 ..
             },
-        ) => *version == wire::PROTOCOL_VERSION && name == n && users == u,
+        ) => version == v && name == n && users == u,
         (Expect::Users { req, names }, ServerMsg::Users { req: r, names: n }) => {
             req == r && names == n
         }
@@ -529,7 +539,7 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
                 file,
                 size,
                 hash,
-                token,
+                secret,
                 port,
             },
         ) => {
@@ -538,8 +548,7 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
                 && file == SHARED_FILE
                 && *size == shared.0
                 && *hash == shared.1
-                && token.len() == 32
-                && token.bytes().all(|b| b.is_ascii_hexdigit())
+                && is_fresh_secret(secret)
                 && *port != 0
         }
         (Expect::Offer { req }, ServerMsg::Error { code, req: r, .. }) => {
@@ -571,6 +580,22 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
         !mismatch,
         "{whom} got other frames than the model expects:\nexpected {expected:#?}\ngot {got:#?}"
     );
+}
+
+/// True if `secret` is a transfer's secret as `download_ready` spells it (64 lowercase hex
+/// digits, 256 bits) and no offer in this process had it before: every transfer gets a fresh
+/// one, or whoever saw one transfer's could open another's.
+fn is_fresh_secret(secret: &str) -> bool {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let spelled = secret.len() == 2 * transport::SECRET_LEN
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    spelled && seen.insert(secret.to_owned())
 }
 
 /// Arbitrary bytes on a fresh connection to a live server, then a well-behaved client.
@@ -626,7 +651,11 @@ pub fn session_script(data: &[u8]) -> Vec<u8> {
     let mut input = Input::new(data);
     let mut out = Vec::new();
     if input.u8() < 224 {
-        let version = if input.u8() < 8 { 0 } else { 1 };
+        let version = match input.u8() {
+            0..8 => 0,
+            8..32 => u32::from(input.u8()),
+            _ => wire::PROTOCOL_VERSION,
+        };
         let name = pick(&mut input, NAMES).to_owned();
         out.extend_from_slice(&ClientMsg::Hello { version, name }.to_frame());
     }
@@ -681,7 +710,11 @@ pub fn session_script(data: &[u8]) -> Vec<u8> {
             }
             9 => {
                 let name = pick(&mut input, NAMES).to_owned();
-                out.extend_from_slice(&ClientMsg::Hello { version: 1, name }.to_frame());
+                let hello = ClientMsg::Hello {
+                    version: wire::PROTOCOL_VERSION,
+                    name,
+                };
+                out.extend_from_slice(&hello.to_frame());
             }
             10 => match input.chunk(64) {
                 [] => out.extend_from_slice(&[0, 0, 0, 0]),
@@ -743,6 +776,7 @@ mod tests {
             p.replies,
             vec![
                 Expect::Welcome {
+                    version: 1,
                     name: "Zed".into(),
                     users: vec!["watcher".into(), "Zed".into()]
                 },

@@ -193,7 +193,7 @@ impl Ord for Scheduled {
 struct Flow {
     spec: FlowSpec,
     conn_id: u64,
-    token: [u8; 16],
+    secret: transport::Secret,
     source: PatternSource,
     receiver: Option<Receiver<CheckingSink>>,
     sender: Option<Sender<PatternSource>>,
@@ -230,13 +230,15 @@ pub fn run(scenario: &Scenario) -> Report {
         .enumerate()
         .map(|(i, spec)| {
             let seed = rng.next_u64() ^ i as u64;
-            let mut token = [0u8; 16];
-            token[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
-            token[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+            let mut secret = [0u8; transport::SECRET_LEN];
+            for chunk in secret.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next_u64().to_be_bytes());
+            }
+            let secret = transport::Secret(secret);
             Flow {
                 spec: spec.clone(),
                 conn_id: rng.next_u64(),
-                token,
+                secret,
                 source: PatternSource {
                     seed,
                     len: spec.size,
@@ -332,7 +334,7 @@ impl Sim {
                 let receiver = Receiver::new(
                     now,
                     f.conn_id,
-                    f.token,
+                    &f.secret,
                     f.spec.offset,
                     sink,
                     f.spec.config.clone(),
@@ -349,21 +351,21 @@ impl Sim {
                 self.service(flow, Side::Receiver);
             }
             What::Deliver { flow, to, slot } => {
-                let bytes = std::mem::take(&mut self.packets[slot as usize]);
+                let mut bytes = std::mem::take(&mut self.packets[slot as usize]);
                 let f = &mut self.flows[flow];
                 match to {
                     Side::Receiver => {
                         if let Some(r) = &mut f.receiver {
-                            r.handle_datagram(now, &bytes);
+                            r.handle_datagram(now, &mut bytes);
                         }
                     }
                     Side::Sender => match &mut f.sender {
-                        Some(s) => s.handle_datagram(now, &bytes),
+                        Some(s) => s.handle_datagram(now, &mut bytes),
                         None => {
                             let accepted = Sender::accept(
                                 now,
-                                &bytes,
-                                &f.token,
+                                &mut bytes,
+                                transport::Keys::for_sender(&f.secret),
                                 f.source,
                                 f.spec.config.clone(),
                             );

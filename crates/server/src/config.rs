@@ -44,6 +44,10 @@ pub struct Config {
     /// than this gives its port back: the flow ends with the transport's `PauseTooLong`, and
     /// the client asks again to continue.
     pub max_pause: Duration,
+    /// Benchmarks only: UDP transfers go unprotected (see `transport::Config::unprotected`), to
+    /// measure what sealing costs. No flag sets it; clients that seal open nothing of it.
+    #[doc(hidden)]
+    pub unprotected_transfers: bool,
     /// Most users online at once; the next one gets `server_full`.
     pub max_clients: usize,
     /// Most messages waiting to be written to one client before it is disconnected as too slow.
@@ -119,6 +123,7 @@ impl Default for Config {
             max_ports_per_address: 8,
             max_queued_per_address: 16,
             max_pause: Duration::from_secs(30),
+            unprotected_transfers: false,
             max_clients: 1024,
             queue_limit: 100,
             queue_bytes: 1024 * 1024,

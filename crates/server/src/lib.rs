@@ -113,7 +113,7 @@ impl Server {
         let transfers = Arc::new(Transfers::new(
             sockets,
             shares,
-            udp::serve_fn(config.max_pause),
+            udp::serve_fn(config.max_pause, config.unprotected_transfers),
         ));
         let shared = Arc::new(Shared {
             registry: Registry::new(config.max_clients, config.max_clients_per_address),

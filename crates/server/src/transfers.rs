@@ -193,12 +193,12 @@ pub struct Shares {
 }
 
 /// The function that moves a file over one UDP socket:
-/// `serve(socket, token, file, cancel, bytes_sent)`. It returns when the transfer ends for any
+/// `serve(socket, secret, file, cancel, bytes_sent)`. It returns when the transfer ends for any
 /// reason; the socket then goes back to the pool. It counts the bytes it sends in `bytes_sent`.
 pub type ServeFn = Arc<
     dyn Fn(
             Arc<UdpSocket>,
-            [u8; 16],
+            transport::Secret,
             SharedFile,
             CancellationToken,
             Arc<AtomicU64>,
@@ -439,7 +439,8 @@ impl Transfers {
         socket: UdpSocket,
         req_no: Option<u64>,
     ) -> ServerMsg {
-        let token: [u8; 16] = rand::random();
+        // Fresh for every transfer, and told only to its client, inside the TLS channel.
+        let secret = transport::Secret::random();
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let cancel = CancellationToken::new();
         let sent = Arc::new(AtomicU64::new(0));
@@ -458,7 +459,8 @@ impl Transfers {
         );
         let socket = Arc::new(socket);
         let size = req.shared.version.size;
-        let serve = (self.serve)(Arc::clone(&socket), token, req.shared, cancel, sent);
+        let secret_hex = hex(&secret.0);
+        let serve = (self.serve)(Arc::clone(&socket), secret, req.shared, cancel, sent);
         let this = Arc::clone(self);
         tokio::spawn(async move {
             serve.await;
@@ -470,7 +472,7 @@ impl Transfers {
             file: req.file,
             size,
             hash: req.hash,
-            token: hex(&token),
+            secret: secret_hex,
             port,
         }
     }

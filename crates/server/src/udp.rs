@@ -53,19 +53,21 @@ impl transport::Source for Counted {
 }
 
 /// The function the transfer manager runs for each transfer: serves the open file to whoever
-/// shows the token, until the transfer ends, is cancelled, or its receiver stays paused longer
+/// knows the transfer's secret (its HELLO opens), until the transfer ends, is cancelled, or its receiver stays paused longer
 /// than `max_pause` (then the sender ends the flow with [`transport::AbortReason::PauseTooLong`]
 /// and the port goes back).
-pub fn serve_fn(max_pause: Duration) -> ServeFn {
-    Arc::new(move |socket, token, shared, cancel, sent| {
+pub fn serve_fn(max_pause: Duration, unprotected: bool) -> ServeFn {
+    Arc::new(move |socket, secret, shared, cancel, sent| {
         Box::pin(async move {
             let config = transport::Config {
                 max_pause: Some(max_pause),
+                unprotected,
                 ..transport::Config::default()
             };
             let source = Counted { shared, sent };
             let outcome =
-                transport::driver::serve(&socket, token, source, config, cancel.cancelled()).await;
+                transport::driver::serve(&socket, &secret, source, config, cancel.cancelled())
+                    .await;
             let s = outcome.stats;
             tracing::info!(
                 event = ?outcome.event,

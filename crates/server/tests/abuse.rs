@@ -771,7 +771,7 @@ async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> (String, wire:
                     file,
                     size,
                     hash,
-                    token,
+                    secret,
                     port,
                 }) => {
                     let to = SocketAddr::from(([127, 0, 0, 1], port));
@@ -782,7 +782,7 @@ async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> (String, wire:
                         file,
                         size,
                         hash,
-                        token,
+                        secret,
                         port,
                     }
                     .to_frame()
@@ -798,13 +798,17 @@ async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> (String, wire:
 }
 
 /// Forged packets for the connections seen in `real`: aborts, dones, closes, acks of
-/// everything and hellos with random tokens.
+/// everything, hellos and data, in clear with a random tag (an attacker on the path does not
+/// have the transfer's secret).
 fn forgeries(real: &[Vec<u8>], rng: &mut StdRng) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for datagram in real.iter().take(4) {
-        let Ok(p) = packet::decode(datagram) else {
+        // The header is in clear: connection id and packet number.
+        let (Some(conn_id), Some(pn)) = (datagram.get(2..10), datagram.get(10..18)) else {
             continue;
         };
+        let conn_id = u64::from_be_bytes(conn_id.try_into().unwrap());
+        let pn = u64::from_be_bytes(pn.try_into().unwrap());
         let frames = [
             Frame::Abort { reason: 1 },
             Frame::Done,
@@ -815,10 +819,10 @@ fn forgeries(real: &[Vec<u8>], rng: &mut StdRng) -> Vec<Vec<u8>> {
             Frame::Ack {
                 ack_delay_us: 0,
                 max_offset: u64::MAX,
-                ranges: vec![(0, p.pn + 1_000_000)],
+                ranges: vec![(0, pn + 1_000_000)],
             },
             Frame::Hello {
-                token: rng.random(),
+                suite: 1,
                 offset: 0,
                 max_offset: u64::MAX,
                 max_datagram: 65_507,
@@ -831,12 +835,13 @@ fn forgeries(real: &[Vec<u8>], rng: &mut StdRng) -> Vec<Vec<u8>> {
         for frame in frames {
             let mut buf = vec![0u8; 2048];
             let packet = Packet {
-                conn_id: p.conn_id,
-                pn: p.pn + rng.random_range(0..1000),
+                conn_id,
+                pn: pn + rng.random_range(0..1000),
                 frame,
             };
             let n = packet::encode(&packet, &mut buf).unwrap();
             buf.truncate(n);
+            buf.extend((0..transport::TAG_LEN).map(|_| rng.random::<u8>()));
             out.push(buf);
         }
     }

@@ -88,27 +88,28 @@ async fn queue_tamper_fetch(
         })
         .await;
     let ServerMsg::DownloadReady {
-        size, token, port, ..
+        size, secret, port, ..
     } = skip_notices(&mut victim).await
     else {
         panic!("the queued download should be offered once the port is free");
     };
-    let (event, bytes) = fetch_raw(port, &token).await;
+    let (event, bytes) = fetch_raw(port, &secret).await;
     (size, event, bytes)
 }
 
 /// Fetches a whole transfer with the transport alone (no hash check, no file): what the
 /// server really sends.
-async fn fetch_raw(port: u16, token: &str) -> (Event, Vec<u8>) {
-    let token: [u8; 16] = (0..16)
-        .map(|i| u8::from_str_radix(&token[2 * i..2 * i + 2], 16).unwrap())
+async fn fetch_raw(port: u16, secret: &str) -> (Event, Vec<u8>) {
+    let secret: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).unwrap())
         .collect::<Vec<u8>>()
         .try_into()
         .unwrap();
+    let secret = transport::Secret(secret);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let opts = FetchOptions {
         server: SocketAddr::from(([127, 0, 0, 1], port)),
-        token,
+        secret,
         offset: 0,
         pause_at: None,
         config: transport::Config::default(),

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 use transport::packet::{self, Frame, Packet};
-use transport::{Config, Receiver};
+use transport::{Config, Keys, Receiver, Secret};
 
 fn main() {
     // A bound below the attack's size, so that both sides of it show.
@@ -15,7 +15,11 @@ fn main() {
         ..Config::default()
     };
     let t0 = Instant::now();
-    let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), config.clone());
+    let secret = Secret([1; 32]);
+    let mut rx = Receiver::new(t0, 9, &secret, 0, Vec::new(), config.clone());
+    // The attacker is the sender: it has the keys (a server attacking its client).
+    let mut keys = Keys::for_sender(&secret);
+    keys.set_suite(config.suite);
     let mut buf = vec![0u8; 2048];
     let mut out = vec![0u8; 65_536];
     let packets: u64 = 200_000;
@@ -35,7 +39,8 @@ fn main() {
             &mut buf,
         )
         .unwrap_or(0);
-        rx.handle_datagram(t0, &buf[..n]);
+        let n = keys.seal(&mut buf, n).unwrap_or(0);
+        rx.handle_datagram(t0, &mut buf[..n]);
         while rx.poll_transmit(t0, &mut out).is_some() {}
         if (i + 1) % step == 0 {
             let per = started.elapsed().as_nanos() / u128::from(step);

@@ -1,6 +1,9 @@
 //! The thin tokio layer: one UDP socket, the clock, and a state machine.
 
-use crate::{AbortReason, Config, Event, ReadAhead, Receiver, Sender, Sink, Source, Stats, udp};
+use crate::sender::Refused;
+use crate::{
+    AbortReason, Config, Event, Keys, ReadAhead, Receiver, Secret, Sender, Sink, Source, Stats, udp,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -91,18 +94,30 @@ fn deliver(
     buf: &mut [u8],
     first: std::io::Result<udp::Received>,
     peer: SocketAddr,
-    mut handle: impl FnMut(std::time::Instant, &[u8]),
+    mut handle: impl FnMut(std::time::Instant, &mut [u8]),
+) {
+    deliver_any(io, buf, first, |at, datagram, (from, _)| {
+        if from == peer {
+            handle(at, datagram);
+        }
+    });
+}
+
+/// As [`deliver`], for the datagrams from anyone, with where each came from and went to.
+fn deliver_any(
+    io: &udp::Socket<'_>,
+    buf: &mut [u8],
+    first: std::io::Result<udp::Received>,
+    mut handle: impl FnMut(std::time::Instant, &mut [u8], (SocketAddr, Option<IpAddr>)),
 ) {
     let mut received = first;
     for taken in 1..=MAX_RECEIVES {
         let Ok(got) = received else {
             return;
         };
-        if got.from == peer {
-            let at = now();
-            for datagram in udp::datagrams(&buf[..got.len], got.segment) {
-                handle(at, datagram);
-            }
+        let at = now();
+        for datagram in udp::datagrams_mut(&mut buf[..got.len], got.segment) {
+            handle(at, datagram, (got.from, got.to));
         }
         if taken == MAX_RECEIVES {
             return; // the rest stays on the socket for the next round
@@ -111,12 +126,13 @@ fn deliver(
     }
 }
 
-/// Serves `source` to the first peer that shows `token` on `socket`, until the transfer ends,
+/// Serves `source` to the first peer whose HELLO opens with `secret` on `socket`, until the
+/// transfer ends,
 /// `cancel` resolves, or nobody shows up within `config.idle_timeout`. Everything goes to the
 /// peer from the address its HELLO was sent to, even on a socket bound to a wildcard address.
 pub async fn serve<S: Source>(
     socket: &UdpSocket,
-    token: [u8; 16],
+    secret: &Secret,
     source: S,
     config: Config,
     cancel: impl std::future::Future<Output = ()>,
@@ -125,9 +141,11 @@ pub async fn serve<S: Source>(
     let mut io = udp::Socket::answering(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];
     let deadline = Instant::now() + config.idle_timeout;
-    let mut source = Some(ReadAhead::new(source));
+    // Datagrams that did not open a connection (forged, replayed or another flow's).
+    let mut rejected = 0u64;
+    let mut source = Some((ReadAhead::new(source), Keys::for_sender(secret)));
     // Wait for a valid HELLO; everything else is dropped without a word.
-    let (mut conn, path) = 'handshake: loop {
+    let (mut conn, mut path) = 'handshake: loop {
         let received = tokio::select! {
             r = io.recv(&mut buf) => r,
             () = tokio::time::sleep_until(deadline) => return aborted(AbortReason::IdleTimeout),
@@ -146,16 +164,22 @@ pub async fn serve<S: Source>(
         config.max_datagram = config.max_datagram.min(datagram_size_for(peer));
         // Unguessable, and far from wrapping around in any transfer.
         config.first_packet_number = rand::random::<u64>() >> 2;
-        for datagram in udp::datagrams(&buf[..n], segment) {
-            let Some(src) = source.take() else {
+        for datagram in udp::datagrams_mut(&mut buf[..n], segment) {
+            let Some((src, keys)) = source.take() else {
                 break;
             };
-            match Sender::accept(now(), datagram, &token, src, config.clone()) {
+            match Sender::accept(now(), datagram, keys, src, config.clone()) {
                 Ok(conn) => break 'handshake (conn, (peer, to)),
-                Err(src) => source = Some(src),
+                Err(Refused { source: src, keys }) => {
+                    rejected += 1;
+                    source = Some((src, keys));
+                }
             }
         }
     };
+    if rejected > 0 {
+        tracing::debug!(rejected, "datagrams before the HELLO did not open");
+    }
     let mut batch = udp::Batch::new(conn.max_datagram());
     let mut last = None;
     // RUST_LOG=transport::cc=trace: the controller's state every 20 ms.
@@ -185,7 +209,22 @@ pub async fn serve<S: Source>(
         };
         tokio::select! {
             r = io.recv(&mut buf) => {
-                deliver(&io, &mut buf, r, path.0, |at, d| conn.handle_datagram(at, d));
+                // Until the peer has acked our HELLO_ACK its address is not proven, and the
+                // first HELLO may have been a copy raced in from elsewhere by someone on the
+                // path: any address may still speak, and the path follows the latest packet
+                // that opened (a replay does not), so the real receiver's next HELLO wins it
+                // back. Once proven, only that address is heard.
+                deliver_any(&io, &mut buf, r, |at, d, came| {
+                    if came.0 == path.0 {
+                        conn.handle_datagram(at, d);
+                    } else if !conn.is_address_proven() {
+                        let before = conn.stats().packets_received;
+                        conn.handle_datagram(at, d);
+                        if conn.stats().packets_received > before {
+                            path = came;
+                        }
+                    }
+                });
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
             // Once only: a finished `cancel` may not be polled again.
@@ -195,12 +234,14 @@ pub async fn serve<S: Source>(
             }
         }
     }
+    let mut stats = conn.stats();
+    stats.packets_rejected += rejected;
     Outcome {
         event: last.unwrap_or(Event::Aborted {
             reason: AbortReason::Protocol,
             by_peer: false,
         }),
-        stats: conn.stats(),
+        stats,
     }
 }
 
@@ -239,8 +280,8 @@ pub struct Progress {
 pub struct FetchOptions {
     /// The sender's address.
     pub server: SocketAddr,
-    /// The application's secret for this transfer.
-    pub token: [u8; 16],
+    /// The transfer's secret, as the application received it from the sender.
+    pub secret: Secret,
     /// First byte wanted (the sink has those before it).
     pub offset: u64,
     /// Pause by itself once every byte below this offset is here.
@@ -263,14 +304,14 @@ pub async fn fetch<K: Sink>(
 ) -> (Outcome, K) {
     let FetchOptions {
         server,
-        token,
+        secret,
         offset,
         pause_at,
         mut config,
     } = opts;
     config.max_datagram = config.max_datagram.min(datagram_size_for(server));
     let conn_id: u64 = rand::random();
-    let mut conn = Receiver::new(now(), conn_id, token, offset, sink, config.clone());
+    let mut conn = Receiver::new(now(), conn_id, &secret, offset, sink, config.clone());
     conn.set_pause_at(pause_at);
     let mut io = udp::Socket::new(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cc;
+pub mod crypto;
 pub mod driver;
 mod io;
 mod pacer;
@@ -23,11 +24,12 @@ mod sender;
 mod udp;
 
 pub use cc::Algorithm;
+pub use crypto::{Keys, SECRET_LEN, Secret, Suite, TAG_LEN};
 pub use io::{ReadAhead, Sink, Source};
 pub use ranges::{RangeSet, TooFragmented};
 pub use receiver::Receiver;
 pub use rtt::RttEstimator;
-pub use sender::Sender;
+pub use sender::{Refused, Sender};
 
 use std::time::Duration;
 
@@ -58,6 +60,13 @@ pub struct Config {
     /// [`AbortReason::PauseTooLong`]; `None` waits for ever. Servers set it so that paused
     /// flows do not hold a small pool of ports.
     pub max_pause: Option<Duration>,
+    /// The AEAD a receiver asks for in its HELLO, for every later packet both ways (a sender
+    /// uses whatever its receiver names). The default suits this CPU.
+    pub suite: Suite,
+    /// Benchmarks only: send and accept packets unprotected (the tag's room filled with
+    /// zeros), to measure what protection costs. Both ends must agree; nothing in the product
+    /// sets it, and a protected end opens nothing from such a peer.
+    pub unprotected: bool,
 }
 
 impl Default for Config {
@@ -71,6 +80,8 @@ impl Default for Config {
             first_packet_number: 0,
             max_islands: RangeSet::DEFAULT_MAX_ISLANDS,
             max_pause: None,
+            suite: Suite::for_this_cpu(),
+            unprotected: false,
         }
     }
 }
@@ -209,4 +220,7 @@ pub struct Stats {
     /// Data packets a receiver dropped because they would have started an island past
     /// [`Config::max_islands`].
     pub islands_refused: u64,
+    /// Datagrams dropped because they did not open (forged, modified, truncated, another
+    /// transfer's) or were replays of packets already opened.
+    pub packets_rejected: u64,
 }

@@ -1,8 +1,9 @@
-//! The UDP packets, byte by byte (see docs/TRANSPORT.md). Decoding never panics: every read is
-//! bounds-checked and a malformed packet is an error the connection ignores.
+//! The UDP packets' plaintext form, byte by byte (see docs/TRANSPORT.md): what [`crate::Keys`]
+//! seals and opens. Decoding never panics: every read is bounds-checked and a malformed packet
+//! is an error the connection ignores.
 
-/// Protocol version carried by every packet.
-pub const VERSION: u8 = 1;
+/// Protocol version carried by every packet (2: every packet sealed).
+pub const VERSION: u8 = 2;
 /// Bytes of the common header: version, type, connection id, packet number.
 pub const HEADER_LEN: usize = 1 + 1 + 8 + 8;
 /// Bytes a DATA packet adds before its payload: the offset.
@@ -32,8 +33,8 @@ pub enum DecodeError {
 pub enum Frame<'a> {
     /// Receiver to sender: open the flow.
     Hello {
-        /// The application's secret for this transfer.
-        token: [u8; 16],
+        /// The [`crate::Suite`] code of every later packet, both ways.
+        suite: u8,
         /// First byte wanted (resume).
         offset: u64,
         /// Flow control: the sender may send bytes below this offset.
@@ -82,7 +83,7 @@ pub enum Frame<'a> {
     Ping,
 }
 
-const T_HELLO: u8 = 1;
+pub(crate) const T_HELLO: u8 = 1;
 const T_HELLO_ACK: u8 = 2;
 const T_DATA: u8 = 3;
 const T_ACK: u8 = 4;
@@ -145,16 +146,12 @@ pub fn decode(datagram: &[u8]) -> Result<Packet<'_>, DecodeError> {
     let conn_id = r.u64()?;
     let pn = r.u64()?;
     let frame = match kind {
-        T_HELLO => {
-            let mut token = [0u8; 16];
-            token.copy_from_slice(r.take(16)?);
-            Frame::Hello {
-                token,
-                offset: r.u64()?,
-                max_offset: r.u64()?,
-                max_datagram: r.u16()?,
-            }
-        }
+        T_HELLO => Frame::Hello {
+            suite: r.u8()?,
+            offset: r.u64()?,
+            max_offset: r.u64()?,
+            max_datagram: r.u16()?,
+        },
         T_HELLO_ACK => Frame::HelloAck {
             total: r.u64()?,
             offset: r.u64()?,
@@ -228,12 +225,12 @@ pub fn encode(packet: &Packet<'_>, buf: &mut [u8]) -> Option<usize> {
     w.u64(packet.pn)?;
     match &packet.frame {
         Frame::Hello {
-            token,
+            suite,
             offset,
             max_offset,
             max_datagram,
         } => {
-            w.bytes(token)?;
+            w.u8(*suite)?;
             w.u64(*offset)?;
             w.u64(*max_offset)?;
             w.u16(*max_datagram)?;
@@ -330,7 +327,7 @@ mod tests {
     #[test]
     fn every_frame_round_trips() {
         round_trip(Frame::Hello {
-            token: [9; 16],
+            suite: 1,
             offset: 5,
             max_offset: 1 << 40,
             max_datagram: 1452,
@@ -393,7 +390,7 @@ mod tests {
     #[test]
     fn other_versions_and_short_packets_are_refused() {
         assert_eq!(decode(&[]), Err(DecodeError::Truncated));
-        assert_eq!(decode(&[2, 3]), Err(DecodeError::Version(2)));
-        assert_eq!(decode(&[1, 3, 0]), Err(DecodeError::Truncated));
+        assert_eq!(decode(&[1, 3]), Err(DecodeError::Version(1)));
+        assert_eq!(decode(&[2, 3, 0]), Err(DecodeError::Truncated));
     }
 }

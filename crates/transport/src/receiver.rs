@@ -1,6 +1,7 @@
-//! The receiving end: opens the flow with the application's token, writes the stream into a
+//! The receiving end: opens the flow with a HELLO sealed with the transfer's secret, writes the stream into a
 //! [`Sink`] as it arrives (in any order), acknowledges packets and grants flow-control window.
 
+use crate::crypto::{Keys, Secret};
 use crate::packet::{self, Frame, MAX_ACK_RANGES, Packet};
 use crate::ranges::RangeSet;
 use crate::rtt::RttEstimator;
@@ -33,7 +34,7 @@ enum State {
 pub struct Receiver<K: Sink> {
     config: Config,
     conn_id: u64,
-    token: [u8; 16],
+    keys: Keys,
     sink: K,
     total: Option<u64>,
     /// What has been written: a prefix plus islands, at most [`Config::max_islands`] of them.
@@ -75,19 +76,24 @@ pub struct Receiver<K: Sink> {
 
 impl<K: Sink> Receiver<K> {
     /// Starts a connection that asks for the stream from `offset` (the bytes before it are
-    /// already in `sink`), proving itself with `token`.
+    /// already in `sink`), with the transfer's `secret`; every packet after the HELLO is
+    /// protected with `config.suite`.
     pub fn new(
         now: Instant,
         conn_id: u64,
-        token: [u8; 16],
+        secret: &Secret,
         offset: u64,
         sink: K,
         config: Config,
     ) -> Self {
         let granted = offset.saturating_add(config.window);
+        let mut keys = Keys::for_receiver(secret, config.suite);
+        if config.unprotected {
+            keys = keys.unprotected();
+        }
         Self {
             conn_id,
-            token,
+            keys,
             sink,
             total: None,
             written: RangeSet::starting_at(offset, config.max_islands),
@@ -232,12 +238,19 @@ impl<K: Sink> Receiver<K> {
         }
     }
 
-    /// Feeds one datagram from the peer.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        let Ok(packet) = packet::decode(datagram) else {
+    /// Feeds one datagram from the peer; it is opened in place.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &mut [u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        let Ok(plain) = self.keys.open(datagram) else {
+            self.stats.packets_rejected += 1;
             return;
         };
-        if packet.conn_id != self.conn_id || self.state == State::Closed {
+        let Ok(packet) = packet::decode(&datagram[..plain]) else {
+            return;
+        };
+        if packet.conn_id != self.conn_id {
             return;
         }
         self.last_recv = now;
@@ -496,7 +509,7 @@ impl<K: Sink> Receiver<K> {
             match self.state {
                 State::Connecting => {
                     let frame = Frame::Hello {
-                        token: self.token,
+                        suite: self.keys.suite().code(),
                         offset: self.written.contiguous(),
                         max_offset: self.granted,
                         max_datagram: u16::try_from(self.config.datagram()).unwrap_or(u16::MAX),
@@ -562,6 +575,7 @@ impl<K: Sink> Receiver<K> {
             },
             buf,
         )?;
+        let n = self.keys.seal(buf, n)?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
         Some(n)
@@ -597,6 +611,9 @@ fn insert_pn(ranges: &mut Vec<(u64, u64)>, pn: u64) {
 mod tests {
     use super::*;
 
+    const SECRET: Secret = Secret([1; 32]);
+
+    /// `frame` as the sender of the transfer with [`SECRET`] would seal it.
     fn packet(pn: u64, frame: Frame<'_>) -> Vec<u8> {
         let mut buf = vec![0u8; 2048];
         let n = packet::encode(
@@ -608,6 +625,9 @@ mod tests {
             &mut buf,
         )
         .unwrap();
+        let mut keys = Keys::for_sender(&SECRET);
+        keys.set_suite(Config::default().suite);
+        let n = keys.seal(&mut buf, n).unwrap();
         buf.truncate(n);
         buf
     }
@@ -615,13 +635,13 @@ mod tests {
     #[test]
     fn the_handshake_times_the_round_trip_and_gaps_count_as_lost() {
         let t0 = Instant::now();
-        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), Config::default());
+        let mut rx = Receiver::new(t0, 9, &SECRET, 0, Vec::new(), Config::default());
         let mut buf = vec![0u8; 2048];
         assert!(rx.poll_transmit(t0, &mut buf).is_some(), "the HELLO");
         let t1 = t0 + Duration::from_millis(30);
         rx.handle_datagram(
             t1,
-            &packet(
+            &mut packet(
                 0,
                 Frame::HelloAck {
                     total: 100,
@@ -634,7 +654,7 @@ mod tests {
             let offset = pn * 10;
             rx.handle_datagram(
                 t1,
-                &packet(
+                &mut packet(
                     pn,
                     Frame::Data {
                         offset,
@@ -646,7 +666,7 @@ mod tests {
         assert_eq!(rx.stats().packets_lost, 3, "3, 6 and 7 never came");
         rx.handle_datagram(
             t1,
-            &packet(
+            &mut packet(
                 6,
                 Frame::Data {
                     offset: 60,
@@ -656,7 +676,7 @@ mod tests {
         );
         rx.handle_datagram(
             t1,
-            &packet(
+            &mut packet(
                 6,
                 Frame::Data {
                     offset: 60,
@@ -681,20 +701,20 @@ mod tests {
             window: 10_000,
             ..Config::default()
         };
-        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), config);
-        let far = |offset| {
+        let mut rx = Receiver::new(t0, 9, &SECRET, 0, Vec::new(), config);
+        let far = |pn, offset| {
             packet(
-                1,
+                pn,
                 Frame::Data {
                     offset,
                     payload: &[7; 10],
                 },
             )
         };
-        rx.handle_datagram(t0, &far(u64::MAX - 100));
-        rx.handle_datagram(t0, &far(9_991));
+        rx.handle_datagram(t0, &mut far(1, u64::MAX - 100));
+        rx.handle_datagram(t0, &mut far(2, 9_991));
         assert!(rx.sink().is_empty());
-        rx.handle_datagram(t0, &far(9_990));
+        rx.handle_datagram(t0, &mut far(3, 9_990));
         assert_eq!(
             rx.sink().len(),
             10_000,
@@ -705,7 +725,7 @@ mod tests {
     #[test]
     fn the_prefix_already_here_is_never_written_again() {
         let t0 = Instant::now();
-        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), Config::default());
+        let mut rx = Receiver::new(t0, 9, &SECRET, 0, Vec::new(), Config::default());
         let data = |pn, offset, byte| {
             packet(
                 pn,
@@ -715,9 +735,9 @@ mod tests {
                 },
             )
         };
-        rx.handle_datagram(t0, &data(1, 0, 1));
+        rx.handle_datagram(t0, &mut data(1, 0, 1));
         // A resend straddling the prefix, with other bytes in it: only its new part lands.
-        rx.handle_datagram(t0, &data(2, 5, 2));
+        rx.handle_datagram(t0, &mut data(2, 5, 2));
         assert_eq!(rx.contiguous(), 15);
         assert_eq!(rx.sink()[..], [[1u8; 10], [2; 10]].concat()[..15]);
     }
@@ -728,9 +748,9 @@ mod tests {
         // packet overflowed `largest + 1` (a panic with overflow checks, a bogus loss count
         // without).
         let t0 = Instant::now();
-        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), Config::default());
+        let mut rx = Receiver::new(t0, 9, &SECRET, 0, Vec::new(), Config::default());
         for pn in [u64::MAX, 5, u64::MAX - 2, 0] {
-            rx.handle_datagram(t0, &packet(pn, Frame::Ping));
+            rx.handle_datagram(t0, &mut packet(pn, Frame::Ping));
         }
         assert_eq!(rx.stats().packets_lost, 0);
     }
@@ -744,7 +764,7 @@ mod tests {
             max_islands: 1000,
             ..Config::default()
         };
-        let mut rx = Receiver::new(t0, 9, [1; 16], 0, Vec::new(), config);
+        let mut rx = Receiver::new(t0, 9, &SECRET, 0, Vec::new(), config);
         let byte = |pn: u64, offset: u64| {
             packet(
                 pn,
@@ -755,15 +775,21 @@ mod tests {
             )
         };
         for i in 0..5000u64 {
-            rx.handle_datagram(t0, &byte(i, 2 * i + 1));
+            rx.handle_datagram(t0, &mut byte(i, 2 * i + 1));
         }
         assert_eq!(rx.written.islands(), 1000);
         assert_eq!(rx.received_bytes(), 1000);
         assert_eq!(rx.stats().islands_refused, 4000);
         // The refused packets are not acknowledged: the sender will send them again.
         let mut buf = vec![0u8; 65_536];
+        let mut keys = Keys::for_sender(&SECRET);
         let ranges =
             std::iter::from_fn(|| rx.poll_transmit(t0, &mut buf).map(|n| buf[..n].to_vec()))
+                .filter_map(|mut datagram| {
+                    let n = keys.open(&mut datagram).ok()?;
+                    datagram.truncate(n);
+                    Some(datagram)
+                })
                 .find_map(|datagram| match packet::decode(&datagram) {
                     Ok(Packet {
                         frame: Frame::Ack { ranges, .. },
@@ -775,10 +801,10 @@ mod tests {
         assert_eq!(ranges, vec![(0, 999)]);
         // Filling the holes merges everything into the prefix, and new data lands again.
         for i in 0..1000u64 {
-            rx.handle_datagram(t0, &byte(5000 + i, 2 * i));
+            rx.handle_datagram(t0, &mut byte(5000 + i, 2 * i));
         }
         assert_eq!((rx.contiguous(), rx.written.islands()), (2000, 0));
-        rx.handle_datagram(t0, &byte(6000, 4001));
+        rx.handle_datagram(t0, &mut byte(6000, 4001));
         assert_eq!(rx.received_bytes(), 2001);
     }
 

@@ -2,6 +2,7 @@
 //! recovery, congestion control, pacing and the receiver's flow control.
 
 use crate::cc::{AckSample, Controller};
+use crate::crypto::{Keys, Suite, TAG_LEN};
 use crate::pacer::Pacer;
 use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN, Packet};
 use crate::rtt::RttEstimator;
@@ -44,10 +45,20 @@ enum State {
     Closed,
 }
 
+/// What [`Sender::accept`] gives back when a datagram does not open a connection.
+#[derive(Debug)]
+pub struct Refused<S> {
+    /// The source, for the next try.
+    pub source: S,
+    /// The keys, for the next try.
+    pub keys: Keys,
+}
+
 /// The sending end of one connection.
 #[derive(Debug)]
 pub struct Sender<S: Source> {
     config: Config,
+    keys: Keys,
     conn_id: u64,
     source: S,
     total: u64,
@@ -105,42 +116,55 @@ pub struct Sender<S: Source> {
 }
 
 impl<S: Source> Sender<S> {
-    /// Opens a connection if `datagram` is a HELLO carrying `token` that accepts datagrams of
-    /// at least [`crate::MIN_DATAGRAM`] bytes; anything else gives the source back and must be
-    /// ignored (nothing is ever sent to an address that has not shown the token).
+    /// Opens a connection if `datagram` is a HELLO sealed with this transfer's `keys` (made
+    /// with [`Keys::for_sender`]) that accepts datagrams of at least [`crate::MIN_DATAGRAM`]
+    /// bytes; anything else gives the source and the keys back and must be ignored (nothing
+    /// is ever sent to an address that has not shown it knows the secret). `datagram` is
+    /// opened in place.
+    // The refusal hands the source and the keys back by value, once per datagram tried before
+    // the flow opens: its size costs nothing that matters.
+    #[allow(clippy::result_large_err)]
     pub fn accept(
         now: Instant,
-        datagram: &[u8],
-        token: &[u8; 16],
+        datagram: &mut [u8],
+        mut keys: Keys,
         source: S,
         config: Config,
-    ) -> Result<Self, S> {
-        let Ok(packet) = packet::decode(datagram) else {
-            return Err(source);
+    ) -> Result<Self, Refused<S>> {
+        if config.unprotected && !keys.is_unprotected() {
+            keys = keys.unprotected();
+        }
+        let Ok(plain) = keys.open(datagram) else {
+            return Err(Refused { source, keys });
+        };
+        let Ok(packet) = packet::decode(&datagram[..plain]) else {
+            return Err(Refused { source, keys });
         };
         let Frame::Hello {
-            token: got,
+            suite,
             offset,
             max_offset,
             max_datagram,
         } = packet.frame
         else {
-            return Err(source);
+            return Err(Refused { source, keys });
         };
-        if !constant_time_eq(&got, token) {
-            return Err(source);
-        }
+        let Some(suite) = Suite::from_code(suite) else {
+            return Err(Refused { source, keys });
+        };
         // A receiver that cannot take our smallest datagram is broken or a probe for an
         // amplifier: no answer at all (an honest one always offers at least the minimum).
         if usize::from(max_datagram) < crate::MIN_DATAGRAM {
-            return Err(source);
+            return Err(Refused { source, keys });
         }
+        keys.set_suite(suite);
         let total = source.len();
         let mss = config.datagram().min(usize::from(max_datagram));
         let seed = packet.conn_id ^ config.first_packet_number;
         let cc = config.algorithm.build(mss as u64, now, seed);
         let start = offset.min(total);
         Ok(Self {
+            keys,
             conn_id: packet.conn_id,
             source,
             total,
@@ -186,6 +210,12 @@ impl<S: Source> Sender<S> {
             stats: Stats::default(),
             config,
         })
+    }
+
+    /// True once the receiver has acknowledged our HELLO_ACK, which proves that it receives at
+    /// the address it sends from (before, nothing but HELLO_ACKs goes there).
+    pub fn is_address_proven(&self) -> bool {
+        self.unvalidated_since.is_none()
     }
 
     /// Largest datagram this connection sends: [`Sender::poll_transmit`] needs a buffer this
@@ -257,8 +287,8 @@ impl<S: Source> Sender<S> {
         self.events.push_back(Event::Aborted { reason, by_peer });
     }
 
-    /// Feeds one datagram from the peer.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+    /// Feeds one datagram from the peer; it is opened in place.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &mut [u8]) {
         self.on_datagram(now, datagram);
         self.note_paused(now);
     }
@@ -289,8 +319,15 @@ impl<S: Source> Sender<S> {
         Some(self.progress.0 + self.config.max_pause?)
     }
 
-    fn on_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        let Ok(packet) = packet::decode(datagram) else {
+    fn on_datagram(&mut self, now: Instant, datagram: &mut [u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        let Ok(plain) = self.keys.open(datagram) else {
+            self.stats.packets_rejected += 1;
+            return;
+        };
+        let Ok(packet) = packet::decode(&datagram[..plain]) else {
             return;
         };
         if packet.conn_id != self.conn_id || self.state == State::Closed {
@@ -601,6 +638,7 @@ impl<S: Source> Sender<S> {
             },
             buf,
         )?;
+        let n = self.keys.seal(buf, n)?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
         Some(n)
@@ -694,7 +732,7 @@ impl<S: Source> Sender<S> {
         let room = self
             .mss
             .min(buf.len())
-            .checked_sub(HEADER_LEN + DATA_HEADER_LEN)? as u64;
+            .checked_sub(HEADER_LEN + DATA_HEADER_LEN + TAG_LEN)? as u64;
         let (offset, len, resend) = match self.retransmit.pop_front() {
             Some((offset, len)) => {
                 let take = len.min(room);
@@ -716,8 +754,8 @@ impl<S: Source> Sender<S> {
         };
         let pn = self.next_pn;
         let header = packet::encode_data_header(self.conn_id, pn, offset, buf)?;
-        let end = header + len as usize;
-        match self.source.read_at(offset, &mut buf[header..end]) {
+        let plain = header + len as usize;
+        match self.source.read_at(offset, &mut buf[header..plain]) {
             Ok(n) if n as u64 == len => {}
             Ok(_) => {
                 // The file shrank under us: the receiver could never verify it.
@@ -730,6 +768,8 @@ impl<S: Source> Sender<S> {
                 return self.poll_transmit(now, buf);
             }
         }
+        // Sealed in place, where the source wrote it: no copy.
+        let end = self.keys.seal(buf, plain)?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len;
@@ -774,9 +814,4 @@ pub(crate) fn rate_bps(bytes: u64, time: Duration) -> u64 {
     } else {
         0
     }
-}
-
-/// Compares tokens without leaking, through timing, how many leading bytes matched.
-fn constant_time_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

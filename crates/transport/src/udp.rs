@@ -198,6 +198,11 @@ pub(crate) fn datagrams(buf: &[u8], segment: usize) -> impl Iterator<Item = &[u8
     buf.chunks(segment.max(1))
 }
 
+/// Splits what one receive returned into its datagrams, to be opened in place.
+pub(crate) fn datagrams_mut(buf: &mut [u8], segment: usize) -> impl Iterator<Item = &mut [u8]> {
+    buf.chunks_mut(segment.max(1))
+}
+
 #[cfg(target_os = "linux")]
 mod os {
     use super::Received;

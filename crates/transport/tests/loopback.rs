@@ -5,16 +5,16 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use transport::driver::{self, Control};
-use transport::{Config, Event};
+use transport::{Config, Event, Keys, Secret, Suite};
 
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 7919) as u8).collect()
 }
 
-/// Serves `len` bytes of [`data`] to whoever shows `token`, on a fresh port of 127.0.0.1.
+/// Serves `len` bytes of [`data`] to whoever knows `secret`, on a fresh port of 127.0.0.1.
 async fn serve_data(
     len: usize,
-    token: [u8; 16],
+    secret: Secret,
 ) -> (
     std::net::SocketAddr,
     tokio::task::JoinHandle<driver::Outcome>,
@@ -24,7 +24,7 @@ async fn serve_data(
     let served = tokio::spawn(async move {
         driver::serve(
             &server,
-            token,
+            &secret,
             data(len),
             Config::default(),
             std::future::pending(),
@@ -39,10 +39,11 @@ async fn transfer(len: usize, offset: u64, config: Config) -> (Vec<u8>, Event) {
     driver::tune_socket(&server);
     let addr = server.local_addr().unwrap();
     let source = data(len);
-    let token = [7u8; 16];
+    let secret = Secret([7u8; 32]);
     let cfg = config.clone();
+    let served_secret = secret.clone();
     let served = tokio::spawn(async move {
-        driver::serve(&server, token, source, cfg, std::future::pending()).await
+        driver::serve(&server, &served_secret, source, cfg, std::future::pending()).await
     });
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     driver::tune_socket(&client);
@@ -54,7 +55,7 @@ async fn transfer(len: usize, offset: u64, config: Config) -> (Vec<u8>, Event) {
             &client,
             driver::FetchOptions {
                 server: addr,
-                token,
+                secret,
                 offset,
                 pause_at: None,
                 config,
@@ -114,14 +115,14 @@ async fn an_empty_stream_finishes() {
 #[tokio::test]
 async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
     let len = 2_000_000;
-    let token = [3u8; 16];
-    let (addr, served) = serve_data(len, token).await;
+    let secret = Secret([3u8; 32]);
+    let (addr, served) = serve_data(len, secret.clone()).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (control_tx, control) = watch::channel(Control::Run);
     let (progress_tx, mut progress) = tokio::sync::mpsc::channel(16);
     let opts = driver::FetchOptions {
         server: addr,
-        token,
+        secret,
         offset: 0,
         pause_at: Some(1_000_000),
         config: Config::default(),
@@ -176,15 +177,15 @@ async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
 #[tokio::test]
 async fn every_pause_and_resume_is_reported_before_the_fetch_ends() {
     let len = 20_000_000;
-    let token = [5u8; 16];
-    let (addr, _served) = serve_data(len, token).await;
+    let secret = Secret([5u8; 32]);
+    let (addr, _served) = serve_data(len, secret.clone()).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (control_tx, control) = watch::channel(Control::Pause);
     // A one-slot channel read slowly: ordinary reports are dropped, state changes never.
     let (progress_tx, mut progress) = tokio::sync::mpsc::channel(1);
     let opts = driver::FetchOptions {
         server: addr,
-        token,
+        secret,
         offset: 0,
         pause_at: None,
         config: Config::default(),
@@ -234,13 +235,13 @@ async fn every_pause_and_resume_is_reported_before_the_fetch_ends() {
 
 #[tokio::test]
 async fn cancelling_a_fetch_aborts_both_ends() {
-    let token = [4u8; 16];
-    let (addr, served) = serve_data(50_000_000, token).await;
+    let secret = Secret([4u8; 32]);
+    let (addr, served) = serve_data(50_000_000, secret.clone()).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (control_tx, control) = watch::channel(Control::Run);
     let opts = driver::FetchOptions {
         server: addr,
-        token,
+        secret,
         offset: 0,
         pause_at: Some(10_000_000),
         config: Config::default(),
@@ -274,7 +275,7 @@ async fn cancelling_a_fetch_aborts_both_ends() {
 }
 
 #[tokio::test]
-async fn a_wrong_token_gets_no_answer() {
+async fn a_hello_with_another_secret_gets_no_answer() {
     let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let config = Config {
@@ -283,13 +284,20 @@ async fn a_wrong_token_gets_no_answer() {
     };
     let cfg = config.clone();
     let served = tokio::spawn(async move {
-        driver::serve(&server, [1u8; 16], data(10), cfg, std::future::pending()).await
+        driver::serve(
+            &server,
+            &Secret([1u8; 32]),
+            data(10),
+            cfg,
+            std::future::pending(),
+        )
+        .await
     });
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (_tx, control) = watch::channel(Control::Run);
     let opts = driver::FetchOptions {
         server: addr,
-        token: [2u8; 16],
+        secret: Secret([2u8; 32]),
         offset: 0,
         pause_at: None,
         config,
@@ -304,7 +312,7 @@ async fn a_wrong_token_gets_no_answer() {
     );
     assert_eq!(
         outcome.stats.packets_received, 0,
-        "the server answered a wrong token"
+        "the server answered a HELLO sealed with another secret"
     );
     assert!(matches!(served.await.unwrap().event, Event::Aborted { .. }));
 }
@@ -320,10 +328,10 @@ async fn heard_within(socket: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
 }
 
 #[tokio::test]
-async fn a_forged_address_with_the_token_gets_one_hello_ack_and_nothing_else() {
+async fn a_forged_address_with_the_secret_gets_one_hello_ack_and_nothing_else() {
     use transport::packet::{self, Frame, Packet};
-    let token = [6u8; 16];
-    let (addr, served) = serve_data(100_000, token).await;
+    let secret = Secret([6u8; 32]);
+    let (addr, served) = serve_data(100_000, secret.clone()).await;
     // The "victim": whoever's address the attacker writes on its packets.
     let victim = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     victim.connect(addr).await.unwrap();
@@ -338,11 +346,14 @@ async fn a_forged_address_with_the_token_gets_one_hello_ack_and_nothing_else() {
             &mut buf,
         )
         .unwrap();
+        let n = Keys::for_receiver(&secret, Suite::Aes256Gcm)
+            .seal(&mut buf, n)
+            .unwrap();
         buf.truncate(n);
         buf
     };
     let hello = |max_datagram| Frame::Hello {
-        token,
+        suite: Suite::Aes256Gcm.code(),
         offset: 0,
         max_offset: 1 << 30,
         max_datagram,
@@ -373,7 +384,18 @@ async fn a_forged_address_with_the_token_gets_one_hello_ack_and_nothing_else() {
         victim.send(&probe).await.unwrap();
     }
     let heard = heard_within(&victim, Duration::from_millis(150)).await;
-    let kinds: Vec<Frame<'_>> = heard
+    let opened: Vec<Vec<u8>> = heard
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            let n = Keys::for_receiver(&secret, Suite::Aes256Gcm)
+                .open(&mut d)
+                .unwrap();
+            d.truncate(n);
+            d
+        })
+        .collect();
+    let kinds: Vec<Frame<'_>> = opened
         .iter()
         .map(|d| packet::decode(d).unwrap().frame)
         .collect();
@@ -385,4 +407,186 @@ async fn a_forged_address_with_the_token_gets_one_hello_ack_and_nothing_else() {
         "{got_bytes} bytes for {sent_bytes}"
     );
     served.abort();
+}
+
+/// A forged packet of type `kind` on the connection and at the packet number of `real` (a
+/// datagram seen on the path), sealed with keys of another secret, as an attacker without the
+/// secret must.
+fn forged(real: &[u8], kind: u8, body: &[u8], towards_receiver: bool) -> Vec<u8> {
+    let other = Secret([0xee; 32]);
+    let mut buf = real[..18].to_vec();
+    buf[1] = kind;
+    buf.extend_from_slice(body);
+    let n = buf.len();
+    buf.resize(n + transport::TAG_LEN, 0);
+    if towards_receiver {
+        let mut keys = Keys::for_sender(&other);
+        keys.set_suite(Config::default().suite);
+        keys.seal(&mut buf, n).unwrap();
+    } else {
+        Keys::for_receiver(&other, Config::default().suite)
+            .seal(&mut buf, n)
+            .unwrap();
+    }
+    buf
+}
+
+#[tokio::test]
+async fn replayed_modified_truncated_and_forged_datagrams_are_dropped_and_the_stream_is_exact() {
+    // A relay on the path passes every datagram on, then replays it, sends a copy with one bit
+    // flipped, one cut short, and a forged ABORT, DONE or CLOSE in its connection: none may
+    // end, stall or corrupt the transfer.
+    let len = 3_000_000;
+    let secret = Secret([9u8; 32]);
+    let (server, served) = serve_data(len, secret.clone()).await;
+    let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let relayed = tokio::spawn(async move {
+        let mut client = None;
+        let mut buf = vec![0u8; 65_536];
+        let mut seen = 0usize;
+        loop {
+            let Ok((n, from)) = relay.recv_from(&mut buf).await else {
+                return seen;
+            };
+            let to_receiver = from == server;
+            let to = if to_receiver {
+                match client {
+                    Some(client) => client,
+                    None => continue,
+                }
+            } else {
+                client = Some(from);
+                server
+            };
+            seen += 1;
+            let real = buf[..n].to_vec();
+            let mut flipped = real.clone();
+            flipped[(seen * 7919) % n] ^= 1 << (seen % 8);
+            let cut = &real[..n - 1 - seen % (n - 1).min(40)];
+            let (kind, body): (u8, &[u8]) = match seen % 3 {
+                0 => (7, &[0, 1]), // ABORT, cancelled
+                1 => (5, &[]),     // DONE
+                _ => (6, &[0; 9]), // CLOSE
+            };
+            let fake = forged(&real, kind, body, to_receiver);
+            for d in [&real[..], &real[..], &flipped[..], cut, &fake[..]] {
+                let _ = relay.send_to(d, to).await;
+            }
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: relay_addr,
+        secret,
+        offset: 0,
+        pause_at: None,
+        config: Config {
+            max_datagram: transport::SAFE_DATAGRAM,
+            ..Config::default()
+        },
+    };
+    let (outcome, sink) = tokio::time::timeout(
+        Duration::from_secs(60),
+        driver::fetch(&client, opts, Vec::new(), control, None),
+    )
+    .await
+    .expect("the transfer stalled");
+    assert!(
+        matches!(outcome.event, Event::Finished { total, .. } if total == len as u64),
+        "{outcome:?}"
+    );
+    assert!(sink == data(len), "bytes differ");
+    let served = served.await.unwrap();
+    assert!(matches!(served.event, Event::Finished { .. }), "{served:?}");
+    relayed.abort();
+    // Every copy but the first was refused, on both ends.
+    let (ours, theirs) = (outcome.stats, served.stats);
+    eprintln!(
+        "receiver: {} opened, {} refused; sender: {} opened, {} refused",
+        ours.packets_received,
+        ours.packets_rejected,
+        theirs.packets_received,
+        theirs.packets_rejected
+    );
+    // (Loopback may drop a few copies when the relay outruns a socket buffer.)
+    assert!(
+        ours.packets_rejected >= 3 * ours.packets_received,
+        "the receiver refused {} of {} extra datagrams",
+        ours.packets_rejected,
+        4 * ours.packets_received
+    );
+    assert!(
+        theirs.packets_rejected >= 3 * theirs.packets_received,
+        "{theirs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hello_raced_in_from_elsewhere_neither_gets_the_data_nor_keeps_the_port() {
+    // Someone on the path copies the receiver's first HELLO and gets it to the server first,
+    // from its own address. It opens (it is authentic), so the server answers there with its
+    // HELLO_ACK; but the copier cannot ack that without the keys, the receiver's next HELLO
+    // wins the path back, and the copier hears nothing else.
+    let len = 1_000_000;
+    let secret = Secret([8u8; 32]);
+    let (server, served) = serve_data(len, secret.clone()).await;
+    let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let thief = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let copier = std::sync::Arc::clone(&thief);
+    let relayed = tokio::spawn(async move {
+        let mut client = None;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((n, from)) = relay.recv_from(&mut buf).await else {
+                return;
+            };
+            if from == server {
+                if let Some(client) = client {
+                    let _ = relay.send_to(&buf[..n], client).await;
+                }
+                continue;
+            }
+            if client.is_none() {
+                // The first HELLO: the thief's copy goes first.
+                copier.send_to(&buf[..n], server).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            client = Some(from);
+            let _ = relay.send_to(&buf[..n], server).await;
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: relay_addr,
+        secret,
+        offset: 0,
+        pause_at: None,
+        config: Config::default(),
+    };
+    let (outcome, sink) = tokio::time::timeout(
+        Duration::from_secs(30),
+        driver::fetch(&client, opts, Vec::new(), control, None),
+    )
+    .await
+    .expect("the transfer stalled");
+    assert!(
+        matches!(outcome.event, Event::Finished { .. }),
+        "{outcome:?}"
+    );
+    assert!(sink == data(len), "bytes differ");
+    assert!(matches!(
+        served.await.unwrap().event,
+        Event::Finished { .. }
+    ));
+    relayed.abort();
+    let heard = heard_within(&thief, Duration::from_millis(50)).await;
+    assert!(
+        !heard.is_empty() && heard.iter().all(|d| d.len() <= 53),
+        "the copier heard {:?} (byte counts)",
+        heard.iter().map(Vec::len).collect::<Vec<_>>()
+    );
 }

@@ -25,7 +25,7 @@ pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
 
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The ALPN protocol id of the control channel: clients offer it in their TLS ClientHello,
 /// the server selects it (see docs/PROTOCOL.md, "TLS"). It names the protocol's major

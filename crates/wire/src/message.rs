@@ -178,7 +178,8 @@ pub enum ServerMsg {
         /// What went wrong, for people.
         message: String,
     },
-    /// A download may start: open the UDP flow to `port` on the server's address with `token`.
+    /// A download may start: open the UDP flow to `port` on the server's address, sealed with
+    /// keys derived from `secret`.
     /// Sent as the answer to [`ClientMsg::Download`], or later (without `req`) for a queued one.
     DownloadReady {
         /// The request number, if this answers a request directly.
@@ -192,8 +193,9 @@ pub enum ServerMsg {
         size: u64,
         /// BLAKE3 hash of the whole file, 64 lowercase hex digits.
         hash: String,
-        /// The secret that opens the UDP flow, 32 lowercase hex digits (128 bits).
-        token: String,
+        /// The transfer's secret, 64 lowercase hex digits (256 bits): the keys of every UDP
+        /// packet of the transfer derive from it (docs/TRANSPORT.md).
+        secret: String,
         /// The server's UDP port for this transfer.
         port: u16,
     },

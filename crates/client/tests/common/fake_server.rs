@@ -113,7 +113,7 @@ pub fn ready(req: Option<u64>, id: u64, file: &str, data: &[u8], port: u16) -> B
         file: file.into(),
         size: data.len() as u64,
         hash: blake3::hash(data).to_hex().to_string(),
-        token: "00".repeat(16),
+        secret: "00".repeat(32),
         port,
     }
     .to_frame()
@@ -126,16 +126,21 @@ pub fn udp_socket() -> UdpSocket {
     UdpSocket::from_std(socket).unwrap()
 }
 
-/// Serves `data` once over the real transport, to whoever shows the all-zero token, on a new
+/// Serves `data` once over the real transport, to whoever knows the all-zero secret, on a new
 /// UDP port of 127.0.0.1; returns the port.
 pub fn serve_once(data: Vec<u8>) -> u16 {
     let socket = udp_socket();
     let port = socket.local_addr().unwrap().port();
     tokio::spawn(async move {
         let config = transport::Config::default();
-        let _ =
-            transport::driver::serve(&socket, [0; 16], data, config, std::future::pending::<()>())
-                .await;
+        let _ = transport::driver::serve(
+            &socket,
+            &transport::Secret([0; 32]),
+            data,
+            config,
+            std::future::pending::<()>(),
+        )
+        .await;
     });
     port
 }
