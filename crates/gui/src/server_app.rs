@@ -101,11 +101,9 @@ impl ServerApp {
         self.files = files;
         match started {
             Ok(handle) => {
-                self.log.push(format!(
-                    "listening on {} (TLS 1.3, key {})",
-                    handle.addr(),
-                    handle.fingerprint()
-                ));
+                self.log.push(format!("listening on {}", handle.addr()));
+                self.log
+                    .push(format!("TLS key fingerprint {}", handle.fingerprint()));
                 // Show what is really in use (the port may have been chosen by the OS).
                 self.bind = handle.addr().to_string();
                 self.error = None;
