@@ -91,14 +91,14 @@ fn mask_volatile<S>(harness: &mut Harness<'_, S>) {
         text.contains(what)
     };
     let mut volatile: Vec<egui::Rect> = harness
-        .query_all_by(|node| text_has(&node, "127.0.0.1:") || text_has(&node, "/tmp"))
+        .query_all_by(|node| text_has(node, "127.0.0.1:") || text_has(node, "/tmp"))
         .map(|node| node.rect())
         .collect();
     // A fingerprint in a proportional font (the log's) has a width of its own each run: its
     // mask runs to the window's right edge (nothing else is on its line).
     volatile.extend(
         harness
-            .query_all_by(|node| text_has(&node, "SHA256:"))
+            .query_all_by(|node| text_has(node, "SHA256:"))
             .map(|node| node.rect().with_max_x(f32::MAX)),
     );
     for rect in volatile {
