@@ -110,7 +110,7 @@ mkdir -p "$WORK/files" "$WORK/dl"
 head -c "$((SIZE_MB * 1000 * 1000))" /dev/urandom > "$WORK/files/big.bin"
 for i in 1 2 3; do cp "$WORK/files/big.bin" "$WORK/files/big$i.bin"; done
 ip netns exec "$SRV" "$BIN/messenger-server" --bind $SRV_IP:50000 --files "$WORK/files" \
-  --udp-ports 55000-55009 > "$WORK/server.log" 2>&1 &
+  --data-dir "$WORK/data" --udp-ports 55000-55009 > "$WORK/server.log" 2>&1 &
 PIDS+=($!)
 (cd "$WORK/files" && exec ip netns exec "$SRV" python3 -m http.server 8080 --bind $SRV_IP) \
   > "$WORK/http.log" 2>&1 &
@@ -129,7 +129,7 @@ mbit() { python3 -c "print(f'{$1 * 8 / ($3 - $2) / 1e6:.1f}')"; }
 ours() { # NAME FILE -> prints Mbit/s
   local start end
   start=$(now)
-  in_cli "$BIN/messenger" --server $SRV_IP:50000 --name "$1" --download-dir "$WORK/dl" \
+  in_cli "$BIN/messenger" --server $SRV_IP:50000 --known-servers "$WORK/known_servers" --name "$1" --download-dir "$WORK/dl" \
     get "$2" -o "$WORK/dl/$1.bin" > /dev/null 2>> "$WORK/client.log"
   end=$(now)
   rm -f "$WORK/dl/$1.bin"
@@ -200,7 +200,7 @@ if section share; then
 SHARE_SECS=${SHARE_SECS:-20}
 SHARE_ROUNDS=${SHARE_ROUNDS:-3}
 head -c "$((SHARE_SECS * 20 * 1000 * 1000))" /dev/urandom > "$WORK/files/huge.bin"
-in_cli "$BIN/messenger" --server $SRV_IP:50000 --name warm get huge.bin -o "$WORK/dl/warm.bin" \
+in_cli "$BIN/messenger" --server $SRV_IP:50000 --known-servers "$WORK/known_servers" --name warm get huge.bin -o "$WORK/dl/warm.bin" \
   > /dev/null 2>&1 || true  # the server hashes it once
 rm -f "$WORK"/dl/warm.bin*
 echo "one of ours and one TCP download sharing the link for ${SHARE_SECS} s (0 % loss), ${SHARE_ROUNDS} rounds:"
@@ -208,7 +208,7 @@ for round in $(seq "$SHARE_ROUNDS"); do
   for cc in cubic bbr; do
     tcp_cc "$cc"
     rm -f "$WORK"/dl/share*
-    in_cli timeout -s KILL "$SHARE_SECS" "$BIN/messenger" --server $SRV_IP:50000 --name share \
+    in_cli timeout -s KILL "$SHARE_SECS" "$BIN/messenger" --server $SRV_IP:50000 --known-servers "$WORK/known_servers" --name share \
       get huge.bin -o "$WORK/dl/share.bin" > /dev/null 2>&1 &
     p1=$!
     in_cli curl -s --max-time "$SHARE_SECS" -o "$WORK/dl/share.curl" \

@@ -358,12 +358,18 @@ fn claims_a_pause(hellos: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
         while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-            let Ok(packet) = packet::decode(&buf[..n]) else {
+            // The offer's secret is all zeros: this server has the keys, as a real one would.
+            let mut keys = transport::Keys::for_sender(&transport::Secret([0; 32]));
+            let Ok(plain) = keys.open(&mut buf[..n]) else {
                 continue;
             };
-            if !matches!(packet.frame, Frame::Hello { .. }) {
+            let Ok(packet) = packet::decode(&buf[..plain]) else {
                 continue;
-            }
+            };
+            let Frame::Hello { suite, .. } = packet.frame else {
+                continue;
+            };
+            keys.set_suite(transport::Suite::from_code(suite).unwrap());
             hellos.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut out = vec![0u8; 64];
             let abort = Packet {
@@ -372,6 +378,7 @@ fn claims_a_pause(hellos: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16
                 frame: Frame::Abort { reason: 6 },
             };
             let n = packet::encode(&abort, &mut out).unwrap();
+            let n = keys.seal(&mut out, n).unwrap();
             let _ = socket.send_to(&out[..n], peer).await;
         }
     });

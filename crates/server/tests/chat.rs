@@ -305,7 +305,13 @@ async fn a_newer_client_is_answered_in_our_version() {
     .await;
     let msg = raw.recv().await;
     assert!(
-        matches!(msg, Some(ServerMsg::Welcome { version: 1, .. })),
+        matches!(
+            msg,
+            Some(ServerMsg::Welcome {
+                version: wire::PROTOCOL_VERSION,
+                ..
+            })
+        ),
         "{msg:?}"
     );
 }

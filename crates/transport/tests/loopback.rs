@@ -100,6 +100,20 @@ async fn small_datagrams_and_resume_from_an_offset() {
 }
 
 #[tokio::test]
+async fn a_receiver_that_asks_for_chacha20_gets_every_packet_in_it() {
+    // A CPU without AES instructions: the receiver names ChaCha20-Poly1305 in its HELLO, and
+    // the sender protects every later packet with it.
+    let len = 2_000_000;
+    let config = Config {
+        suite: Suite::ChaCha20Poly1305,
+        ..Config::default()
+    };
+    let (got, event) = transfer(len, 0, config).await;
+    assert!(matches!(event, Event::Finished { total: 2_000_000, .. }));
+    assert!(got == data(len), "bytes differ");
+}
+
+#[tokio::test]
 async fn an_empty_stream_finishes() {
     let (got, event) = transfer(0, 0, Config::default()).await;
     assert_eq!(
