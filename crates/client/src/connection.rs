@@ -124,7 +124,8 @@ impl Client {
             ServerMsg::Bye { message, .. } => return Err(ClientError::Protocol(message)),
             other => {
                 return Err(ClientError::Protocol(format!(
-                    "expected a welcome, got {other:?}"
+                    "expected a welcome, got {}",
+                    kind(&other)
                 )));
             }
         };
@@ -488,7 +489,15 @@ fn is_hash(hex: &str) -> bool {
 }
 
 fn unexpected(msg: ServerMsg) -> ClientError {
-    ClientError::Protocol(format!("unexpected answer {msg:?}"))
+    ClientError::Protocol(format!("unexpected answer {}", kind(&msg)))
+}
+
+/// A message's type as the wire names it (`download_ready`, ...): what an error may show of
+/// a message it did not expect (its fields may hold a transfer's secret).
+fn kind(msg: &ServerMsg) -> String {
+    let value = serde_json::to_value(msg).ok();
+    let kind = value.as_ref().and_then(|v| v.get("type")?.as_str());
+    format!("`{}`", kind.unwrap_or("message"))
 }
 
 async fn next_msg(frames: &mut Frames) -> Result<ServerMsg, ClientError> {

@@ -460,6 +460,8 @@ impl ClientApp {
                 ui.horizontal(|ui| {
                     if ui.button("Trust").clicked() {
                         self.new_key = None;
+                        // The server the prompt named, even if the field was edited since.
+                        self.addr = server.clone();
                         self.connect(Some(key));
                     }
                     if ui.button("Cancel").clicked() {

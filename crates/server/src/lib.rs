@@ -72,14 +72,23 @@ impl Server {
         let files_dir = config.files_dir.clone();
         // Reading or generating the identity touches files: off the async workers.
         let identity = tokio::task::spawn_blocking(move || {
-            if source == TlsIdentity::SelfSigned && same_folder(&data_dir, &files_dir) {
+            // The key's folder, which must not be the shared one (its files are served).
+            let key_folder = match &source {
+                TlsIdentity::SelfSigned => Some(data_dir.clone()),
+                TlsIdentity::Files { key, .. } => Some(match key.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                    _ => std::path::PathBuf::from("."),
+                }),
+                TlsIdentity::Ephemeral => None,
+            };
+            if let Some(folder) = key_folder.filter(|f| same_folder(f, &files_dir)) {
                 // The key would be one of the shared files.
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "the data folder {} is the shared folder: the TLS key would be shared; \
-                         give --data-dir another folder",
-                        data_dir.display()
+                        "the TLS key's folder {} is the shared folder: the key would be \
+                         shared; give --data-dir (or --tls-key) another folder",
+                        folder.display()
                     ),
                 ));
             }
@@ -218,11 +227,15 @@ impl Server {
     }
 }
 
-/// True when `a` and `b` name the same existing folder.
+/// True when `a` and `b` name the same folder: both existing and the same once links are
+/// resolved, or, when one does not exist yet, the same absolute path (`./files` is `files`).
 fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+        _ => match (std::path::absolute(a), std::path::absolute(b)) {
+            (Ok(a), Ok(b)) => a.components().eq(b.components()),
+            _ => a == b,
+        },
     }
 }
 

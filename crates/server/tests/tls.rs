@@ -99,6 +99,30 @@ async fn a_data_folder_that_is_the_shared_folder_is_refused_so_the_key_is_never_
 }
 
 #[tokio::test]
+async fn on_a_fresh_machine_a_data_folder_spelled_otherwise_than_the_shared_one_is_still_refused() {
+    // Neither folder exists yet (the first start): `files` and `./files` are the same folder.
+    let root = tempfile::tempdir().unwrap();
+    let mut config = server::Config::local(root.path().join("files"), 1);
+    config.tls = server::TlsIdentity::SelfSigned;
+    config.data_dir = root.path().join(".").join("files");
+    let err = server::Server::bind(config).await.err().expect("refused");
+    assert!(err.to_string().contains("shared"), "{err}");
+    assert!(!root.path().join("files").join(server::KEY_FILE).exists());
+}
+
+#[tokio::test]
+async fn a_key_file_given_inside_the_shared_folder_is_refused() {
+    let files = tempfile::tempdir().unwrap();
+    let mut config = server::Config::local(files.path(), 1);
+    config.tls = server::TlsIdentity::Files {
+        cert: files.path().join("cert.pem"),
+        key: files.path().join("key.pem"),
+    };
+    let err = server::Server::bind(config).await.err().expect("refused");
+    assert!(err.to_string().contains("shared"), "{err}");
+}
+
+#[tokio::test]
 async fn a_connection_that_never_finishes_its_handshake_is_closed_in_time_and_holds_nobody_out() {
     let server = start_with(|c| {
         c.handshake_timeout = Duration::from_millis(300);

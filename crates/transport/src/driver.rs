@@ -1,5 +1,6 @@
 //! The thin tokio layer: one UDP socket, the clock, and a state machine.
 
+use crate::packet;
 use crate::sender::Refused;
 use crate::{
     AbortReason, Config, Event, Keys, ReadAhead, Receiver, Secret, Sender, Sink, Source, Stats, udp,
@@ -211,13 +212,15 @@ pub async fn serve<S: Source>(
             r = io.recv(&mut buf) => {
                 // Until the peer has acked our HELLO_ACK its address is not proven, and the
                 // first HELLO may have been a copy raced in from elsewhere by someone on the
-                // path: any address may still speak, and the path follows the latest packet
-                // that opened (a replay does not), so the real receiver's next HELLO wins it
-                // back. Once proven, only that address is heard.
+                // path: a HELLO from another address that opens (a replay does not) moves the
+                // path there, so the real receiver's next HELLO wins it back. Nothing else
+                // from another address is heard, ever: a copy of the receiver's ACK sent from
+                // a victim's address must not prove that address and have data streamed at
+                // it. Once proven, only the path's address is heard.
                 deliver_any(&io, &mut buf, r, |at, d, came| {
                     if came.0 == path.0 {
                         conn.handle_datagram(at, d);
-                    } else if !conn.is_address_proven() {
+                    } else if !conn.is_address_proven() && packet::is_hello(d) {
                         let before = conn.stats().packets_received;
                         conn.handle_datagram(at, d);
                         if conn.stats().packets_received > before {

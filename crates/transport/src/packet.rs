@@ -135,6 +135,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// True if `datagram` says, in its clear header, that it is a HELLO of this version (whether
+/// it opens is another matter).
+pub(crate) fn is_hello(datagram: &[u8]) -> bool {
+    datagram.get(..2) == Some(&[VERSION, T_HELLO])
+}
+
 /// Decodes one datagram.
 pub fn decode(datagram: &[u8]) -> Result<Packet<'_>, DecodeError> {
     let mut r = Reader { buf: datagram };

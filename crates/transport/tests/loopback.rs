@@ -109,7 +109,13 @@ async fn a_receiver_that_asks_for_chacha20_gets_every_packet_in_it() {
         ..Config::default()
     };
     let (got, event) = transfer(len, 0, config).await;
-    assert!(matches!(event, Event::Finished { total: 2_000_000, .. }));
+    assert!(matches!(
+        event,
+        Event::Finished {
+            total: 2_000_000,
+            ..
+        }
+    ));
     assert!(got == data(len), "bytes differ");
 }
 
@@ -602,5 +608,75 @@ async fn a_hello_raced_in_from_elsewhere_neither_gets_the_data_nor_keeps_the_por
         !heard.is_empty() && heard.iter().all(|d| d.len() <= 53),
         "the copier heard {:?} (byte counts)",
         heard.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_copy_of_the_receivers_ack_from_another_address_proves_nothing() {
+    // Someone on the path copies the receiver's ACK of the HELLO_ACK (the packet that proves
+    // its address) and gets it to the server first, from a victim's address. Were it heard,
+    // it would prove the victim's address and have the data streamed there.
+    let len = 1_000_000;
+    let secret = Secret([10u8; 32]);
+    let (server, served) = serve_data(len, secret.clone()).await;
+    let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let victim = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let copier = std::sync::Arc::clone(&victim);
+    let relayed = tokio::spawn(async move {
+        let mut client = None;
+        let mut copied = false;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((n, from)) = relay.recv_from(&mut buf).await else {
+                return;
+            };
+            if from == server {
+                if let Some(client) = client {
+                    let _ = relay.send_to(&buf[..n], client).await;
+                }
+                continue;
+            }
+            client = Some(from);
+            // The type is in the clear header: 4 is an ACK.
+            if !copied && buf[1] == 4 {
+                copied = true;
+                copier.send_to(&buf[..n], server).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = relay.send_to(&buf[..n], server).await;
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: relay_addr,
+        secret,
+        offset: 0,
+        pause_at: None,
+        config: Config::default(),
+    };
+    let (outcome, sink) = tokio::time::timeout(
+        Duration::from_secs(30),
+        driver::fetch(&client, opts, Vec::new(), control, None),
+    )
+    .await
+    .expect("the transfer stalled");
+    assert!(
+        matches!(outcome.event, Event::Finished { .. }),
+        "{outcome:?}"
+    );
+    assert!(sink == data(len), "bytes differ");
+    assert!(matches!(
+        served.await.unwrap().event,
+        Event::Finished { .. }
+    ));
+    relayed.abort();
+    let heard = heard_within(&victim, Duration::from_millis(50)).await;
+    assert!(
+        heard.is_empty(),
+        "the victim was sent {} datagrams ({} bytes)",
+        heard.len(),
+        heard.iter().map(Vec::len).sum::<usize>()
     );
 }
