@@ -354,6 +354,24 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// Opens `datagram` in place and decodes it: what both ends do with every datagram after
+    /// the handshake. `None` if it does not open (or is a replay), which adds one to
+    /// `rejected`, or if its plaintext is malformed.
+    pub(crate) fn open_packet<'a>(
+        &mut self,
+        datagram: &'a mut [u8],
+        rejected: &mut u64,
+    ) -> Option<packet::Packet<'a>> {
+        let Ok(plain) = self.open(datagram) else {
+            *rejected += 1;
+            return None;
+        };
+        let datagram: &'a [u8] = datagram;
+        packet::decode(&datagram[..plain]).ok()
+    }
+}
+
 /// The type and packet number of a header of this version.
 fn header_fields(header: &[u8]) -> Option<(u8, u64)> {
     if header.len() < HEADER_LEN || header[0] != packet::VERSION {

@@ -243,11 +243,10 @@ impl<K: Sink> Receiver<K> {
         if self.state == State::Closed {
             return;
         }
-        let Ok(plain) = self.keys.open(datagram) else {
-            self.stats.packets_rejected += 1;
-            return;
-        };
-        let Ok(packet) = packet::decode(&datagram[..plain]) else {
+        let Some(packet) = self
+            .keys
+            .open_packet(datagram, &mut self.stats.packets_rejected)
+        else {
             return;
         };
         if packet.conn_id != self.conn_id {

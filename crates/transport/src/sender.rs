@@ -323,14 +323,13 @@ impl<S: Source> Sender<S> {
         if self.state == State::Closed {
             return;
         }
-        let Ok(plain) = self.keys.open(datagram) else {
-            self.stats.packets_rejected += 1;
+        let Some(packet) = self
+            .keys
+            .open_packet(datagram, &mut self.stats.packets_rejected)
+        else {
             return;
         };
-        let Ok(packet) = packet::decode(&datagram[..plain]) else {
-            return;
-        };
-        if packet.conn_id != self.conn_id || self.state == State::Closed {
+        if packet.conn_id != self.conn_id {
             return;
         }
         if self.unvalidated_since.is_some() {
