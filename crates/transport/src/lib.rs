@@ -197,8 +197,11 @@ pub struct Stats {
     pub packets_sent: u64,
     /// Datagrams received.
     pub packets_received: u64,
-    /// Stream bytes sent, first copies and retransmissions.
+    /// Stream bytes a sender sent, first copies and retransmissions (0 on a receiver).
     pub bytes_sent: u64,
+    /// Stream bytes a receiver wrote to its sink: data past its in-order prefix, so a resend
+    /// of an island it already holds counts again (0 on a sender).
+    pub bytes_received: u64,
     /// Stream bytes delivered to the receiver in order (receiver) or acknowledged (sender).
     pub bytes_delivered: u64,
     /// Packets declared lost.

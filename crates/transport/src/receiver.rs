@@ -149,11 +149,6 @@ impl<K: Sink> Receiver<K> {
         self.sink
     }
 
-    /// Mutable access to the sink.
-    pub fn sink_mut(&mut self) -> &mut K {
-        &mut self.sink
-    }
-
     /// True once the connection is over and nothing is left to send.
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed && self.abort.is_none()
@@ -391,7 +386,7 @@ impl<K: Sink> Receiver<K> {
         if self.state == State::Open && !self.paused {
             self.retry_at = None; // data flows: nothing to repeat
         }
-        self.stats.bytes_sent += payload.len() as u64;
+        self.stats.bytes_received += payload.len() as u64;
         if let Some(&last) = payload.last()
             && self.tail.is_none_or(|(e, _)| end > e)
         {

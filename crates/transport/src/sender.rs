@@ -801,7 +801,6 @@ impl<S: Source> Sender<S> {
         self.in_flight += size;
         self.last_eliciting_sent = Some(now);
         self.pacer.on_sent(size as f64);
-        self.cc.on_sent(now, size, self.in_flight);
     }
 }
 

@@ -452,8 +452,6 @@ impl Bbr {
 }
 
 impl Controller for Bbr {
-    fn on_sent(&mut self, _now: Instant, _bytes: u64, _in_flight: u64) {}
-
     fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, in_flight: u64) {
         self.min_rtt = rtt.min();
         self.queue.on_rtt(rtt.latest());
@@ -554,10 +552,6 @@ impl Controller for Bbr {
             self.bounds.inflight,
             self.extra_acked(),
         )
-    }
-
-    fn name(&self) -> &'static str {
-        "bbr"
     }
 }
 

@@ -40,8 +40,6 @@ impl Cubic {
 }
 
 impl Controller for Cubic {
-    fn on_sent(&mut self, _now: Instant, _bytes: u64, _in_flight: u64) {}
-
     fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, _in_flight: u64) {
         if self.recovery_start.is_some_and(|start| ack.sent <= start) {
             return; // sent before the last congestion event: no growth in recovery
@@ -95,9 +93,5 @@ impl Controller for Cubic {
             "ssthresh={:.0} w_max={:.0} w_est={:.0}",
             self.ssthresh, self.w_max, self.w_est
         )
-    }
-
-    fn name(&self) -> &'static str {
-        "cubic"
     }
 }

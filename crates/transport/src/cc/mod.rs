@@ -34,8 +34,6 @@ pub struct AckSample {
 
 /// A congestion controller.
 pub trait Controller: Send + std::fmt::Debug {
-    /// A packet of `bytes` left.
-    fn on_sent(&mut self, now: Instant, bytes: u64, in_flight: u64);
     /// A packet was acknowledged.
     fn on_ack(&mut self, now: Instant, ack: &AckSample, rtt: &RttEstimator, in_flight: u64);
     /// Every packet one acknowledgement newly covers went to [`Controller::on_ack`]: a
@@ -57,8 +55,6 @@ pub trait Controller: Send + std::fmt::Debug {
     fn describe(&self) -> String {
         String::new()
     }
-    /// A short name for statistics.
-    fn name(&self) -> &'static str;
 }
 
 /// Which controller a connection uses.
