@@ -417,7 +417,7 @@ impl Contender for Messenger {
                     TransferState::Done {
                         path, hash: got, ..
                     } => {
-                        if got != hash {
+                        if got.to_hex() != hash {
                             bail!("hash mismatch");
                         }
                         break path;

@@ -30,7 +30,19 @@ const EVENT_QUEUE: usize = 1024;
 /// Requests buffered for the writer.
 const OUTBOX: usize = 256;
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<ServerMsg>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Incoming>>>>;
+
+/// What came from the server: a message, or a `download_ready` that did not decode (its hash or
+/// secret is not 64 lowercase hex digits), of which only the request and the transfer are
+/// known.
+#[derive(Debug)]
+enum Incoming {
+    Msg(ServerMsg),
+    MalformedOffer { req: Option<u64>, id: u64 },
+}
+
+/// What a request for a malformed offer fails with.
+const MALFORMED_OFFER: &str = "the server offered the file with a malformed secret or hash";
 type Frames = FramedRead<ReadHalf<Tls>, FrameCodec>;
 
 /// A handle on a connection to the server. Cheap to clone; every clone drives the same
@@ -116,6 +128,11 @@ impl Client {
         let welcome = timeout(REQUEST_TIMEOUT, next_msg(&mut frames))
             .await
             .map_err(|_| ClientError::Timeout)??;
+        let Incoming::Msg(welcome) = welcome else {
+            return Err(ClientError::Protocol(
+                "expected a welcome, got `download_ready`".into(),
+            ));
+        };
         let (name, users_at_join) = match welcome {
             ServerMsg::Welcome { name, users, .. } => (name, users),
             ServerMsg::Error { code, message, .. } => {
@@ -302,23 +319,23 @@ impl Client {
             file: file.to_owned(),
             req: Some(req),
         };
-        let answer = self.request(req, msg).await;
+        let answer = self.answer(req, msg).await;
         match answer {
-            Ok(ServerMsg::DownloadReady {
-                id, secret, hash, ..
-            }) if parse_secret(&secret).is_none() || !is_hash(&hash) => {
+            Ok(Incoming::MalformedOffer { id, .. }) => {
                 // Nothing was started for it: say so now, rather than leave a transfer that
                 // never moves (and a name that stays taken).
                 self.inner.downloads.forget(req);
                 let _ = self.send(ClientMsg::Cancel { id, req: None }).await;
-                Err(ClientError::Protocol(
-                    "the server offered the file with a malformed secret or hash".into(),
-                ))
+                Err(ClientError::Protocol(MALFORMED_OFFER.into()))
             }
-            Ok(ServerMsg::DownloadReady { id, .. } | ServerMsg::DownloadQueued { id, .. }) => {
-                Ok(id)
+            Ok(Incoming::Msg(
+                ServerMsg::DownloadReady { id, .. } | ServerMsg::DownloadQueued { id, .. },
+            )) => Ok(id),
+            Ok(Incoming::Msg(ServerMsg::Error { code, message, .. })) => {
+                self.inner.downloads.forget(req);
+                Err(ClientError::Server { code, message })
             }
-            Ok(other) => {
+            Ok(Incoming::Msg(other)) => {
                 self.inner.downloads.forget(req);
                 Err(unexpected(other))
             }
@@ -387,6 +404,17 @@ impl Client {
 
     /// Sends a request and waits for the answer carrying the same `req`.
     async fn request(&self, req: u64, msg: ClientMsg) -> Result<ServerMsg, ClientError> {
+        match self.answer(req, msg).await? {
+            Incoming::Msg(ServerMsg::Error { code, message, .. }) => {
+                Err(ClientError::Server { code, message })
+            }
+            Incoming::Msg(msg) => Ok(msg),
+            Incoming::MalformedOffer { .. } => Err(ClientError::Protocol(MALFORMED_OFFER.into())),
+        }
+    }
+
+    /// Sends request `req` and waits for what answers it, as it came.
+    async fn answer(&self, req: u64, msg: ClientMsg) -> Result<Incoming, ClientError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.pending).insert(req, tx);
         let answer = async {
@@ -398,10 +426,7 @@ impl Client {
         }
         .await;
         lock(&self.inner.pending).remove(&req);
-        match answer? {
-            ServerMsg::Error { code, message, .. } => Err(ClientError::Server { code, message }),
-            msg => Ok(msg),
-        }
+        answer
     }
 }
 
@@ -471,23 +496,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The 256-bit transfer secret from its 64 hex digits.
-fn parse_secret(hex: &str) -> Option<transport::Secret> {
-    if hex.len() != 2 * transport::SECRET_LEN || !hex.is_ascii() {
-        return None;
-    }
-    let mut secret = [0u8; transport::SECRET_LEN];
-    for (i, byte) in secret.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(transport::Secret(secret))
-}
-
-/// A BLAKE3 hash as the protocol writes it: 64 lowercase hex digits.
-fn is_hash(hex: &str) -> bool {
-    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 fn unexpected(msg: ServerMsg) -> ClientError {
     ClientError::Protocol(format!("unexpected answer {}", kind(&msg)))
 }
@@ -500,11 +508,15 @@ fn kind(msg: &ServerMsg) -> String {
     format!("`{}`", kind.unwrap_or("message"))
 }
 
-async fn next_msg(frames: &mut Frames) -> Result<ServerMsg, ClientError> {
+async fn next_msg(frames: &mut Frames) -> Result<Incoming, ClientError> {
     match frames.next().await {
-        Some(Ok(payload)) => {
-            ServerMsg::decode(&payload).map_err(|e| ClientError::Protocol(e.to_string()))
-        }
+        Some(Ok(payload)) => match ServerMsg::decode(&payload) {
+            Ok(msg) => Ok(Incoming::Msg(msg)),
+            Err(err) => match ServerMsg::refused_offer(&payload) {
+                Some((req, id)) => Ok(Incoming::MalformedOffer { req, id }),
+                None => Err(ClientError::Protocol(err.to_string())),
+            },
+        },
         // The connection ending without TLS's close_notify (a server killed, a reset) is the
         // connection lost, not a broken protocol; a stream cut mid-frame still is one.
         Some(Err(wire::FrameError::Io(err))) if err.kind() != std::io::ErrorKind::Other => {
@@ -567,7 +579,21 @@ async fn read_loop(
             next_msg(&mut frames).await
         };
         let msg = match next {
-            Ok(msg) => msg,
+            Ok(Incoming::Msg(msg)) => msg,
+            Ok(Incoming::MalformedOffer { req, id }) => {
+                tracing::warn!(id, "the server sent a malformed secret or hash");
+                // An answer to a request is refused by `download`, which waits for it; a later
+                // offer for a queued transfer fails that transfer here.
+                if let Some(event) = downloads.malformed(id)
+                    && !queue.deliver(event)
+                {
+                    return;
+                }
+                if let Some(waiter) = req.and_then(|req| lock(&pending).remove(&req)) {
+                    let _ = waiter.send(Incoming::MalformedOffer { req, id });
+                }
+                continue;
+            }
             Err(ClientError::Disconnected) => {
                 break Event::Disconnected {
                     reason: "connection_lost".into(),
@@ -591,26 +617,18 @@ async fn read_loop(
                 hash,
                 secret,
                 port,
-            } => match parse_secret(secret).filter(|_| is_hash(hash)) {
-                Some(secret) => downloads.ready(
-                    *req,
-                    Offer {
-                        id: *id,
-                        local: *id,
-                        file: file.clone(),
-                        size: *size,
-                        hash: hash.clone(),
-                        secret,
-                        port: *port,
-                    },
-                ),
-                None => {
-                    tracing::warn!(id, "the server sent a malformed secret or hash");
-                    // An answer to a request is refused by `download`, which waits for it;
-                    // a later offer for a queued transfer fails that transfer here.
-                    downloads.malformed(*id)
-                }
-            },
+            } => downloads.ready(
+                *req,
+                Offer {
+                    id: *id,
+                    local: *id,
+                    file: file.clone(),
+                    size: *size,
+                    hash: *hash,
+                    secret: transport::Secret(secret.0),
+                    port: *port,
+                },
+            ),
             ServerMsg::DownloadQueued {
                 req,
                 id,
@@ -626,16 +644,7 @@ async fn read_loop(
         {
             return;
         }
-        let req = match &msg {
-            ServerMsg::Users { req, .. }
-            | ServerMsg::Files { req, .. }
-            | ServerMsg::Error { req, .. }
-            | ServerMsg::DownloadReady { req, .. }
-            | ServerMsg::DownloadQueued { req, .. }
-            | ServerMsg::Cancelled { req, .. } => *req,
-            _ => None,
-        };
-        let waiter = req.and_then(|req| lock(&pending).remove(&req));
+        let waiter = msg.req().and_then(|req| lock(&pending).remove(&req));
         if let (
             None,
             ServerMsg::Error {
@@ -652,9 +661,11 @@ async fn read_loop(
             return;
         }
         let msg = match waiter {
-            Some(waiter) => match waiter.send(msg) {
+            Some(waiter) => match waiter.send(Incoming::Msg(msg)) {
                 Ok(()) => continue,
-                Err(msg) => msg, // the caller gave up waiting; show it as an event instead
+                // The caller gave up waiting; show it as an event instead.
+                Err(Incoming::Msg(msg)) => msg,
+                Err(Incoming::MalformedOffer { .. }) => continue,
             },
             None => msg,
         };
@@ -682,7 +693,12 @@ async fn read_loop(
             ServerMsg::Users { names, .. } => Event::Users(names),
             ServerMsg::Files { files, .. } => Event::Files(files),
             ServerMsg::Error { code, message, .. } => Event::Error { code, message },
-            ServerMsg::Bye { reason, message } => break Event::Disconnected { reason, message },
+            ServerMsg::Bye { reason, message } => {
+                break Event::Disconnected {
+                    reason: reason.as_str().into(),
+                    message,
+                };
+            }
             ServerMsg::Pong
             | ServerMsg::Welcome { .. }
             | ServerMsg::DownloadReady { .. }

@@ -50,6 +50,56 @@ impl Default for DownloadOptions {
     }
 }
 
+/// Where a download is, as `/transfers` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferPhase {
+    /// Waiting for the server: a port, or the file's hash.
+    Queued,
+    /// Data is moving.
+    Running,
+    /// Paused by the user or at its pause point; resumes from where it stopped.
+    Paused,
+    /// Every byte is here and verified.
+    Done,
+    /// It ended with an error.
+    Failed,
+    /// The user gave it up.
+    Cancelled,
+}
+
+impl TransferPhase {
+    /// The phase as `--json` and `/transfers` write it (`queued`, `running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// True until the transfer has ended (done, failed or cancelled).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Queued | Self::Running | Self::Paused)
+    }
+}
+
+/// A phase equals its spelling in `--json` and `/transfers`: `state == "paused"`.
+impl PartialEq<&str> for TransferPhase {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for TransferPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A download as `/transfers` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferStatus {
@@ -57,8 +107,8 @@ pub struct TransferStatus {
     pub id: u64,
     /// File name.
     pub file: String,
-    /// `queued`, `running`, `paused`, `done`, `failed` or `cancelled`.
-    pub state: &'static str,
+    /// Where it is.
+    pub state: TransferPhase,
     /// Bytes on disk.
     pub bytes: u64,
     /// File size, once known.
@@ -75,7 +125,7 @@ pub(crate) struct Offer {
     pub local: u64,
     pub file: String,
     pub size: u64,
-    pub hash: String,
+    pub hash: wire::FileHash,
     pub secret: transport::Secret,
     pub port: u16,
 }
@@ -167,10 +217,9 @@ impl Downloads {
         let wanted = target(&opts);
         let mut asked = lock(&self.asked);
         let busy = asked.values().any(|a| target(&a.opts) == wanted)
-            || lock(&self.entries).values().any(|e| {
-                matches!(e.status.state, "queued" | "running" | "paused")
-                    && target(&e.opts) == wanted
-            });
+            || lock(&self.entries)
+                .values()
+                .any(|e| e.status.state.is_live() && target(&e.opts) == wanted);
         if busy {
             return Err(ClientError::AlreadyDownloading(wanted));
         }
@@ -198,7 +247,7 @@ impl Downloads {
         let mut entries = lock(&self.entries);
         let entry = entries.get_mut(&local).filter(|e| e.reclaimed)?;
         entry.reclaimed = false;
-        entry.status.state = "failed";
+        entry.status.state = TransferPhase::Failed;
         Some(Event::Transfer(TransferEvent {
             id: local,
             file: entry.status.file.clone(),
@@ -239,14 +288,14 @@ impl Downloads {
                 Some(entry) => {
                     entry.server_id = id;
                     entry.reclaimed = false;
-                    entry.status.state = "queued";
+                    entry.status.state = TransferPhase::Queued;
                 }
                 None => {
                     let (control, _) = watch::channel(Control::Run);
                     let status = TransferStatus {
                         id,
                         file: asked.file,
-                        state: "queued",
+                        state: TransferPhase::Queued,
                         bytes: 0,
                         size: None,
                     };
@@ -266,13 +315,13 @@ impl Downloads {
                 "the server offered transfer {id}, which this client never asked for"
             )));
         };
-        if !matches!(entry.status.state, "queued") {
+        if entry.status.state != TransferPhase::Queued {
             return Err(Refusal::Unknown(format!(
                 "the server offered transfer {id} again"
             )));
         }
         if entry.status.file != offered {
-            entry.status.state = "failed";
+            entry.status.state = TransferPhase::Failed;
             return Err(Refusal::OtherFile {
                 local,
                 error: format!(
@@ -342,8 +391,8 @@ impl Downloads {
         let mut entries = lock(&self.entries);
         let (&local, entry) = entries
             .iter_mut()
-            .find(|(_, e)| e.server_id == id && e.status.state == "queued")?;
-        entry.status.state = "failed";
+            .find(|(_, e)| e.server_id == id && e.status.state == TransferPhase::Queued)?;
+        entry.status.state = TransferPhase::Failed;
         let file = entry.status.file.clone();
         drop(entries);
         if let Some(requests) = self.requests.upgrade() {
@@ -364,8 +413,8 @@ impl Downloads {
         let mut entries = lock(&self.entries);
         let (&local, entry) = entries
             .iter_mut()
-            .find(|(_, e)| e.server_id == id && e.status.state == "queued")?;
-        entry.status.state = "failed";
+            .find(|(_, e)| e.server_id == id && e.status.state == TransferPhase::Queued)?;
+        entry.status.state = TransferPhase::Failed;
         Some(Event::Transfer(TransferEvent {
             id: local,
             file: entry.status.file.clone(),
@@ -385,7 +434,7 @@ impl Downloads {
         let (opts, control) = {
             let mut entries = lock(&self.entries);
             let entry = entries.get_mut(&offer.local)?;
-            entry.status.state = "running";
+            entry.status.state = TransferPhase::Running;
             entry.status.size = Some(offer.size);
             (entry.opts.clone(), entry.control.subscribe())
         };
@@ -404,9 +453,9 @@ impl Downloads {
         // Those still waiting for a port never will: the server forgot them with us.
         let queued: Vec<(u64, String)> = lock(&self.entries)
             .iter_mut()
-            .filter(|(_, e)| e.status.state == "queued")
+            .filter(|(_, e)| e.status.state == TransferPhase::Queued)
             .map(|(&id, e)| {
-                e.status.state = "failed";
+                e.status.state = TransferPhase::Failed;
                 (id, e.status.file.clone())
             })
             .collect();
@@ -439,7 +488,7 @@ impl Downloads {
             }
             Control::Cancel => {
                 entry.reclaimed = false;
-                entry.status.state = "cancelled";
+                entry.status.state = TransferPhase::Cancelled;
                 let file = entry.status.file.clone();
                 let name = entry.opts.save_as.clone().unwrap_or_default();
                 let part = entry.opts.dir.join(format!("{name}.part"));
@@ -503,7 +552,7 @@ impl Downloads {
         all
     }
 
-    fn update(&self, id: u64, state: &'static str, bytes: u64) {
+    fn update(&self, id: u64, state: TransferPhase, bytes: u64) {
         if let Some(entry) = lock(&self.entries).get_mut(&id) {
             entry.status.state = state;
             entry.status.bytes = bytes;
@@ -523,10 +572,12 @@ impl Downloads {
         let outcome = self.transfer(&offer, &opts, control).await;
         let (state, label) = match outcome {
             Ok(None) => return self.reclaimed(id),
-            Ok(Some(done @ TransferState::Done { .. })) => (done, "done"),
-            Ok(Some(TransferState::Cancelled)) => (TransferState::Cancelled, "cancelled"),
-            Ok(Some(other)) => (other, "failed"),
-            Err(error) => (TransferState::Failed { error }, "failed"),
+            Ok(Some(done @ TransferState::Done { .. })) => (done, TransferPhase::Done),
+            Ok(Some(TransferState::Cancelled)) => {
+                (TransferState::Cancelled, TransferPhase::Cancelled)
+            }
+            Ok(Some(other)) => (other, TransferPhase::Failed),
+            Err(error) => (TransferState::Failed { error }, TransferPhase::Failed),
         };
         let bytes = match &state {
             TransferState::Done { bytes, .. } => *bytes,
@@ -546,7 +597,7 @@ impl Downloads {
                 return;
             };
             entry.reclaimed = true;
-            entry.status.state = "paused";
+            entry.status.state = TransferPhase::Paused;
             (*entry.control.borrow() == Control::Run)
                 .then(|| (entry.status.file.clone(), entry.opts.clone()))
         };
@@ -571,7 +622,7 @@ impl Downloads {
         let (dir, name, hash, size) = (
             opts.dir.clone(),
             local_name.clone(),
-            offer.hash.clone(),
+            offer.hash.to_hex(),
             offer.size,
         );
         let opened = tokio::task::spawn_blocking(move || PartFile::open(&dir, &name, &hash, size))
@@ -659,7 +710,7 @@ impl Downloads {
                 bytes,
                 path,
                 last_byte,
-                hash: offer.hash.clone(),
+                hash: offer.hash,
             })),
             Err(err) => Err(err.to_string()),
         }
@@ -678,7 +729,11 @@ impl Reporter<'_> {
     /// Data arrived.
     pub(crate) fn progress(&mut self, bytes: u64, rate_bps: u64, stats: &transport::Stats) {
         let id = self.offer.local;
-        let label = if self.paused { "paused" } else { "running" };
+        let label = if self.paused {
+            TransferPhase::Paused
+        } else {
+            TransferPhase::Running
+        };
         self.downloads.update(id, label, bytes);
         let state = TransferState::Progress {
             bytes,
@@ -716,14 +771,14 @@ impl Reporter<'_> {
         let id = self.offer.local;
         let (label, state) = if paused {
             (
-                "paused",
+                TransferPhase::Paused,
                 TransferState::Paused {
                     bytes,
                     at_pause_point,
                 },
             )
         } else {
-            ("running", TransferState::Resumed { bytes })
+            (TransferPhase::Running, TransferState::Resumed { bytes })
         };
         self.downloads.update(id, label, bytes);
         self.downloads
@@ -750,5 +805,31 @@ impl std::fmt::Debug for Downloads {
         f.debug_struct("Downloads")
             .field("transfers", &self.list())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TransferPhase;
+
+    #[test]
+    fn phases_are_spelt_in_json_as_in_transfers_listings() {
+        let all = [
+            (TransferPhase::Queued, "queued"),
+            (TransferPhase::Running, "running"),
+            (TransferPhase::Paused, "paused"),
+            (TransferPhase::Done, "done"),
+            (TransferPhase::Failed, "failed"),
+            (TransferPhase::Cancelled, "cancelled"),
+        ];
+        for (phase, word) in all {
+            assert_eq!(serde_json::to_value(phase).ok(), Some(word.into()));
+            assert_eq!(phase.to_string(), word);
+            assert!(phase == word);
+            assert_eq!(
+                phase.is_live(),
+                matches!(word, "queued" | "running" | "paused")
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ pub enum Event {
         /// Their name.
         name: String,
         /// Why (`quit`, `disconnected`, `timeout`, `slow_consumer`, ...).
-        reason: String,
+        reason: wire::CloseReason,
         /// When, by the server's clock.
         time: DateTime<Utc>,
     },
@@ -134,7 +134,7 @@ pub enum TransferState {
         /// The value of the last byte sent, `None` for an empty file.
         last_byte: Option<u8>,
         /// Its BLAKE3 hash, verified.
-        hash: String,
+        hash: wire::FileHash,
     },
     /// The transfer stopped; the `.part` file is kept where that allows resuming.
     Failed {

@@ -29,7 +29,7 @@ mod trust;
 mod units;
 
 pub use connection::{Client, Events, TlsStream, connect_tls};
-pub use download::{DownloadOptions, STALL_BYTES, TransferStatus};
+pub use download::{DownloadOptions, STALL_BYTES, TransferPhase, TransferStatus};
 pub use error::ClientError;
 pub use event::{Event, TransferEvent, TransferState};
 pub use fetch::Control;
@@ -37,4 +37,4 @@ pub use part::{Checkpoint, FinishError, PartFile, safe_file_name};
 pub use text::{is_hidden_control, visible};
 pub use trust::{ExpectedFrom, KeyStatus, NewKey, ServerKey, Trust, default_known_servers};
 pub use units::{eta, human_size};
-pub use wire::{ErrorCode, FileEntry, Fingerprint, FingerprintError};
+pub use wire::{CloseReason, ErrorCode, FileEntry, FileHash, Fingerprint, FingerprintError};

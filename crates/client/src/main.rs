@@ -3,7 +3,7 @@
 mod term;
 
 use clap::Parser;
-use client::{Client, ClientError, Event};
+use client::{Client, ClientError, Event, TransferPhase};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -206,7 +206,7 @@ fn has_running_transfers(client: &Client) -> bool {
     client
         .transfers()
         .iter()
-        .any(|t| matches!(t.state, "queued" | "running"))
+        .any(|t| matches!(t.state, TransferPhase::Queued | TransferPhase::Running))
 }
 
 /// What every download of this run shares: the folder and the datagram size.

@@ -282,8 +282,8 @@ async fn a_server_that_trickles_data_fails_the_download_with_a_clear_message() {
                     id: 1,
                     file: file.clone(),
                     size: 1 << 20,
-                    hash: "0".repeat(64),
-                    secret: "00".repeat(32),
+                    hash: wire::FileHash([0; 32]),
+                    secret: wire::TransferSecret([0; 32]),
                     port,
                 }
                 .to_frame();
@@ -312,18 +312,14 @@ async fn a_server_that_trickles_data_fails_the_download_with_a_clear_message() {
 async fn a_malformed_offer_fails_at_once_and_leaves_the_name_free() {
     let server = FakeServer::start(|| -> Script {
         Box::new(|msg| match msg {
-            ClientMsg::Download { req, file } => vec![
-                ServerMsg::DownloadReady {
-                    req: *req,
-                    id: 1,
-                    file: file.clone(),
-                    size: 10,
-                    hash: "é".repeat(32), // 64 bytes, not hex: slicing it could panic
-                    secret: "00".repeat(32),
-                    port: 9,
-                }
-                .to_frame(),
-            ],
+            ClientMsg::Download { req, file } => {
+                // The hash is 64 bytes but not hex: slicing it could panic.
+                let offer = serde_json::json!({
+                    "type": "download_ready", "req": req, "id": 1, "file": file, "size": 10,
+                    "hash": "é".repeat(32), "secret": "00".repeat(32), "port": 9,
+                });
+                vec![wire::encode_frame(offer.to_string().as_bytes())]
+            }
             _ => vec![],
         })
     })
@@ -349,6 +345,50 @@ async fn a_malformed_offer_fails_at_once_and_leaves_the_name_free() {
             .unwrap_err();
         assert!(err.to_string().contains("malformed"), "{err}");
     }
+}
+
+/// A queued download whose later offer (no `req`: nobody waits for it) is malformed fails
+/// that transfer with a clear error; the connection and the chat carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_offer_for_a_queued_download_fails_that_transfer_only() {
+    let server = FakeServer::start(|| -> Script {
+        Box::new(|msg| match msg {
+            ClientMsg::Download { req, file } => {
+                let queued = ServerMsg::DownloadQueued {
+                    req: *req,
+                    id: 7,
+                    file: file.clone(),
+                    position: 0,
+                    preparing: false,
+                }
+                .to_frame();
+                let offer = serde_json::json!({
+                    "type": "download_ready", "id": 7, "file": file, "size": 10,
+                    "hash": "AB".repeat(32), "secret": "00".repeat(32), "port": 9,
+                });
+                vec![queued, wire::encode_frame(offer.to_string().as_bytes())]
+            }
+            ClientMsg::ListUsers { req } => vec![
+                ServerMsg::Users {
+                    req: *req,
+                    names: vec!["victim".into()],
+                }
+                .to_frame(),
+            ],
+            _ => vec![],
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (client, mut events) = Client::connect(&server.addr.to_string(), "victim", &server.trust())
+        .await
+        .unwrap();
+    let id = client.download("f.txt", opts(dir.path())).await.unwrap();
+    match outcome(&mut events, id).await {
+        TransferState::Failed { error } => assert!(error.contains("malformed"), "{error}"),
+        other => panic!("the transfer ended as {other:?}"),
+    }
+    assert_eq!(client.users().await.unwrap(), vec!["victim".to_string()]);
 }
 
 /// A transfer port that answers every HELLO with ABORT 6 ("paused too long"), counting them.

@@ -32,7 +32,7 @@ async fn download_through(wildcard: SocketAddr, reach: std::net::IpAddr) {
     let ended = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
             match next_of(&mut events, id).await {
-                TransferState::Done { bytes, hash, .. } => break Ok((bytes, hash)),
+                TransferState::Done { bytes, hash, .. } => break Ok((bytes, hash.to_hex())),
                 state @ (TransferState::Failed { .. } | TransferState::Cancelled) => {
                     break Err(state);
                 }

@@ -200,6 +200,26 @@ const ODD_CHARS: &[char] = &[
     '}',
 ];
 
+/// Every close reason, the one a newer server might send included.
+const REASONS: [wire::CloseReason; 7] = [
+    wire::CloseReason::Quit,
+    wire::CloseReason::Disconnected,
+    wire::CloseReason::Timeout,
+    wire::CloseReason::SlowConsumer,
+    wire::CloseReason::ProtocolError,
+    wire::CloseReason::ServerShutdown,
+    wire::CloseReason::Unknown,
+];
+
+fn reason_from(input: &mut Input<'_>) -> wire::CloseReason {
+    REASONS[input.below(REASONS.len() as u64) as usize]
+}
+
+/// A hash or secret: 32 bytes of input.
+fn value_from(input: &mut Input<'_>) -> [u8; wire::HEX_VALUE_LEN] {
+    std::array::from_fn(|_| input.u8())
+}
+
 /// A string of up to `max` characters: mostly ASCII, some odd ones.
 pub(crate) fn string_from(input: &mut Input<'_>, max: usize) -> String {
     let len = input.below(max as u64 + 1) as usize;
@@ -308,7 +328,7 @@ pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
         2 => ServerMsg::Left {
             name: string_from(input, 40),
             time: u64_from(input),
-            reason: string_from(input, 20),
+            reason: reason_from(input),
         },
         3 => ServerMsg::Message {
             from: string_from(input, 40),
@@ -345,8 +365,8 @@ pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
             id: u64_from(input),
             file: string_from(input, 40),
             size: u64_from(input),
-            hash: string_from(input, 64),
-            secret: string_from(input, 64),
+            hash: wire::FileHash(value_from(input)),
+            secret: wire::TransferSecret(value_from(input)),
             port: input.u16(),
         },
         8 => ServerMsg::DownloadQueued {
@@ -362,7 +382,7 @@ pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
         },
         10 => ServerMsg::Pong,
         _ => ServerMsg::Bye {
-            reason: string_from(input, 20),
+            reason: reason_from(input),
             message: string_from(input, 40),
         },
     }

@@ -87,7 +87,7 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
             ServerMsg::Left {
                 name: "bob".into(),
                 time: 1_700_000_000_000,
-                reason: "slow_consumer".into(),
+                reason: wire::CloseReason::SlowConsumer,
             },
         ),
         (
@@ -128,8 +128,8 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
                 id: 1,
                 file: "big.iso".into(),
                 size: 1 << 30,
-                hash: "ab".repeat(32),
-                secret: "0f".repeat(32),
+                hash: wire::FileHash([0xab; 32]),
+                secret: wire::TransferSecret([0x0f; 32]),
                 port: 55000,
             },
         ),
@@ -148,7 +148,7 @@ fn server_msgs() -> Vec<(&'static str, ServerMsg)> {
         (
             "bye",
             ServerMsg::Bye {
-                reason: "server_shutdown".into(),
+                reason: wire::CloseReason::ServerShutdown,
                 message: "the server is shutting down".into(),
             },
         ),

@@ -216,7 +216,7 @@ struct Harness {
     /// Trust in the server's key, for every connection to it.
     trust: client::Trust,
     /// Size and hash of the shared file.
-    shared: (u64, String),
+    shared: (u64, wire::FileHash),
     /// Frames the watcher received, as they come.
     watcher: mpsc::UnboundedReceiver<Result<ServerMsg, String>>,
     /// Cases run so far.
@@ -250,7 +250,7 @@ impl Harness {
         let files = tempfile::tempdir()?;
         let path = files.path().join(SHARED_FILE);
         std::fs::write(&path, SHARED_BYTES)?;
-        let shared = (SHARED_BYTES.len() as u64, wire::hash_file(&path)?);
+        let shared = (SHARED_BYTES.len() as u64, server::hash_file(&path)?);
         let mut config = Config::local(files.path(), 2);
         // Nothing the model does not know about: no rate limit, no slow-consumer eviction, no
         // queue for downloads (a queued one would be offered at an unpredictable moment), no
@@ -450,7 +450,7 @@ async fn probe(addr: SocketAddr, trust: &client::Trust, text: &str) -> std::io::
     stream.write_all(&out).await?;
     stream.flush().await?;
     let bye = read_frame(&mut stream).await?;
-    if !matches!(&bye, ServerMsg::Bye { reason, .. } if reason == "quit") {
+    if !matches!(&bye, ServerMsg::Bye { reason, .. } if *reason == wire::CloseReason::Quit) {
         return Err(std::io::Error::other(format!(
             "the probe's goodbye is {bye:?}"
         )));
@@ -482,7 +482,7 @@ async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Se
 }
 
 /// Compares what came with what the model expects, frame by frame.
-fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom: &str) {
+fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, wire::FileHash), whom: &str) {
     // Transfers offered on this connection, and those already cancelled once.
     let mut offered = HashSet::new();
     let mut cancelled = HashSet::new();
@@ -548,7 +548,7 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
                 && file == SHARED_FILE
                 && *size == shared.0
                 && *hash == shared.1
-                && is_fresh_secret(secret)
+                && is_fresh_secret(&secret.to_hex())
                 && *port != 0
         }
         (Expect::Offer { req }, ServerMsg::Error { code, req: r, .. }) => {
@@ -564,14 +564,14 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, String), whom:
                 && req == r
                 && (!offered.contains(id) || cancelled.contains(id))
         }
-        (Expect::Bye(reason), ServerMsg::Bye { reason: r, .. }) => reason == r,
+        (Expect::Bye(reason), ServerMsg::Bye { reason: r, .. }) => r.as_str() == *reason,
         (Expect::Joined(name), ServerMsg::Joined { name: n, .. }) => name == n,
         (
             Expect::Left(name, reason),
             ServerMsg::Left {
                 name: n, reason: r, ..
             },
-        ) => name == n && reason == r,
+        ) => name == n && r.as_str() == *reason,
         _ => false,
     };
     let mismatch =

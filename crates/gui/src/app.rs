@@ -2,7 +2,9 @@
 //! server's files and the transfers panel.
 
 use crate::net::{Command, Net, Update};
-use client::{Event, FileEntry, Fingerprint, TransferState, human_size, visible as v};
+use client::{
+    Event, FileEntry, Fingerprint, TransferPhase, TransferState, human_size, visible as v,
+};
 use egui::{Color32, RichText};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,8 +54,8 @@ struct Thread {
 pub struct TransferView {
     /// File name.
     pub file: String,
-    /// `queued`, `running`, `paused`, `done`, `failed`, `cancelled`.
-    pub state: &'static str,
+    /// Where it is.
+    pub state: TransferPhase,
     /// Bytes on disk.
     pub bytes: u64,
     /// File size, once known.
@@ -232,10 +234,10 @@ impl ClientApp {
             }
             Event::Left { name, reason, time } => {
                 self.online.retain(|n| n != &name);
-                let why = if reason == "quit" {
+                let why = if reason == client::CloseReason::Quit {
                     String::new()
                 } else {
-                    format!(" ({})", v(&reason))
+                    format!(" ({reason})")
                 };
                 self.notice((self.time_format)(time), format!("{} left{why}", v(&name)));
             }
@@ -278,7 +280,7 @@ impl ClientApp {
     fn transfer(&mut self, t: client::TransferEvent) {
         let view = self.transfers.entry(t.id).or_insert_with(|| TransferView {
             file: t.file.clone(),
-            state: "queued",
+            state: TransferPhase::Queued,
             bytes: 0,
             size: None,
             rate_bps: 0,
@@ -292,15 +294,15 @@ impl ClientApp {
         });
         match t.state {
             TransferState::Preparing => {
-                view.state = "queued";
+                view.state = TransferPhase::Queued;
                 view.note = "the server is preparing the file".into();
             }
             TransferState::Queued { position } => {
-                view.state = "queued";
+                view.state = TransferPhase::Queued;
                 view.note = format!("waiting for a free port ({position} ahead)");
             }
             TransferState::Started { size, offset } => {
-                view.state = "running";
+                view.state = TransferPhase::Running;
                 view.size = Some(size);
                 view.bytes = offset;
                 view.note.clear();
@@ -327,13 +329,13 @@ impl ClientApp {
                 bytes,
                 at_pause_point,
             } => {
-                view.state = "paused";
+                view.state = TransferPhase::Paused;
                 view.bytes = bytes;
                 view.rate_bps = 0;
                 view.asks_to_continue = at_pause_point;
             }
             TransferState::Resumed { bytes } => {
-                view.state = "running";
+                view.state = TransferPhase::Running;
                 view.bytes = bytes;
                 view.asks_to_continue = false;
             }
@@ -343,7 +345,7 @@ impl ClientApp {
                 last_byte,
                 ..
             } => {
-                view.state = "done";
+                view.state = TransferPhase::Done;
                 view.bytes = bytes;
                 view.size = Some(bytes);
                 let last = last_byte.map_or("none".into(), |b| b.to_string());
@@ -351,10 +353,10 @@ impl ClientApp {
                 view.path = Some(path);
             }
             TransferState::Failed { error } => {
-                view.state = "failed";
+                view.state = TransferPhase::Failed;
                 view.note = error;
             }
-            TransferState::Cancelled => view.state = "cancelled",
+            TransferState::Cancelled => view.state = TransferPhase::Cancelled,
         }
     }
 
@@ -654,7 +656,7 @@ impl ClientApp {
             ui.group(|ui| {
                 ui.horizontal(|ui| {
                     ui.strong(v(&t.file));
-                    ui.label(RichText::new(t.state).weak());
+                    ui.label(RichText::new(t.state.as_str()).weak());
                 });
                 let fraction = match t.size {
                     Some(0) => 1.0,
@@ -662,7 +664,7 @@ impl ClientApp {
                     None => 0.0,
                 };
                 ui.add(egui::ProgressBar::new(fraction).show_percentage());
-                if t.state == "running" || t.state == "paused" {
+                if matches!(t.state, TransferPhase::Running | TransferPhase::Paused) {
                     let eta = t.size.map_or("ETA --:--".into(), |size| {
                         client::eta(t.bytes, size, t.rate_bps)
                     });
@@ -677,7 +679,7 @@ impl ClientApp {
                     ui.label(RichText::new("Half way there. Continue?").strong());
                 }
                 ui.horizontal(|ui| match t.state {
-                    "running" => {
+                    TransferPhase::Running => {
                         if ui.button("Pause").clicked() {
                             self.net.send(Command::Pause(id));
                         }
@@ -685,7 +687,7 @@ impl ClientApp {
                             self.net.send(Command::Cancel(id));
                         }
                     }
-                    "paused" => {
+                    TransferPhase::Paused => {
                         if ui.button("Continue").clicked() {
                             self.net.send(Command::Resume(id));
                         }
@@ -693,10 +695,10 @@ impl ClientApp {
                             self.net.send(Command::Cancel(id));
                         }
                     }
-                    "queued" if ui.button("Cancel").clicked() => {
+                    TransferPhase::Queued if ui.button("Cancel").clicked() => {
                         self.net.send(Command::Cancel(id));
                     }
-                    "done" => {
+                    TransferPhase::Done => {
                         if ui.button("Open folder").clicked()
                             && let Some(dir) = t.path.as_ref().and_then(|p| p.parent())
                         {
@@ -709,7 +711,7 @@ impl ClientApp {
                     ui.label(RichText::new(v(&t.note)).weak());
                 }
                 // The live chart, while data flows, with the transport's RTT and loss.
-                if t.state == "running" && t.history.len() > 1 {
+                if t.state == TransferPhase::Running && t.history.len() > 1 {
                     ui.label(
                         RichText::new(format!(
                             "RTT {:.2} ms, {} packets lost",

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
+use wire::FileHash;
 
 /// Bytes read from the file per step of hashing: large enough for the rayon tree hashing to
 /// split across every core.
@@ -23,7 +24,7 @@ const HASH_READ: usize = 8 << 20;
 const HASHING_AT_ONCE: usize = 2;
 
 /// The hash of one version of a file, computed once by whoever asks first.
-type Slot = (Version, Arc<OnceCell<String>>);
+type Slot = (Version, Arc<OnceCell<FileHash>>);
 
 /// Called with a file's shared name on the hashing thread just before that file is hashed.
 /// For tests, to hold hashing up and look at what clients see meanwhile.
@@ -62,7 +63,7 @@ fn changed() -> io::Error {
 /// opens the file again by path, which is what must not happen, and mapping our own handle
 /// needs `unsafe`, which this crate forbids; a mapped file truncated underneath also kills the
 /// process with SIGBUS.)
-fn hash_open(file: &File, version: &Version) -> io::Result<String> {
+fn hash_open(file: &File, version: &Version) -> io::Result<FileHash> {
     use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; HASH_READ.min(usize::try_from(version.size).unwrap_or(HASH_READ))];
@@ -83,7 +84,25 @@ fn hash_open(file: &File, version: &Version) -> io::Result<String> {
     if Version::of(file)? != *version {
         return Err(changed());
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    Ok(FileHash(*hasher.finalize().as_bytes()))
+}
+
+/// The BLAKE3 hash of the whole file at `path`, read in 1 MiB pieces (never more than that in
+/// memory): what a `download_ready` for it carries. Blocking: call it off the async workers.
+pub fn hash_file(path: &std::path::Path) -> io::Result<FileHash> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(FileHash(*hasher.finalize().as_bytes()))
 }
 
 impl HashCache {
@@ -97,10 +116,10 @@ impl HashCache {
     }
 
     /// The hash of the file shared as `name` at `version`, if it is known now.
-    pub fn known(&self, name: &str, version: &Version) -> Option<String> {
+    pub fn known(&self, name: &str, version: &Version) -> Option<FileHash> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (ver, cell) = entries.get(name)?;
-        (ver == version).then(|| cell.get().cloned()).flatten()
+        (ver == version).then(|| cell.get().copied()).flatten()
     }
 
     /// Forgets the files not in `names` (gone from the folder), so the cache holds no more
@@ -112,7 +131,7 @@ impl HashCache {
 
     /// The BLAKE3 hash (lowercase hex) of `shared`, the file shared as `name`: remembered if
     /// this version was hashed before, else computed from its handle on a blocking thread.
-    pub async fn get(&self, name: &str, shared: &SharedFile) -> io::Result<String> {
+    pub async fn get(&self, name: &str, shared: &SharedFile) -> io::Result<FileHash> {
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             let entry = entries
@@ -138,7 +157,7 @@ impl HashCache {
                 .map_err(io::Error::other)?
             })
             .await?;
-        Ok(hash.clone())
+        Ok(*hash)
     }
 }
 
@@ -155,15 +174,15 @@ mod tests {
         let cache = HashCache::default();
         let first = catalog.open_file("f").unwrap().unwrap();
         assert_eq!(
-            cache.get("f", &first).await.unwrap(),
-            blake3::hash(b"one").to_hex().to_string()
+            cache.get("f", &first).await.unwrap().0,
+            *blake3::hash(b"one").as_bytes()
         );
         assert_eq!(first.version.size, 3);
         std::fs::write(dir.path().join("f"), b"other").unwrap();
         let second = catalog.open_file("f").unwrap().unwrap();
         assert_eq!(
-            cache.get("f", &second).await.unwrap(),
-            blake3::hash(b"other").to_hex().to_string()
+            cache.get("f", &second).await.unwrap().0,
+            *blake3::hash(b"other").as_bytes()
         );
     }
 

@@ -24,7 +24,7 @@ mod udp;
 
 pub use catalog::{FileCatalog, SharedFile, Version};
 pub use config::{Config, HELLOS_PER_CONNECTION, MIN_MAX_FRAME};
-pub use hashes::{HashCache, HashHook};
+pub use hashes::{HashCache, HashHook, hash_file};
 pub use identity::{CERT_FILE, Identity, KEY_FILE, TlsIdentity};
 pub use registry::{CloseReason, JoinError, Registry};
 pub use transfers::{TransferInfo, Transfers, UdpPorts};

@@ -17,54 +17,7 @@ use wire::{ErrorCode, ServerMsg, lookalike_key, name_key};
 
 /// Why the server closes a connection: sent to the client in its last frame and to the others
 /// in the `left` notice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client said goodbye.
-    Quit,
-    /// The connection ended without a goodbye (crash, reset, network gone).
-    Disconnected,
-    /// The client stayed silent past the idle timeout.
-    Timeout,
-    /// The client did not read fast enough; its outbound queue filled up.
-    SlowConsumer,
-    /// The client broke the framing (e.g. announced an oversized frame).
-    ProtocolError,
-    /// The server is stopping.
-    ServerShutdown,
-}
-
-impl CloseReason {
-    /// The reason as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Quit => "quit",
-            Self::Disconnected => "disconnected",
-            Self::Timeout => "timeout",
-            Self::SlowConsumer => "slow_consumer",
-            Self::ProtocolError => "protocol_error",
-            Self::ServerShutdown => "server_shutdown",
-        }
-    }
-
-    fn explain(self) -> &'static str {
-        match self {
-            Self::Quit => "goodbye",
-            Self::Disconnected => "the connection ended",
-            Self::Timeout => "nothing received from the client for too long",
-            Self::SlowConsumer => "the client fell too far behind reading its messages",
-            Self::ProtocolError => "the client broke the protocol's framing",
-            Self::ServerShutdown => "the server is shutting down",
-        }
-    }
-
-    /// The `bye` frame that tells the client about it.
-    pub fn bye(self) -> ServerMsg {
-        ServerMsg::Bye {
-            reason: self.as_str().into(),
-            message: self.explain().into(),
-        }
-    }
-}
+pub use wire::CloseReason;
 
 /// How much one client's outbound queue may hold: frames and bytes. A client whose queue
 /// would pass either is a slow consumer.
@@ -611,7 +564,7 @@ fn left_frame(name: &str, reason: CloseReason) -> Bytes {
     ServerMsg::Left {
         name: name.to_owned(),
         time: now_millis(),
-        reason: reason.as_str().into(),
+        reason,
     }
     .to_frame()
 }

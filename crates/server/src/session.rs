@@ -128,13 +128,13 @@ async fn hello(
         let next = tokio::select! {
             next = timeout_at(deadline, frames.next()) => next,
             () = &mut shutdown => {
-                send_now(wr, &CloseReason::ServerShutdown.bye()).await;
+                send_now(wr, &ServerMsg::bye(CloseReason::ServerShutdown)).await;
                 return None;
             }
         };
         let payload = match next {
             Err(_elapsed) => {
-                send_now(wr, &CloseReason::Timeout.bye()).await;
+                send_now(wr, &ServerMsg::bye(CloseReason::Timeout)).await;
                 return None;
             }
             Ok(None) => return None,
@@ -254,7 +254,7 @@ async fn read_loop(
                     shared.config.rate_burst,
                     bucket.wait().as_millis().max(1)
                 );
-                Some(ServerMsg::error(request_number(&msg), ErrorCode::RateLimited, text).into())
+                Some(ServerMsg::error(msg.req(), ErrorCode::RateLimited, text).into())
             }
             Ok(msg) => handle(msg, shared, outbox, name, session).await,
             Err(err) => Some(
@@ -502,13 +502,12 @@ async fn download(
                     // is being prepared, and gets its offer when the hash is known.
                     return match shared.transfers.prepare(session, &user, &file, req) {
                         Ok((id, notice)) => {
-                            let request = Request {
+                            let request = Unhashed {
                                 session,
                                 user,
                                 outbox: outbox.clone(),
                                 file,
                                 shared: opened,
-                                hash: String::new(),
                             };
                             let catalog = shared.catalog.clone();
                             let (hashes, transfers) =
@@ -547,23 +546,51 @@ const PREPARE_GRACE: Duration = Duration::from_secs(1);
 /// download is given up.
 const HASH_ATTEMPTS: usize = 3;
 
-/// Carries on prepared transfer `id` (`request.hash` still empty) once `first`, the hashing
-/// that was under way, has ended: started or queued with its hash, or, if the file keeps
-/// changing or is gone, failed with a word to its client.
+/// A download request whose file is still being hashed: a [`Request`] but for the hash.
+struct Unhashed {
+    session: u64,
+    user: String,
+    outbox: Outbox,
+    file: String,
+    shared: crate::SharedFile,
+}
+
+impl Unhashed {
+    fn hashed(self, hash: wire::FileHash) -> Request {
+        let Self {
+            session,
+            user,
+            outbox,
+            file,
+            shared,
+        } = self;
+        Request {
+            session,
+            user,
+            outbox,
+            file,
+            shared,
+            hash,
+        }
+    }
+}
+
+/// Carries on prepared transfer `id` once `first`, the hashing that was under way, has ended:
+/// started or queued with its hash, or, if the file keeps changing or is gone, failed with a
+/// word to its client.
 async fn prepare(
     catalog: crate::FileCatalog,
     hashes: crate::HashCache,
     transfers: Arc<crate::Transfers>,
     id: u64,
-    mut request: Request,
-    first: io::Result<String>,
+    mut request: Unhashed,
+    first: io::Result<wire::FileHash>,
 ) {
     let mut hashed = first;
     for attempt in 1..=HASH_ATTEMPTS {
         match hashed {
             Ok(hash) => {
-                request.hash = hash;
-                transfers.prepared(id, request);
+                transfers.prepared(id, request.hashed(hash));
                 return;
             }
             Err(err) => {
@@ -581,19 +608,6 @@ async fn prepare(
         request.file
     );
     transfers.prepare_failed(id, &request.outbox, ErrorCode::NoSuchFile, message);
-}
-
-/// The `req` a request carries, to echo in its error.
-fn request_number(msg: &ClientMsg) -> Option<u64> {
-    match msg {
-        ClientMsg::SendAll { req, .. }
-        | ClientMsg::SendPrivate { req, .. }
-        | ClientMsg::ListUsers { req }
-        | ClientMsg::ListFiles { req, .. }
-        | ClientMsg::Download { req, .. }
-        | ClientMsg::Cancel { req, .. } => *req,
-        ClientMsg::Hello { .. } | ClientMsg::Ping | ClientMsg::Quit => None,
-    }
 }
 
 fn check_text(text: &str, req: Option<u64>) -> Option<ServerMsg> {
@@ -665,7 +679,7 @@ async fn write_loop(mut wr: Writer, mut rx: OutboxReceiver, outbox: Outbox) {
             }
         }
         if reason != CloseReason::Disconnected {
-            frames.push_back(reason.bye().to_frame());
+            frames.push_back(ServerMsg::bye(reason).to_frame());
         }
         let _ = write_frames(&mut wr, &mut frames).await;
         let _ = wr.shutdown().await;

@@ -60,8 +60,8 @@ pub struct Request {
     pub file: String,
     /// The file, open: what was hashed is what is served.
     pub shared: SharedFile,
-    /// Its BLAKE3 hash (hex), of the version opened.
-    pub hash: String,
+    /// Its BLAKE3 hash, of the version opened.
+    pub hash: wire::FileHash,
 }
 
 /// How a request was answered.
@@ -459,7 +459,7 @@ impl Transfers {
         );
         let socket = Arc::new(socket);
         let size = req.shared.version.size;
-        let secret_hex = hex(&secret.0);
+        let wire_secret = wire::TransferSecret(secret.0);
         let serve = (self.serve)(Arc::clone(&socket), secret, req.shared, cancel, sent);
         let this = Arc::clone(self);
         tokio::spawn(async move {
@@ -472,7 +472,7 @@ impl Transfers {
             file: req.file,
             size,
             hash: req.hash,
-            secret: secret_hex,
+            secret: wire_secret,
             port,
         }
     }
@@ -525,11 +525,6 @@ impl Transfers {
             outbox.send_or_close(&offer);
         }
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for Transfers {

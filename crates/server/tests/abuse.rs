@@ -416,7 +416,7 @@ async fn thousand_commands(addr: String, round: u64) {
             _ => {}
         }
     }
-    let bye = bye.unwrap_or_default();
+    let bye = bye.map(|r| r.to_string()).unwrap_or_default();
     assert!(
         limited >= 500 || bye == "slow_consumer",
         "round {round}: {limited} rate_limited, bye {bye:?}"

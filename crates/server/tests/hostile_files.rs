@@ -99,13 +99,8 @@ async fn queue_tamper_fetch(
 
 /// Fetches a whole transfer with the transport alone (no hash check, no file): what the
 /// server really sends.
-async fn fetch_raw(port: u16, secret: &str) -> (Event, Vec<u8>) {
-    let secret: [u8; 32] = (0..32)
-        .map(|i| u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).unwrap())
-        .collect::<Vec<u8>>()
-        .try_into()
-        .unwrap();
-    let secret = transport::Secret(secret);
+async fn fetch_raw(port: u16, secret: &wire::TransferSecret) -> (Event, Vec<u8>) {
+    let secret = transport::Secret(secret.0);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let opts = FetchOptions {
         server: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -250,7 +245,7 @@ async fn the_first_download_of_a_file_still_being_hashed_is_told_so_and_does_not
     else {
         panic!("the download failed: {done:?}");
     };
-    assert_eq!(got, hash);
+    assert_eq!(got.to_hex(), hash);
     assert_eq!(std::fs::read(dest.path().join("big.bin")).unwrap(), data);
 }
 

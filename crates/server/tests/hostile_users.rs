@@ -94,7 +94,7 @@ async fn a_private_flood_from_forty_connections_never_evicts_a_reader_that_keeps
         loop {
             match tokio::time::timeout(Duration::from_secs(2), reader.recv_or_close()).await {
                 Ok(Some(ServerMsg::Message { .. })) => messages += 1,
-                Ok(Some(ServerMsg::Bye { reason, .. })) => return Err(reason),
+                Ok(Some(ServerMsg::Bye { reason, .. })) => return Err(reason.to_string()),
                 Ok(Some(_)) => {}
                 Ok(None) => return Err("closed".to_string()),
                 Err(_quiet) => return Ok((reader, messages)),

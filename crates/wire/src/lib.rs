@@ -8,20 +8,22 @@
 #![forbid(unsafe_code)]
 
 mod code;
-mod digest;
 mod fingerprint;
 mod frame;
+mod hex;
 mod message;
 mod name;
+mod reason;
 
 pub use code::ErrorCode;
-pub use digest::hash_file;
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, encode_frame};
+pub use hex::{FileHash, HEX_VALUE_LEN, HexError, TransferSecret};
 pub use message::{
     ClientMsg, DecodeError, FileEntry, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES, ServerMsg,
 };
 pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
+pub use reason::CloseReason;
 
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.

@@ -1,7 +1,7 @@
 //! The messages, as JSON objects tagged by `"type"`. Unknown fields are ignored, so either side
 //! may add fields without breaking the other.
 
-use crate::{ErrorCode, encode_frame};
+use crate::{CloseReason, ErrorCode, FileHash, TransferSecret, encode_frame};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +135,7 @@ pub enum ServerMsg {
         /// When.
         time: u64,
         /// Why: `quit`, `disconnected`, `timeout`, `slow_consumer`, `protocol_error`.
-        reason: String,
+        reason: CloseReason,
     },
     /// A chat message.
     Message {
@@ -192,10 +192,10 @@ pub enum ServerMsg {
         /// The file's size in bytes.
         size: u64,
         /// BLAKE3 hash of the whole file, 64 lowercase hex digits.
-        hash: String,
+        hash: FileHash,
         /// The transfer's secret, 64 lowercase hex digits (256 bits): the keys of every UDP
         /// packet of the transfer derive from it (docs/TRANSPORT.md).
-        secret: String,
+        secret: TransferSecret,
         /// The server's UDP port for this transfer.
         port: u16,
     },
@@ -231,7 +231,7 @@ pub enum ServerMsg {
     /// The server is closing this connection; the last frame it sends.
     Bye {
         /// Why: `server_shutdown`, `slow_consumer`, `timeout`, `protocol_error`, `quit`.
-        reason: String,
+        reason: CloseReason,
         /// Why, for people.
         message: String,
     },
@@ -258,6 +258,19 @@ impl ClientMsg {
     pub fn to_frame(&self) -> Bytes {
         encode_frame(&to_json(self))
     }
+
+    /// The request number the client chose, for the messages that carry one.
+    pub fn req(&self) -> Option<u64> {
+        match self {
+            Self::SendAll { req, .. }
+            | Self::SendPrivate { req, .. }
+            | Self::ListUsers { req }
+            | Self::ListFiles { req, .. }
+            | Self::Download { req, .. }
+            | Self::Cancel { req, .. } => *req,
+            Self::Hello { .. } | Self::Ping | Self::Quit => None,
+        }
+    }
 }
 
 impl ServerMsg {
@@ -269,6 +282,46 @@ impl ServerMsg {
     /// The message as a complete frame, length prefix included.
     pub fn to_frame(&self) -> Bytes {
         encode_frame(&to_json(self))
+    }
+
+    /// The request number this message answers, if it answers one.
+    pub fn req(&self) -> Option<u64> {
+        match self {
+            Self::Users { req, .. }
+            | Self::Files { req, .. }
+            | Self::Error { req, .. }
+            | Self::DownloadReady { req, .. }
+            | Self::DownloadQueued { req, .. }
+            | Self::Cancelled { req, .. } => *req,
+            Self::Welcome { .. }
+            | Self::Joined { .. }
+            | Self::Left { .. }
+            | Self::Message { .. }
+            | Self::Pong
+            | Self::Bye { .. } => None,
+        }
+    }
+
+    /// The `req` and `id` of a `download_ready` that [`ServerMsg::decode`] refused (its hash or
+    /// secret is not 64 lowercase hex digits, say): so that a client can fail that one
+    /// request or transfer, and tell the server to drop it, rather than wait for an answer
+    /// that will never decode.
+    pub fn refused_offer(payload: &[u8]) -> Option<(Option<u64>, u64)> {
+        #[derive(Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Offer {
+            DownloadReady { req: Option<u64>, id: u64 },
+        }
+        let Offer::DownloadReady { req, id } = serde_json::from_slice(payload).ok()?;
+        Some((req, id))
+    }
+
+    /// The `bye` that closes a connection for `reason`.
+    pub fn bye(reason: CloseReason) -> Self {
+        Self::Bye {
+            reason,
+            message: reason.explain().into(),
+        }
     }
 
     /// An error reply.
@@ -358,5 +411,57 @@ mod tests {
         assert_eq!(ClientMsg::req_of(br#"{"type":"x","req":"seven"}"#), None);
         assert_eq!(ClientMsg::req_of(br#"{"type":"x"}"#), None);
         assert_eq!(ClientMsg::req_of(b"\xff not json"), None);
+    }
+
+    #[test]
+    fn an_offer_carries_its_hash_and_secret_as_hex_and_a_malformed_one_is_still_told_apart() {
+        let hex = "ab".repeat(32);
+        let json = format!(
+            r#"{{"type":"download_ready","req":3,"id":9,"file":"f","size":1,"hash":"{hex}","secret":"{hex}","port":7}}"#
+        );
+        let msg = ServerMsg::decode(json.as_bytes()).unwrap();
+        let ServerMsg::DownloadReady { hash, secret, .. } = &msg else {
+            panic!("{msg:?}");
+        };
+        assert_eq!((hash.0, secret.0), ([0xab; 32], [0xab; 32]));
+        assert_eq!(serde_json::to_string(&msg).unwrap(), json);
+        assert_eq!(msg.req(), Some(3));
+        // Not hex: the message is refused, but its request and transfer are still known.
+        let bad = json.replacen(&hex, &"é".repeat(32), 1);
+        assert!(ServerMsg::decode(bad.as_bytes()).is_err());
+        assert_eq!(ServerMsg::refused_offer(bad.as_bytes()), Some((Some(3), 9)));
+        let queued = br#"{"type":"download_ready","id":4,"hash":"x"}"#;
+        assert_eq!(ServerMsg::refused_offer(queued), Some((None, 4)));
+        assert_eq!(
+            ServerMsg::refused_offer(br#"{"type":"files","id":4}"#),
+            None
+        );
+        assert_eq!(ServerMsg::refused_offer(b"not json"), None);
+    }
+
+    #[test]
+    fn reasons_are_typed_and_req_is_found_on_every_message_that_has_one() {
+        let bye = ServerMsg::bye(CloseReason::SlowConsumer);
+        assert_eq!(
+            serde_json::to_string(&bye).unwrap(),
+            r#"{"type":"bye","reason":"slow_consumer","message":"the client fell too far behind reading its messages"}"#
+        );
+        let left = ServerMsg::decode(br#"{"type":"left","name":"a","time":1,"reason":"new"}"#);
+        assert!(matches!(
+            left,
+            Ok(ServerMsg::Left {
+                reason: CloseReason::Unknown,
+                ..
+            })
+        ));
+        assert_eq!(bye.req(), None);
+        let err = ServerMsg::error(Some(5), ErrorCode::Busy, "later");
+        assert_eq!(err.req(), Some(5));
+        let sent = ClientMsg::Cancel {
+            id: 1,
+            req: Some(6),
+        };
+        assert_eq!(sent.req(), Some(6));
+        assert_eq!(ClientMsg::Quit.req(), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use super::connect::{Failure, TrustArgs, key_json, tell_person};
 use super::output::transfer_json;
-use client::{DownloadOptions, Event, TransferState};
+use client::{DownloadOptions, Event, TransferPhase, TransferState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::process::ExitCode;
@@ -91,7 +91,9 @@ pub async fn run(
                     .transfers()
                     .into_iter()
                     .find(|t| t.id == id)
-                    .filter(|t| matches!(t.state, "failed" | "cancelled"));
+                    .filter(|t| {
+                        matches!(t.state, TransferPhase::Failed | TransferPhase::Cancelled)
+                    });
                 if let Some(t) = ended {
                     bar.abandon();
                     return fail(format!(
@@ -142,7 +144,7 @@ pub async fn run(
                     eprintln!(
                         "{}: {bytes} bytes, verified (BLAKE3 {}), last byte {last}",
                         client::visible(file),
-                        client::visible(&hash)
+                        hash
                     );
                     println!("{}", client::visible(&path.display().to_string()));
                 }

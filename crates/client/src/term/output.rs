@@ -7,11 +7,13 @@
 use super::input::Printer;
 use chrono::{DateTime, Local, SecondsFormat, Utc};
 use client::{
-    Event, FileEntry, TransferEvent, TransferState, TransferStatus, human_size, visible as v,
+    Event, FileEntry, TransferEvent, TransferPhase, TransferState, TransferStatus, human_size,
+    visible as v,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use wire::CloseReason;
 
 /// How events are written.
 pub struct Output {
@@ -93,10 +95,10 @@ impl Output {
                 if self.json {
                     self.emit(json!({"event": "left", "name": name, "reason": reason, "time": rfc3339(time)}));
                 } else {
-                    let why = if reason == "quit" {
+                    let why = if *reason == CloseReason::Quit {
                         String::new()
                     } else {
-                        format!(" ({})", v(reason))
+                        format!(" ({reason})")
                     };
                     let line = format!(
                         "{} {} left{why}",
@@ -259,7 +261,7 @@ impl Output {
                     self.paint(GREEN, "done:"),
                     human_size(*bytes),
                     v(&path.display().to_string()),
-                    v(hash.get(..16).unwrap_or(hash))
+                    &hash.to_hex()[..16]
                 )
             }
             TransferState::Failed { error } => {
@@ -342,7 +344,7 @@ impl Output {
             let live = self
                 .progress
                 .get(&t.id)
-                .filter(|p| p.file == *v(&t.file) && t.state == "running");
+                .filter(|p| p.file == *v(&t.file) && t.state == TransferPhase::Running);
             let line = match live {
                 Some(p) => p.line.clone(),
                 None => format!(

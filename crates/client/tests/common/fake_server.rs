@@ -112,8 +112,8 @@ pub fn ready(req: Option<u64>, id: u64, file: &str, data: &[u8], port: u16) -> B
         id,
         file: file.into(),
         size: data.len() as u64,
-        hash: blake3::hash(data).to_hex().to_string(),
-        secret: "00".repeat(32),
+        hash: wire::FileHash(*blake3::hash(data).as_bytes()),
+        secret: wire::TransferSecret([0; 32]),
         port,
     }
     .to_frame()
