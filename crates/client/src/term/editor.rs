@@ -8,8 +8,12 @@
 //! go through one lock on the editor's state, so a message never lands in the middle of a
 //! redraw.
 
+use super::fit;
+use crossterm::cursor::{MoveLeft, MoveToColumn, MoveUp};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use crossterm::terminal;
+use crossterm::queue;
+use crossterm::style::Print;
+use crossterm::terminal::{self, Clear, ClearType};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,7 +49,7 @@ impl EditorPrinter {
         let mut out = std::io::stdout().lock();
         clear_area(&mut state, &mut out);
         // Raw mode: lines end with \r\n.
-        let _ = write!(out, "{}\r\n", text.replace('\n', "\r\n"));
+        let _ = queue!(out, Print(text.replace('\n', "\r\n")), Print("\r\n"));
         if !state.closed {
             redraw(&mut state, &mut out);
         }
@@ -105,7 +109,7 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
                 match &action {
                     Action::Submit(line) => {
                         clear_area(&mut st, &mut out);
-                        let _ = write!(out, "{PROMPT}{line}\r\n");
+                        let _ = queue!(out, Print(PROMPT), Print(line), Print("\r\n"));
                     }
                     Action::Close => {
                         st.closed = true;
@@ -225,33 +229,35 @@ fn edit(st: &mut State, key: KeyEvent) -> Action {
 
 /// Erases the status lines and the prompt, leaving the cursor where they started.
 fn clear_area(st: &mut State, out: &mut impl Write) {
-    let _ = write!(out, "\r");
-    if st.drawn_rows > 0 {
-        let _ = write!(out, "\x1b[{}A", st.drawn_rows);
+    let _ = queue!(out, MoveToColumn(0));
+    if let Ok(rows) = u16::try_from(st.drawn_rows)
+        && rows > 0
+    {
+        let _ = queue!(out, MoveUp(rows));
     }
-    let _ = write!(out, "\x1b[J");
+    let _ = queue!(out, Clear(ClearType::FromCursorDown));
     st.drawn_rows = 0;
 }
 
 /// Draws the status lines, the prompt and the part of the line around the cursor that fits the
-/// terminal.
+/// terminal, measured in columns (a wide character takes two).
 fn redraw(st: &mut State, out: &mut impl Write) {
     let width = terminal::size().map_or(80, |(w, _)| usize::from(w)).max(10);
     clear_area(st, out);
     for line in st.status.values() {
-        // One row each: a wrapped line would break the count of rows to move back over.
-        let fitted: String = line.chars().take(width - 1).collect();
-        let _ = write!(out, "{fitted}\r\n");
+        // One row each: a wrapped line would break the count of rows to move back over. Its
+        // colour codes are kept whole, and reset where it is cut.
+        let _ = queue!(out, Print(fit::fit(line, width - 1)), Print("\r\n"));
     }
     st.drawn_rows = st.status.len();
-    let room = width - PROMPT.len() - 1;
-    let start = st.cursor.saturating_sub(room);
-    let end = (start + room).min(st.line.len());
+    let room = width - fit::width(PROMPT) - 1;
+    let (start, end, back) = fit::window(&st.line, st.cursor, room);
     let visible: String = st.line[start..end].iter().collect();
-    let _ = write!(out, "{PROMPT}{visible}");
-    let back = end - st.cursor;
-    if back > 0 {
-        let _ = write!(out, "\x1b[{back}D");
+    let _ = queue!(out, Print(PROMPT), Print(visible));
+    if let Ok(back) = u16::try_from(back)
+        && back > 0
+    {
+        let _ = queue!(out, MoveLeft(back));
     }
 }
 

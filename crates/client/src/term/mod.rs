@@ -3,6 +3,7 @@
 pub mod command;
 pub mod connect;
 pub mod editor;
+pub mod fit;
 pub mod get;
 pub mod input;
 pub mod output;
