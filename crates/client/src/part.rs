@@ -89,8 +89,16 @@ impl Checkpoint {
             size: self.size,
             contiguous,
         };
-        let tmp = self.meta_path.with_extension("meta.tmp");
-        // A fresh file, never one planted at that name (create_new follows no link).
+        // A name of this save's own: two saves of one `.part` at once (a transfer that is
+        // ending while the next attempt opens the file) must not remove each other's
+        // temporary file. A fresh file, never one planted at that name (create_new follows no
+        // link).
+        static SAVES: AtomicU64 = AtomicU64::new(0);
+        let tmp = self.meta_path.with_extension(format!(
+            "meta.tmp.{}.{}",
+            std::process::id(),
+            SAVES.fetch_add(1, Ordering::Relaxed)
+        ));
         match std::fs::remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -101,9 +109,14 @@ impl Checkpoint {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        out.write_all(&serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
-        out.sync_data()?;
-        std::fs::rename(&tmp, &self.meta_path)
+        let written = out
+            .write_all(&serde_json::to_vec(&meta).map_err(io::Error::other)?)
+            .and_then(|()| out.sync_data())
+            .and_then(|()| std::fs::rename(&tmp, &self.meta_path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 }
 
@@ -470,6 +483,39 @@ mod tests {
         drop(part);
         let part = PartFile::open(dir.path(), "a.bin", "h2", 100).unwrap();
         assert_eq!(part.contiguous(), 0);
+    }
+
+    /// A transfer that is ending saves its progress while the next attempt at the same file
+    /// opens it and saves too: neither may fail because of the other.
+    #[test]
+    fn two_saves_of_one_part_at_once_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::open(dir.path(), "a.bin", "h1", 100).unwrap();
+        part.write_at(0, &[1; 40]).unwrap();
+        part.flush().unwrap();
+        let savers: Vec<_> = (0..2)
+            .map(|_| {
+                let checkpoint = part.checkpoint();
+                std::thread::spawn(move || (0..300).map(|_| checkpoint.save()).collect::<Vec<_>>())
+            })
+            .collect();
+        for saver in savers {
+            for saved in saver.join().unwrap() {
+                assert!(saved.is_ok(), "{saved:?}");
+            }
+        }
+        drop(part);
+        assert_eq!(
+            PartFile::open(dir.path(), "a.bin", "h1", 100)
+                .unwrap()
+                .contiguous(),
+            40
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
     }
 
     #[test]
