@@ -5,6 +5,7 @@ use server::{Config, Server, ServerHandle, UdpPorts};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Lines of log kept for the window.
 const LOG_LINES: usize = 2000;
@@ -59,6 +60,9 @@ pub struct ServerApp {
     /// UDP ports, `LO-HI`.
     pub ports: String,
     running: Option<ServerHandle>,
+    /// A server binding on the runtime: its outcome comes back here, read each frame, so the
+    /// window never waits for the sockets (or for a first start's TLS key) on its own thread.
+    starting: Option<oneshot::Receiver<Result<ServerHandle, String>>>,
     error: Option<String>,
     log: LogBuffer,
     /// Per transfer: when and how many bytes we last looked, and the rate then (bits/s).
@@ -74,31 +78,63 @@ impl ServerApp {
             files: "./files".into(),
             ports: "55000-55015".into(),
             running: None,
+            starting: None,
             error: None,
             log,
             rates: HashMap::new(),
         }
     }
 
-    /// The running server, if any.
+    /// The running server, if any (none while it is still starting).
     pub fn handle(&self) -> Option<&ServerHandle> {
         self.running.as_ref()
     }
 
-    /// Starts a server with the window's settings (or `config`, if given).
+    /// True from [`ServerApp::start`] until the server is listening or has failed to.
+    pub fn is_starting(&self) -> bool {
+        self.starting.is_some()
+    }
+
+    /// Starts a server with the window's settings (or `config`, if given). It binds on the
+    /// runtime; the window shows "starting..." until [`ServerApp::show`] hears how it went.
     pub fn start(&mut self, config: Option<Config>) {
-        let config = match config.map_or_else(|| self.config(), Ok) {
+        if self.running.is_some() || self.starting.is_some() {
+            return;
+        }
+        let config = config.map_or_else(|| self.config(), Ok).and_then(|config| {
+            config.validate().map_err(|e| e.to_string())?;
+            Ok(config)
+        });
+        let config = match config {
             Ok(config) => config,
             Err(why) => {
                 self.error = Some(why);
                 return;
             }
         };
-        let files = config.files_dir.display().to_string();
-        let started = self
-            .runtime
-            .block_on(async { Server::bind(config).await?.spawn() });
-        self.files = files;
+        self.files = config.files_dir.display().to_string();
+        self.error = None;
+        let (done, outcome) = oneshot::channel();
+        self.starting = Some(outcome);
+        self.runtime.spawn(async move {
+            let started = async { Server::bind(config).await?.spawn() }.await;
+            if let Err(Ok(orphan)) = done.send(started.map_err(|e| e.to_string())) {
+                orphan.stop().await; // the window is gone: nobody could stop it later
+            }
+        });
+    }
+
+    /// Takes in the outcome of a start, once the runtime has it.
+    fn poll_start(&mut self) {
+        let Some(outcome) = &mut self.starting else {
+            return;
+        };
+        let started = match outcome.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => return,
+            Ok(started) => started,
+            Err(oneshot::error::TryRecvError::Closed) => Err("the server task ended".into()),
+        };
+        self.starting = None;
         match started {
             Ok(handle) => {
                 self.log.push(format!("listening on {}", handle.addr()));
@@ -109,7 +145,7 @@ impl ServerApp {
                 self.error = None;
                 self.running = Some(handle);
             }
-            Err(err) => self.error = Some(err.to_string()),
+            Err(err) => self.error = Some(err),
         }
     }
 
@@ -127,34 +163,29 @@ impl ServerApp {
             .trim()
             .parse()
             .map_err(|e| format!("bad address {:?}: {e}", self.bind))?;
-        let (lo, hi) = self
+        let udp_ports: UdpPorts = self
             .ports
-            .split_once('-')
-            .and_then(|(lo, hi)| {
-                Some((
-                    lo.trim().parse::<u16>().ok()?,
-                    hi.trim().parse::<u16>().ok()?,
-                ))
-            })
-            .filter(|(lo, hi)| *lo > 0 && lo <= hi)
-            .ok_or_else(|| format!("bad port range {:?}; use LO-HI", self.ports))?;
+            .parse()
+            .map_err(|e| format!("bad port range {:?}: {e}", self.ports))?;
         Ok(Config {
             bind,
             files_dir: self.files.trim().into(),
-            udp_ports: UdpPorts::Range(lo..=hi),
+            udp_ports,
             ..Config::default()
         })
     }
 
     /// Draws the window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll_start();
         // Users and transfers change without any input: look again a few times a second.
         ui.ctx()
             .request_repaint_after(std::time::Duration::from_millis(250));
         egui::Panel::top("controls").show(ui, |ui| {
             ui.horizontal(|ui| {
                 let running = self.running.is_some();
-                ui.add_enabled_ui(!running, |ui| {
+                let starting = self.starting.is_some();
+                ui.add_enabled_ui(!running && !starting, |ui| {
                     let l = ui.label("Listen on");
                     ui.add(egui::TextEdit::singleline(&mut self.bind).desired_width(150.0))
                         .labelled_by(l.id);
@@ -169,7 +200,10 @@ impl ServerApp {
                     if ui.button("Stop").clicked() {
                         self.stop();
                     }
-                } else if ui.button("Start").clicked() {
+                } else if ui
+                    .add_enabled(!starting, egui::Button::new("Start"))
+                    .clicked()
+                {
                     self.start(None);
                 }
             });
@@ -183,6 +217,9 @@ impl ServerApp {
                         ui.label("Key fingerprint (clients compare it):");
                         ui.label(egui::RichText::new(handle.fingerprint().to_string()).monospace());
                     });
+                }
+                (None, None) if self.starting.is_some() => {
+                    ui.label("starting...");
                 }
                 (None, None) => {
                     ui.label("stopped");
@@ -260,5 +297,71 @@ impl ServerApp {
                     }
                 });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime that runs nothing until the test drives it: whatever `start` did on the
+    /// calling thread is all that happened before it returned.
+    fn idle_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn start_returns_at_once_and_the_window_hears_later_that_it_listens() {
+        let rt = idle_runtime();
+        let files = tempfile::tempdir().unwrap();
+        let mut app = ServerApp::new(rt.handle().clone(), LogBuffer::default());
+        app.start(Some(Config::local(files.path(), 1)));
+        assert!(app.is_starting(), "nothing bound on the UI thread");
+        assert!(app.handle().is_none());
+        for _ in 0..500 {
+            rt.block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
+            app.poll_start();
+            if !app.is_starting() {
+                break;
+            }
+        }
+        let handle = app.handle().expect("listening");
+        assert_eq!(app.bind, handle.addr().to_string());
+        assert!(app.error.is_none());
+        app.stop();
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+    }
+
+    #[test]
+    fn a_bad_port_range_is_refused_in_place_without_starting() {
+        let rt = idle_runtime();
+        let mut app = ServerApp::new(rt.handle().clone(), LogBuffer::default());
+        app.ports = "9000-8000".into();
+        app.start(None);
+        assert!(!app.is_starting());
+        let error = app.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("9000-8000") && error.contains("LO <= HI"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_config_that_fails_validation_is_refused_in_place() {
+        let rt = idle_runtime();
+        let mut app = ServerApp::new(rt.handle().clone(), LogBuffer::default());
+        let config = Config {
+            max_clients: 0,
+            ..Config::local(".", 1)
+        };
+        app.start(Some(config));
+        assert!(!app.is_starting());
+        assert_eq!(
+            app.error.as_deref(),
+            Some("--max-clients must be at least 1")
+        );
     }
 }

@@ -323,11 +323,15 @@ fn server_window_lists_users_and_stops() {
     let files = tempfile::tempdir().unwrap();
     let mut app = ServerApp::new(rt.handle().clone(), LogBuffer::default());
     app.start(Some(Config::local(files.path(), 3)));
-    let addr = app.handle().unwrap().addr().to_string();
-    let trust = pinned(app.handle().unwrap());
     let mut window = Harness::builder()
         .with_size(egui::vec2(900.0, 560.0))
         .build_ui_state(|ui, app: &mut ServerApp| app.show(ui), app);
+    // The server binds on the runtime; the window hears of it a frame later.
+    run_until(&mut window, "the server listens", |app| {
+        app.handle().is_some()
+    });
+    let addr = window.state().handle().unwrap().addr().to_string();
+    let trust = pinned(window.state().handle().unwrap());
     let (_a, _ea) = rt.block_on(Client::connect(&addr, "ann", &trust)).unwrap();
     let (_b, _eb) = rt.block_on(Client::connect(&addr, "ben", &trust)).unwrap();
     window.run_steps(2);

@@ -1,8 +1,12 @@
-//! Server settings, with the defaults the `messenger-server` flags document.
+//! Server settings, with the defaults the `messenger-server` flags document, the parser of a
+//! UDP port range and the checks a configuration must pass: one place for both front ends
+//! that start a server (`messenger-server` and the server window).
 
 use crate::{TlsIdentity, UdpPorts};
 use std::net::SocketAddr;
+use std::num::IntErrorKind;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The smallest frame cap the server accepts: room for any hello and for a 4 KiB chat text
@@ -141,5 +145,241 @@ impl Default for Config {
             notice_delay: Duration::from_millis(50),
             hash_hook: None,
         }
+    }
+}
+
+impl Config {
+    /// Checks what the types cannot: counts that must be at least 1, a frame cap of at least
+    /// [`MIN_MAX_FRAME`], a port range that is not empty. Front ends call it before
+    /// [`Server::bind`](crate::Server::bind), so that a bad setting is refused with a message
+    /// naming it instead of a server that refuses everyone.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let counts = [
+            ("--max-clients", self.max_clients),
+            ("--queue-limit", self.queue_limit),
+            ("--max-transfers-per-client", self.max_transfers_per_client),
+            ("--max-pending", self.max_pending),
+            ("--max-pending-per-address", self.max_pending_per_address),
+            ("--max-clients-per-address", self.max_clients_per_address),
+        ];
+        if let Some((flag, _)) = counts.into_iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError::ZeroCount { flag });
+        }
+        if self.max_frame < MIN_MAX_FRAME {
+            return Err(ConfigError::MaxFrameTooSmall {
+                max_frame: self.max_frame,
+            });
+        }
+        if let UdpPorts::Range(range) = &self.udp_ports {
+            let (lo, hi) = (*range.start(), *range.end());
+            if lo == 0 {
+                return Err(ConfigError::Ports(PortRangeError::Zero));
+            }
+            if lo > hi {
+                return Err(ConfigError::Ports(PortRangeError::Reversed { lo, hi }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A setting [`Config::validate`] refuses. Messages name the setting by its
+/// `messenger-server` flag, the one name users see for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A count that must be at least 1 is 0 (nobody could join, or nothing could be queued).
+    #[error("{flag} must be at least 1")]
+    ZeroCount {
+        /// The setting, by its flag.
+        flag: &'static str,
+    },
+    /// The frame cap leaves no room for a hello and a 4 KiB chat text.
+    #[error(
+        "--max-frame must be at least {MIN_MAX_FRAME} bytes (room for a hello and a 4 KiB chat \
+         text), not {max_frame}"
+    )]
+    MaxFrameTooSmall {
+        /// The cap asked for.
+        max_frame: usize,
+    },
+    /// The UDP port range holds no usable port.
+    #[error("--udp-ports: {0}")]
+    Ports(PortRangeError),
+}
+
+/// Why a text is not a range of UDP ports `LO-HI`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortRangeError {
+    /// No `-` between two ports.
+    #[error("expected LO-HI, like 55000-55015, not {0:?}")]
+    NotARange(String),
+    /// One end is not a number.
+    #[error("{0:?} is not a port number")]
+    NotANumber(String),
+    /// One end is a number past 65535.
+    #[error("{0:?} is past the last port, 65535")]
+    OutOfRange(String),
+    /// Port 0 means "any port" to the OS, not a port of the pool.
+    #[error("port 0 is not a port to listen on: ports go from 1 to 65535")]
+    Zero,
+    /// The range runs backwards (and so holds no port).
+    #[error("{lo}-{hi} runs backwards: ports go LO-HI with LO <= HI")]
+    Reversed {
+        /// The first port given.
+        lo: u16,
+        /// The last port given.
+        hi: u16,
+    },
+}
+
+/// `LO-HI`, both ends included, as the `--udp-ports` flag and the server window take it.
+/// (Beside [`Config`] rather than [`UdpPorts`] because parsing a setting is the config's job.)
+impl FromStr for UdpPorts {
+    type Err = PortRangeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (lo, hi) = text
+            .split_once('-')
+            .ok_or_else(|| PortRangeError::NotARange(text.to_owned()))?;
+        let (lo, hi) = (port(lo)?, port(hi)?);
+        if lo == 0 || hi == 0 {
+            return Err(PortRangeError::Zero);
+        }
+        if lo > hi {
+            return Err(PortRangeError::Reversed { lo, hi });
+        }
+        Ok(Self::Range(lo..=hi))
+    }
+}
+
+/// One end of a port range, spaces around it allowed.
+fn port(text: &str) -> Result<u16, PortRangeError> {
+    let text = text.trim();
+    text.parse().map_err(|e: std::num::ParseIntError| {
+        if *e.kind() == IntErrorKind::PosOverflow {
+            PortRangeError::OutOfRange(text.to_owned())
+        } else {
+            PortRangeError::NotANumber(text.to_owned())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(text: &str) -> Result<UdpPorts, PortRangeError> {
+        text.parse()
+    }
+
+    #[test]
+    fn a_port_range_parses_with_both_ends_included() {
+        assert_eq!(ports("55000-55015"), Ok(UdpPorts::Range(55000..=55015)));
+        assert_eq!(ports(" 9000 - 9000 "), Ok(UdpPorts::Range(9000..=9000)));
+        assert_eq!(ports("1-65535"), Ok(UdpPorts::Range(1..=65535)));
+    }
+
+    #[test]
+    fn a_reversed_port_range_is_refused_naming_the_order() {
+        let err = ports("9000-8000").unwrap_err();
+        assert_eq!(err, PortRangeError::Reversed { lo: 9000, hi: 8000 });
+        assert!(err.to_string().contains("LO <= HI"), "{err}");
+    }
+
+    #[test]
+    fn ports_out_of_range_are_refused() {
+        assert_eq!(
+            ports("55000-70000"),
+            Err(PortRangeError::OutOfRange("70000".into()))
+        );
+        assert_eq!(ports("0-10"), Err(PortRangeError::Zero));
+        assert_eq!(ports("10-0"), Err(PortRangeError::Zero));
+    }
+
+    #[test]
+    fn junk_is_refused_as_not_a_range_or_not_a_number() {
+        assert_eq!(
+            ports("55000"),
+            Err(PortRangeError::NotARange("55000".into()))
+        );
+        assert_eq!(ports(""), Err(PortRangeError::NotARange(String::new())));
+        assert_eq!(
+            ports("low-high"),
+            Err(PortRangeError::NotANumber("low".into()))
+        );
+        assert_eq!(ports("-5"), Err(PortRangeError::NotANumber(String::new())));
+        assert_eq!(
+            ports("1-2-3"),
+            Err(PortRangeError::NotANumber("2-3".into()))
+        );
+    }
+
+    #[test]
+    fn the_defaults_and_a_local_config_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Config::local("files", 0).validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_count_is_refused_naming_its_flag() {
+        let config = Config {
+            max_pending_per_address: 0,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::ZeroCount {
+                flag: "--max-pending-per-address"
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "--max-pending-per-address must be at least 1"
+        );
+    }
+
+    #[test]
+    fn a_frame_cap_below_the_minimum_is_refused() {
+        let at_minimum = Config {
+            max_frame: MIN_MAX_FRAME,
+            ..Config::default()
+        };
+        assert_eq!(at_minimum.validate(), Ok(()));
+        let below = Config {
+            max_frame: MIN_MAX_FRAME - 1,
+            ..Config::default()
+        };
+        let err = below.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::MaxFrameTooSmall {
+                max_frame: MIN_MAX_FRAME - 1
+            }
+        );
+        assert!(err.to_string().contains("--max-frame"), "{err}");
+        assert!(err.to_string().contains("65536"), "{err}");
+    }
+
+    #[test]
+    fn a_port_range_built_in_code_is_checked_too() {
+        let check = |range| {
+            Config {
+                udp_ports: UdpPorts::Range(range),
+                ..Config::default()
+            }
+            .validate()
+        };
+        assert_eq!(check(1..=1), Ok(()));
+        assert_eq!(check(0..=5), Err(ConfigError::Ports(PortRangeError::Zero)));
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 9..=8;
+        assert_eq!(
+            check(reversed),
+            Err(ConfigError::Ports(PortRangeError::Reversed {
+                lo: 9,
+                hi: 8
+            }))
+        );
     }
 }

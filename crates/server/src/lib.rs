@@ -23,7 +23,7 @@ mod transfers;
 mod udp;
 
 pub use catalog::{FileCatalog, SharedFile, Version};
-pub use config::{Config, HELLOS_PER_CONNECTION, MIN_MAX_FRAME};
+pub use config::{Config, ConfigError, HELLOS_PER_CONNECTION, MIN_MAX_FRAME, PortRangeError};
 pub use hashes::{HashCache, HashHook, hash_file};
 pub use identity::{CERT_FILE, Identity, KEY_FILE, TlsIdentity};
 pub use registry::{CloseReason, JoinError, Registry};

@@ -1,9 +1,8 @@
 //! `messenger-server`: the chat and file server.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -33,8 +32,8 @@ struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     handshake_timeout: u64,
     /// UDP ports for file transfers, as LO-HI.
-    #[arg(long, default_value = "55000-55015", value_parser = parse_port_range)]
-    udp_ports: RangeInclusive<u16>,
+    #[arg(long, default_value = "55000-55015")]
+    udp_ports: server::UdpPorts,
     /// Requests per second one client may make on average; more get `rate_limited`.
     #[arg(long, default_value_t = 50.0)]
     rate_limit: f64,
@@ -103,26 +102,6 @@ struct Args {
     idle_timeout: u64,
 }
 
-fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
-    let (lo, hi) = text
-        .split_once('-')
-        .ok_or_else(|| format!("expected LO-HI, like 55000-55015, not {text:?}"))?;
-    let lo: u16 = lo
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad port {lo:?}: {e}"))?;
-    let hi: u16 = hi
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad port {hi:?}: {e}"))?;
-    if lo == 0 || lo > hi {
-        return Err(format!(
-            "{text:?} is not a range of ports from 1 to 65535 with LO <= HI"
-        ));
-    }
-    Ok(lo..=hi)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -134,27 +113,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    if [
-        args.max_clients,
-        args.queue_limit,
-        args.max_transfers_per_client,
-        args.max_pending,
-        args.max_pending_per_address,
-        args.max_clients_per_address,
-    ]
-    .contains(&0)
-    {
-        bail!(
-            "--max-clients, --queue-limit, --max-pending, --max-pending-per-address, \
-             --max-clients-per-address and --max-transfers-per-client must be at least 1"
-        );
-    }
-    if args.max_frame < server::MIN_MAX_FRAME {
-        bail!(
-            "--max-frame must be at least {} bytes (room for a hello and a 4 KiB chat text)",
-            server::MIN_MAX_FRAME
-        );
-    }
     let config = server::Config {
         bind: args.bind,
         files_dir: args.files,
@@ -164,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             _ => server::TlsIdentity::SelfSigned,
         },
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
-        udp_ports: server::UdpPorts::Range(args.udp_ports),
+        udp_ports: args.udp_ports,
         max_queued: args.max_queued,
         max_transfers_per_client: args.max_transfers_per_client,
         max_ports_per_client: args.max_ports_per_client.max(1),
@@ -187,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         rate_burst: args.rate_burst,
         ..server::Config::default()
     };
+    config.validate()?;
     let server = server::Server::bind(config).await?;
     tracing::info!(
         addr = %server.local_addr().context("no local address")?,
