@@ -109,8 +109,16 @@ async fn run(args: Args) -> ExitCode {
             if args.json
                 && let Some(code) = err.code()
             {
-                let line = serde_json::json!({"event": "error", "code": code.as_str(), "message": err.to_string()});
-                println!("{line}");
+                let message = err.to_string();
+                let code = code.as_str();
+                println!(
+                    "{}",
+                    term::json::JsonEvent::Error {
+                        code,
+                        message: &message
+                    }
+                    .line()
+                );
             }
             eprintln!("messenger: {}", sentence(&err, &args));
             return ExitCode::FAILURE;

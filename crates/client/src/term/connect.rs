@@ -124,12 +124,3 @@ pub fn tell_person(server: &str, key: &ServerKey) {
         );
     }
 }
-
-/// The `server_key` event of `--json`.
-pub fn key_json(key: &ServerKey) -> serde_json::Value {
-    serde_json::json!({
-        "event": "server_key",
-        "fingerprint": key.fingerprint.to_string(),
-        "status": key.status.as_str(),
-    })
-}

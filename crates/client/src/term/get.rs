@@ -1,7 +1,7 @@
 //! `messenger get FILE`: one download with a progress bar, like curl or wget.
 
-use super::connect::{Failure, TrustArgs, key_json, tell_person};
-use super::output::transfer_json;
+use super::connect::{Failure, TrustArgs, tell_person};
+use super::json::JsonEvent;
 use client::{DownloadOptions, Event, TransferPhase, TransferState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -26,8 +26,16 @@ pub async fn run(
         Ok(connected) => connected,
         Err(Failure::Client(err)) => {
             if json && let Some(code) = err.code() {
-                let line = serde_json::json!({"event": "error", "code": code.as_str(), "message": err.to_string()});
-                println!("{line}");
+                let message = err.to_string();
+                let code = code.as_str();
+                println!(
+                    "{}",
+                    JsonEvent::Error {
+                        code,
+                        message: &message
+                    }
+                    .line()
+                );
             }
             return fail(format!(
                 "cannot download from {server}: {}",
@@ -37,7 +45,7 @@ pub async fn run(
         Err(Failure::Declined) => return fail("the server's key was not trusted".into()),
     };
     if json {
-        println!("{}", key_json(client.server_key()));
+        println!("{}", JsonEvent::server_key(client.server_key()).line());
     } else {
         tell_person(server, client.server_key());
     }
@@ -115,7 +123,7 @@ pub async fn run(
             _ => continue,
         };
         if json {
-            println!("{}", transfer_json(&transfer));
+            println!("{}", JsonEvent::transfer(&transfer).line());
         }
         match transfer.state {
             TransferState::Preparing => {

@@ -6,4 +6,5 @@ pub mod editor;
 pub mod fit;
 pub mod get;
 pub mod input;
+pub mod json;
 pub mod output;

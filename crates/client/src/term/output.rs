@@ -5,12 +5,12 @@
 //! send the terminal an escape sequence. JSON escapes control characters by itself.
 
 use super::input::Printer;
-use chrono::{DateTime, Local, SecondsFormat, Utc};
+use super::json::{JsonEvent, rfc3339};
+use chrono::{DateTime, Local, Utc};
 use client::{
     Event, FileEntry, TransferEvent, TransferPhase, TransferState, TransferStatus, human_size,
     visible as v,
 };
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wire::CloseReason;
@@ -53,7 +53,7 @@ impl Output {
     /// only when the key is new.
     pub fn server_key(&mut self, server: &str, key: &client::ServerKey) {
         if self.json {
-            self.emit(super::connect::key_json(key));
+            self.emit(&JsonEvent::server_key(key));
         } else {
             super::connect::tell_person(server, key);
         }
@@ -62,9 +62,11 @@ impl Output {
     /// We are online.
     pub fn connected(&mut self, name: &str, server: &str, users: &[String]) {
         if self.json {
-            self.emit(
-                json!({"event": "connected", "name": name, "server": server, "users": users}),
-            );
+            self.emit(&JsonEvent::Connected {
+                name,
+                server,
+                users,
+            });
         } else {
             let line = format!(
                 "{} connected to {server} as {}; {} online. Type /help for commands.",
@@ -81,7 +83,10 @@ impl Output {
         match event {
             Event::Joined { name, time } => {
                 if self.json {
-                    self.emit(json!({"event": "joined", "name": name, "time": rfc3339(time)}));
+                    self.emit(&JsonEvent::Joined {
+                        name,
+                        time: rfc3339(time),
+                    });
                 } else {
                     let line = format!(
                         "{} {} joined",
@@ -93,7 +98,11 @@ impl Output {
             }
             Event::Left { name, reason, time } => {
                 if self.json {
-                    self.emit(json!({"event": "left", "name": name, "reason": reason, "time": rfc3339(time)}));
+                    self.emit(&JsonEvent::Left {
+                        name,
+                        reason: *reason,
+                        time: rfc3339(time),
+                    });
                 } else {
                     let why = if *reason == CloseReason::Quit {
                         String::new()
@@ -115,8 +124,12 @@ impl Output {
                 time,
             } => {
                 if self.json {
-                    self.emit(json!({"event": "message", "from": from, "text": text,
-                        "private": private, "time": rfc3339(time)}));
+                    self.emit(&JsonEvent::Message {
+                        from,
+                        text,
+                        private: *private,
+                        time: rfc3339(time),
+                    });
                 } else if *private {
                     let line = format!(
                         "{} {} {}",
@@ -141,7 +154,7 @@ impl Output {
             Event::Transfer(t) => self.transfer(t),
             Event::Lagged { missed } => {
                 if self.json {
-                    self.emit(json!({"event": "lagged", "missed": missed}));
+                    self.emit(&JsonEvent::Lagged { missed: *missed });
                 } else {
                     let line = format!(
                         "{} {missed} event(s) were dropped: this terminal fell behind",
@@ -157,7 +170,7 @@ impl Output {
     /// The users online.
     pub fn users(&mut self, names: &[String]) {
         if self.json {
-            self.emit(json!({"event": "users", "names": names}));
+            self.emit(&JsonEvent::Users { names });
         } else {
             let line = format!(
                 "{} online ({}): {}",
@@ -172,11 +185,7 @@ impl Output {
     /// The files the server shares.
     pub fn files(&mut self, files: &[FileEntry]) {
         if self.json {
-            let list: Vec<Value> = files
-                .iter()
-                .map(|f| json!({"name": f.name, "size": f.size}))
-                .collect();
-            self.emit(json!({"event": "files", "files": list}));
+            self.emit(&JsonEvent::Files { files });
             return;
         }
         let header = format!("{} {} shared file(s)", self.paint(GREEN, "*"), files.len());
@@ -192,7 +201,7 @@ impl Output {
     /// A download changed state or progressed.
     pub fn transfer(&mut self, t: &TransferEvent) {
         if self.json {
-            self.emit(transfer_json(t));
+            self.emit(&JsonEvent::transfer(t));
             return;
         }
         let id = t.id;
@@ -328,11 +337,7 @@ impl Output {
     /// The answer to `/transfers`.
     pub fn transfers(&mut self, all: &[TransferStatus]) {
         if self.json {
-            let list: Vec<Value> = all
-                .iter()
-                .map(|t| json!({"id": t.id, "file": t.file, "state": t.state, "bytes": t.bytes, "size": t.size}))
-                .collect();
-            self.emit(json!({"event": "transfers", "transfers": list}));
+            self.emit(&JsonEvent::transfers(all));
             return;
         }
         if all.is_empty() {
@@ -362,7 +367,7 @@ impl Output {
     /// A command failed.
     pub fn error(&mut self, code: &str, message: &str) {
         if self.json {
-            self.emit(json!({"event": "error", "code": code, "message": message}));
+            self.emit(&JsonEvent::Error { code, message });
         } else {
             let line = format!("{} {} ({})", self.paint(RED, "error:"), v(message), v(code));
             self.printer.line(line);
@@ -372,7 +377,7 @@ impl Output {
     /// The connection ended.
     pub fn disconnected(&mut self, reason: &str, message: &str) {
         if self.json {
-            self.emit(json!({"event": "disconnected", "reason": reason, "message": message}));
+            self.emit(&JsonEvent::Disconnected { reason, message });
         } else {
             let line = format!("{} disconnected: {}", self.paint(DIM, "*"), v(message));
             self.printer.line(line);
@@ -390,8 +395,8 @@ impl Output {
         }
     }
 
-    fn emit(&mut self, value: Value) {
-        self.printer.line(value.to_string());
+    fn emit(&mut self, event: &JsonEvent<'_>) {
+        self.printer.line(event.line());
     }
 
     fn stamp(&self, time: &DateTime<Utc>) -> String {
@@ -405,68 +410,5 @@ impl Output {
         } else {
             text.to_owned()
         }
-    }
-}
-
-/// The `--json` form of a transfer event.
-pub fn transfer_json(t: &TransferEvent) -> Value {
-    let (id, file) = (t.id, &t.file);
-    match &t.state {
-        TransferState::Preparing => {
-            json!({"event": "transfer", "id": id, "file": file, "state": "preparing"})
-        }
-        TransferState::Queued { position } => {
-            json!({"event": "transfer", "id": id, "file": file, "state": "queued", "position": position})
-        }
-        TransferState::Started { size, offset } => {
-            json!({"event": "transfer", "id": id, "file": file, "state": "started", "size": size, "offset": offset})
-        }
-        TransferState::Progress {
-            bytes,
-            size,
-            rate_bps,
-            rtt_us,
-            lost,
-        } => json!({"event": "transfer", "id": id, "file": file,
-            "state": "progress", "bytes": bytes, "size": size, "rate_bps": rate_bps,
-            "rtt_ms": *rtt_us as f64 / 1000.0, "lost": lost}),
-        TransferState::Paused {
-            bytes,
-            at_pause_point,
-        } => json!({"event": "transfer", "id": id, "file": file,
-            "state": "paused", "bytes": bytes, "reason": if *at_pause_point { "pause_at" } else { "user" }}),
-        TransferState::Resumed { bytes } => {
-            json!({"event": "transfer", "id": id, "file": file, "state": "resumed", "bytes": bytes})
-        }
-        TransferState::Done {
-            bytes,
-            path,
-            last_byte,
-            hash,
-        } => json!({"event": "transfer", "id": id,
-            "file": file, "state": "done", "bytes": bytes, "size": bytes, "path": path, "last_byte": last_byte,
-            "hash": hash}),
-        TransferState::Failed { error } => {
-            json!({"event": "transfer", "id": id, "file": file, "state": "failed", "error": error})
-        }
-        TransferState::Cancelled => {
-            json!({"event": "transfer", "id": id, "file": file, "state": "cancelled"})
-        }
-    }
-}
-
-/// RFC 3339 with milliseconds, UTC: `2026-11-24T15:04:05.123Z`.
-pub fn rfc3339(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        let t = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
-        assert_eq!(rfc3339(&t), "2023-11-14T22:13:20.123Z");
     }
 }
