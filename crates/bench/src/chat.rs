@@ -1,7 +1,7 @@
 //! Chat load: N clients joined to a real server process; some of them send to everyone (and,
 //! optionally, privately to one client picked at random) at a set rate; every receiver measures
 //! end-to-end latency. Reports how long the crowd took to join, deliveries per second, latency
-//! percentiles, and the CPU and memory of the server and of this generator (from /proc).
+//! percentiles, and the CPU and memory of the server (from /proc) and the CPU of this generator.
 //!
 //! The server is `messenger-server`, or ngIRCd for comparison (its channel standing for
 //! "everyone"). Senders talk to messenger through the client library; the crowd of receivers
@@ -109,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut idle: Vec<Link> = links.collect();
 
     let (_, cpu_before) = usage(pid)?;
-    let (_, own_before) = usage(std::process::id())?;
+    let own_before = crate::cpu::of_process().as_secs_f64();
     let start_us = tally.now_us();
     let started = Instant::now();
     tally.measuring.store(true, Ordering::Relaxed);
@@ -136,7 +136,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(DRAIN).await;
     tally.measuring.store(false, Ordering::Relaxed);
     let (rss_busy, cpu_after) = usage(pid)?;
-    let (_, own_after) = usage(std::process::id())?;
+    let own_after = crate::cpu::of_process().as_secs_f64();
 
     for link in senders.iter_mut().chain(idle.iter_mut()) {
         link.quit().await;
@@ -643,7 +643,8 @@ fn start_messenger(
     Ok((child, Trust::pinned(identity.fingerprint())))
 }
 
-/// Resident memory (bytes) and CPU time (seconds) of a process, from /proc.
+/// Resident memory (bytes) and CPU time (seconds) of another process (the server), from
+/// /proc: `getrusage` only speaks of this process and its children once they have exited.
 pub(crate) fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kb: u64 = status
@@ -657,7 +658,13 @@ pub(crate) fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
         .map(|(_, rest)| rest)
         .context("bad stat")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime, in clock ticks: as many a second as the kernel says, not always 100.
     let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    Ok((rss_kb * 1024, ticks as f64 / 100.0))
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&n| n > 0)
+        .context("no clock tick rate")?;
+    Ok((rss_kb * 1024, ticks as f64 / per_second as f64))
 }

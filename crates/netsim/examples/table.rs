@@ -207,21 +207,19 @@ fn minute() {
     );
 }
 
-/// CPU time this thread has used (Linux: `/proc/thread-self/stat`, in 10 ms ticks; zero
-/// elsewhere).
+/// CPU time this thread has used (Linux only; zero elsewhere).
 fn thread_cpu_time() -> Duration {
-    let ticks = std::fs::read_to_string("/proc/thread-self/stat")
-        .ok()
-        .and_then(|stat| {
-            // The fields after the command name, which is in parentheses and may hold spaces.
-            let rest = stat.get(stat.rfind(')')? + 2..)?.to_owned();
-            let fields: Vec<&str> = rest.split(' ').collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
-        })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::resource::{UsageWho, getrusage};
+        use nix::sys::time::TimeValLike;
+        if let Ok(usage) = getrusage(UsageWho::RUSAGE_THREAD) {
+            let micros =
+                usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
+            return Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+        }
+    }
+    Duration::ZERO
 }
 
 /// One flow of each controller on the same bottleneck: what the loss-based one keeps.
