@@ -10,7 +10,7 @@ fn unhex(hex: &str) -> Vec<u8> {
 }
 
 /// An ACK whose newest range ends at packet number u64::MAX was encoded but refused by the
-/// decoder (transport/src/packet.rs compared against a bound that started at u64::MAX).
+/// decoder (transport-proto/src/packet.rs compared against a bound that started at u64::MAX).
 #[test]
 fn udp_packet_ack_ending_at_the_last_packet_number() {
     fuzzing::udp_packet(&unhex(
@@ -19,7 +19,7 @@ fn udp_packet_ack_ending_at_the_last_packet_number() {
 }
 
 /// A DATA packet far beyond the window, before the HELLO_ACK, was written: the Vec sink
-/// panicked with a capacity overflow (transport/src/receiver.rs now drops data beyond the
+/// panicked with a capacity overflow (transport-proto/src/receiver/ now drops data beyond the
 /// window it could have granted).
 #[test]
 fn transport_receiver_data_beyond_the_window() {
@@ -29,7 +29,7 @@ fn transport_receiver_data_beyond_the_window() {
 }
 
 /// A receiver that resumed at the stream's end and lost every CLOSE finished with no last byte
-/// for a non-empty stream; the event's contract now says so (transport/src/lib.rs).
+/// for a non-empty stream; the event's contract now says so (transport-proto/src/lib.rs).
 #[test]
 fn transport_receiver_resumed_at_the_end_without_a_close() {
     fuzzing::transport_receiver(&unhex(
@@ -39,7 +39,7 @@ fn transport_receiver_resumed_at_the_end_without_a_close() {
 }
 
 /// Found by libFuzzer: a packet numbered u64::MAX, then any other, overflowed `largest + 1` in
-/// the receiver's loss count (transport/src/receiver.rs now saturates).
+/// the receiver's loss count (transport-proto/src/receiver/ now saturates).
 #[test]
 fn transport_receiver_packet_number_u64_max() {
     fuzzing::transport_receiver(&unhex(

@@ -440,7 +440,7 @@ impl Transfers {
         req_no: Option<u64>,
     ) -> ServerMsg {
         // Fresh for every transfer, and told only to its client, inside the TLS channel.
-        let secret = transport::Secret::random();
+        let secret = transport::random_secret();
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let cancel = CancellationToken::new();
         let sent = Arc::new(AtomicU64::new(0));

@@ -137,7 +137,7 @@ impl<'a> Reader<'a> {
 
 /// True if `datagram` says, in its clear header, that it is a HELLO of this version (whether
 /// it opens is another matter).
-pub(crate) fn is_hello(datagram: &[u8]) -> bool {
+pub fn is_hello(datagram: &[u8]) -> bool {
     datagram.get(..2) == Some(&[VERSION, T_HELLO])
 }
 

@@ -81,29 +81,6 @@ pub trait Sink {
     }
 }
 
-impl Source for std::fs::File {
-    fn len(&self) -> u64 {
-        self.metadata().map(|m| m.len()).unwrap_or(0)
-    }
-
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match std::os::unix::fs::FileExt::read_at(
-                self,
-                &mut buf[filled..],
-                offset + filled as u64,
-            ) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(filled)
-    }
-}
-
 impl Source for Vec<u8> {
     fn len(&self) -> u64 {
         self.as_slice().len() as u64

@@ -3,7 +3,7 @@
 //! (16 KiB) and a 64 KiB datagram. Each row seals 2 GiB in place in one hot buffer.
 //!
 //! ```sh
-//! cargo run --release -p transport --example aead_sizes
+//! cargo run --release -p transport-proto --example aead_sizes
 //! ```
 
 use aws_lc_rs::aead::{
