@@ -1,7 +1,7 @@
 //! The thin tokio layer: one UDP socket, the clock, and a state machine.
 
-use crate::packet;
 use crate::Refused;
+use crate::packet;
 use crate::{
     AbortReason, Config, Event, Keys, ReadAhead, Receiver, Secret, Sender, Sink, Source, Stats, udp,
 };

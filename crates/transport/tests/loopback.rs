@@ -160,19 +160,38 @@ async fn a_fetch_pauses_at_its_pause_point_and_resumes_on_request() {
             .unwrap();
         if report.reached_pause_point {
             assert_eq!(report.contiguous, 1_000_000);
+            assert!(report.paused, "{report:?}");
             break;
         }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // It stays paused while the application says Run; a Pause then Run resumes it.
-    let paused_at = progress
-        .try_recv()
-        .map(|r| r.contiguous)
-        .unwrap_or(1_000_000);
-    assert_eq!(paused_at, 1_000_000);
+    // It stays paused while the application says Run: for 300 ms every report that comes (a
+    // resume is always reported, never dropped) says paused, at the pause point.
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(300);
+    loop {
+        match tokio::time::timeout_at(quiet_until, progress.recv()).await {
+            Err(_quiet) => break,
+            Ok(Some(report)) => assert!(
+                report.paused && report.contiguous == 1_000_000,
+                "moved while paused: {report:?}"
+            ),
+            Ok(None) => panic!("the fetch ended while it should hold at its pause point"),
+        }
+    }
+    // A Pause then Run resumes it, and the resume is reported: the quiet above was the fetch
+    // holding still, not reports going missing.
     control_tx.send(Control::Pause).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     control_tx.send(Control::Run).unwrap();
+    loop {
+        let report = tokio::time::timeout(Duration::from_secs(10), progress.recv())
+            .await
+            .unwrap();
+        match report {
+            Some(report) if !report.paused => break,
+            Some(_) => {}
+            None => panic!("the fetch ended without reporting its resume"),
+        }
+    }
     let (outcome, sink) = tokio::time::timeout(Duration::from_secs(30), fetch)
         .await
         .unwrap()
