@@ -7,7 +7,7 @@ use client::{
     CloseReason, FileEntry, ServerKey, TransferEvent, TransferPhase, TransferState, TransferStatus,
 };
 use serde::Serialize;
-use std::path::Path;
+use std::borrow::Cow;
 
 /// One line of `--json` output.
 #[derive(Debug, Serialize)]
@@ -96,7 +96,8 @@ pub enum TransferJson<'a> {
     Done {
         bytes: u64,
         size: u64,
-        path: &'a Path,
+        /// Where it was saved (a name that is not UTF-8 shows its bad bytes as U+FFFD).
+        path: Cow<'a, str>,
         last_byte: Option<u8>,
         hash: client::FileHash,
     },
@@ -157,7 +158,7 @@ impl<'a> JsonEvent<'a> {
             } => TransferJson::Done {
                 bytes: *bytes,
                 size: *bytes,
-                path,
+                path: path.to_string_lossy(),
                 last_byte: *last_byte,
                 hash: *hash,
             },
@@ -218,7 +219,6 @@ mod tests {
             name: "f".into(),
             size: 1,
         }];
-        let path = Path::new("/x");
         let mut all = vec![
             JsonEvent::ServerKey {
                 fingerprint: "SHA256:x".into(),
@@ -284,7 +284,7 @@ mod tests {
             TransferJson::Done {
                 bytes: 1,
                 size: 1,
-                path,
+                path: "/x".into(),
                 last_byte: None,
                 hash: client::FileHash([0; 32]),
             },
@@ -383,6 +383,25 @@ mod tests {
             JsonEvent::transfer(&event).line(),
             r#"{"event":"transfer","id":3,"file":"f","state":"queued","position":2}"#
         );
+    }
+
+    #[test]
+    fn a_saved_path_that_is_not_utf8_still_makes_a_line() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"/d/\xffname"));
+        let event = TransferEvent {
+            id: 1,
+            file: "f".into(),
+            state: TransferState::Done {
+                bytes: 0,
+                path,
+                last_byte: None,
+                hash: client::FileHash([0; 32]),
+            },
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&JsonEvent::transfer(&event).line()).unwrap();
+        assert_eq!(line["path"], "/d/\u{fffd}name");
     }
 
     #[test]
