@@ -16,25 +16,28 @@
 #![forbid(unsafe_code)]
 
 mod connection;
-mod download;
 mod error;
 mod event;
-mod fetch;
 mod known_servers;
 mod part;
 mod prefix_hash;
+mod reader;
+mod status;
 mod text;
 mod tls;
+mod transfer;
+mod transfers;
 mod trust;
 mod units;
 
-pub use connection::{Client, Events, TlsStream, connect_tls};
-pub use download::{DownloadOptions, STALL_BYTES, TransferPhase, TransferStatus};
+pub use connection::{Client, Events};
 pub use error::ClientError;
 pub use event::{Event, TransferEvent, TransferState};
-pub use fetch::Control;
 pub use part::{Checkpoint, FinishError, PartFile, safe_file_name};
+pub use status::{TransferPhase, TransferStatus};
 pub use text::{is_hidden_control, visible};
+pub use tls::{TlsStream, connect_tls};
+pub use transfer::{Control, DownloadOptions, STALL_BYTES};
 pub use trust::{ExpectedFrom, KeyStatus, NewKey, ServerKey, Trust, default_known_servers};
 pub use units::{eta, human_size};
 pub use wire::{CloseReason, ErrorCode, FileEntry, FileHash, Fingerprint, FingerprintError};

@@ -7,6 +7,7 @@
 //! read on a blocking thread and a person can be asked, and before anything is sent.
 
 use crate::ClientError;
+use crate::connection::REQUEST_TIMEOUT;
 use crate::known_servers;
 use crate::trust::{KeyStatus, ServerKey, Trust, Verdict, decide};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -16,9 +17,11 @@ use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio::time::timeout;
 use wire::Fingerprint;
 
 /// The connection to the server, once TLS is up.
@@ -279,6 +282,67 @@ impl ServerCertVerifier for DeferredVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// A TLS connection to the server at `addr` (`host:port`) whose key `trust` accepts, before
+/// any hello: for tools that speak the protocol by hand (load generators, fuzzers). Nothing is
+/// sent on it yet.
+pub async fn connect_tls(addr: &str, trust: &Trust) -> Result<(TlsStream, ServerKey), ClientError> {
+    connect_tls_from(addr, None, trust).await
+}
+
+/// The TLS connection of a client.
+pub type TlsStream = Tls;
+
+/// As [`connect_tls`], from the local address `local` if given.
+pub(crate) async fn connect_tls_from(
+    addr: &str,
+    local: Option<IpAddr>,
+    trust: &Trust,
+) -> Result<(TlsStream, ServerKey), ClientError> {
+    let unreachable = |source| ClientError::Unreachable {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = timeout(REQUEST_TIMEOUT, open_stream(addr, local))
+        .await
+        .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(unreachable)?;
+    let _ = stream.set_nodelay(true);
+    timeout(REQUEST_TIMEOUT, handshake(stream, addr, trust))
+        .await
+        .map_err(|_| ClientError::Tls {
+            addr: addr.to_owned(),
+            reason: "the TLS handshake did not finish in time".into(),
+        })?
+}
+
+/// A TCP connection to `addr` (`host:port`), from `local` if given: each address the name
+/// resolves to is tried in turn.
+async fn open_stream(addr: &str, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        format!("{addr} has no address of the family of {local}"),
+    );
+    for peer in tokio::net::lookup_host(addr).await? {
+        if peer.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = if peer.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        match socket.connect(peer).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
 }
 
 #[cfg(test)]

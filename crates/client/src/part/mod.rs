@@ -17,25 +17,21 @@
 //! someone else's file) is refused rather than truncated or written into. The meta file never
 //! claims bytes that are not yet safe on disk: the `.part` is synced before each record.
 
+mod folder;
+mod record;
+
+pub use folder::safe_file_name;
+pub use record::Checkpoint;
+
 use crate::prefix_hash::PrefixHasher;
-use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use folder::{claim_free_name, open_part};
+use record::read_meta;
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use transport::RangeSet;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Meta {
-    hash: String,
-    size: u64,
-    contiguous: u64,
-}
-
-/// A meta file is a few dozen bytes; one far larger was not written by us.
-const MAX_META: u64 = 4096;
 
 /// Data gathered in order before it is written: this much at most.
 const WRITE_BEHIND: usize = 1 << 20;
@@ -61,130 +57,6 @@ pub struct PartFile {
     checkpoint: Checkpoint,
     /// Why the last write to disk failed, if one did.
     write_error: Option<String>,
-}
-
-/// Records a [`PartFile`]'s progress in its meta file from another task while the transfer
-/// writes to it, so that a client killed at any moment resumes from its last checkpoint.
-#[derive(Debug, Clone)]
-pub struct Checkpoint {
-    meta_path: PathBuf,
-    hash: String,
-    size: u64,
-    contiguous: Arc<AtomicU64>,
-    /// The `.part`, synced before each record.
-    file: Arc<File>,
-    /// How the `.part` is made durable (a test swaps it for one that fails).
-    sync: fn(&File) -> io::Result<()>,
-}
-
-impl Checkpoint {
-    /// Writes the meta file (atomically: a temporary file renamed over it), claiming only the
-    /// bytes that were written before the `.part` was synced: a power loss cannot leave a
-    /// record of data the disk never got. Blocking: call it off the async workers.
-    pub fn save(&self) -> io::Result<()> {
-        let contiguous = self.contiguous.load(Ordering::Acquire);
-        (self.sync)(&self.file)?;
-        let meta = Meta {
-            hash: self.hash.clone(),
-            size: self.size,
-            contiguous,
-        };
-        // A name of this save's own: two saves of one `.part` at once (a transfer that is
-        // ending while the next attempt opens the file) must not remove each other's
-        // temporary file. A fresh file, never one planted at that name (create_new follows no
-        // link).
-        static SAVES: AtomicU64 = AtomicU64::new(0);
-        let tmp = self.meta_path.with_extension(format!(
-            "meta.tmp.{}.{}",
-            std::process::id(),
-            SAVES.fetch_add(1, Ordering::Relaxed)
-        ));
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let written = out
-            .write_all(&serde_json::to_vec(&meta).map_err(io::Error::other)?)
-            .and_then(|()| out.sync_data())
-            .and_then(|()| std::fs::rename(&tmp, &self.meta_path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
-    }
-}
-
-/// Opens `path` for reading without following a symbolic link at its last component.
-fn open_no_follow(path: &Path, write: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-}
-
-/// The meta file beside a `.part`, if there is one we could have written.
-fn read_meta(path: &Path) -> Option<Meta> {
-    let file = open_no_follow(path, false).ok()?;
-    let info = file.metadata().ok()?;
-    if !info.is_file() || info.uid() != nix::unistd::geteuid().as_raw() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_META).read_to_end(&mut bytes).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Opens `NAME.part` for writing: a new one, or one that an earlier attempt of this user
-/// left. Anything else at that name (a symbolic link, a hard link to some other file, a file
-/// of another user, a device) is refused: writing into it would overwrite someone's data or
-/// hand them ours. Returns the file and whether it is new.
-fn open_part(path: &Path) -> io::Result<(File, bool)> {
-    let created = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
-    match created {
-        Ok(file) => return Ok((file, true)),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    let refuse = |why: &str| {
-        io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} already exists and {why}, so this client did not create it; remove it or \
-                 download into another folder",
-                path.display()
-            ),
-        )
-    };
-    let file = match open_no_follow(path, true) {
-        Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(refuse("is a symbolic link"));
-        }
-        Err(e) => return Err(e),
-    };
-    let info = file.metadata()?;
-    if !info.is_file() {
-        return Err(refuse("is not a regular file"));
-    }
-    if info.nlink() != 1 {
-        return Err(refuse("has other names (a hard link)"));
-    }
-    if info.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(refuse("belongs to another user"));
-    }
-    Ok((file, false))
 }
 
 impl PartFile {
@@ -416,58 +288,9 @@ pub enum FinishError {
     Io(io::Error),
 }
 
-/// The name a download is saved under, made from the one the user asked for: a single file
-/// name, with path separators and characters that could hide or forge text (control
-/// characters, bidirectional overrides) replaced by `_`. `None` for a name that would still
-/// mean a folder (empty, `.`, `..`).
-pub fn safe_file_name(name: &str) -> Option<String> {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || crate::text::is_hidden_control(c) {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    match safe.as_str() {
-        "" | "." | ".." => None,
-        _ => Some(safe),
-    }
-}
-
-/// Creates (empty, exclusively) the first free name among `NAME`, `NAME (1).ext`, ... and
-/// returns it; the rename that follows replaces only our own placeholder.
-fn claim_free_name(dir: &Path, name: &str) -> io::Result<PathBuf> {
-    let (stem, ext) = match name.rfind('.') {
-        Some(dot) if dot > 0 => (&name[..dot], &name[dot..]),
-        _ => (name, ""),
-    };
-    for n in 0..10_000u32 {
-        let candidate = if n == 0 {
-            dir.join(name)
-        } else {
-            dir.join(format!("{stem} ({n}){ext}"))
-        };
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&candidate)
-        {
-            Ok(_) => return Ok(candidate),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("no free name for {name}"),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::record::read_meta;
     use super::*;
 
     #[test]
@@ -686,23 +509,6 @@ mod tests {
         part.write_at(40, &[1; 40]).unwrap();
         assert!(part.save_meta().is_err());
         assert_eq!(meta(), 40);
-    }
-
-    #[test]
-    fn a_saved_name_is_one_file_name_in_the_folder() {
-        for (asked, saved) in [
-            ("notes.txt", Some("notes.txt")),
-            ("../../x", Some(".._.._x")),
-            ("/etc/passwd", Some("_etc_passwd")),
-            ("a\\b", Some("a_b")),
-            ("line\nbreak\u{1b}[2J", Some("line_break_[2J")),
-            ("evil\u{202e}txt.exe", Some("evil_txt.exe")),
-            ("..", None),
-            (".", None),
-            ("", None),
-        ] {
-            assert_eq!(safe_file_name(asked).as_deref(), saved, "{asked:?}");
-        }
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! Moving one file's bytes over the reliable UDP transport into a [`PartFile`].
 
-use crate::STALL_BYTES;
-use crate::download::Reporter;
+use super::{Registry, Reporter, STALL_BYTES};
 use crate::part::{Checkpoint, PartFile};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
-pub use transport::driver::Control;
+use transport::driver::Control;
 use transport::driver::Progress;
 use transport::{AbortReason, Event};
 
@@ -48,7 +47,7 @@ pub(crate) async fn fetch(
     target: Target,
     part: &mut PartFile,
     control: watch::Receiver<Control>,
-    reporter: &mut Reporter<'_>,
+    reporter: &mut Reporter<'_, impl Registry>,
 ) -> Result<Ended, String> {
     let server = target.server;
     let local: SocketAddr = if server.is_ipv4() {
@@ -127,7 +126,11 @@ pub(crate) async fn fetch(
 }
 
 /// Passes one transport report on to the user and records the progress on disk.
-async fn report(p: Progress, checkpoints: &mut Checkpoints, reporter: &mut Reporter<'_>) {
+async fn report(
+    p: Progress,
+    checkpoints: &mut Checkpoints,
+    reporter: &mut Reporter<'_, impl Registry>,
+) {
     // About once a second, and at every pause: a client killed now resumes from about here.
     checkpoints.save(p.paused).await;
     // A resume is told before the progress it brings, a pause after the progress before it.

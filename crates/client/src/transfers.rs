@@ -1,134 +1,20 @@
-//! Downloads on the client side: which transfers exist, their controls, and the task that runs
-//! each one from offer to verified file.
+//! The downloads of one connection: which transfers exist, the requests for them the server
+//! has not answered yet, their controls, and what the server's answers do to them. Each
+//! transfer runs in a task of its own ([`crate::transfer`]).
 
 use crate::event::{TransferEvent, TransferState};
-use crate::fetch::{self, Control};
-use crate::part::{PartFile, safe_file_name};
+use crate::part::safe_file_name;
+use crate::status::{TransferPhase, TransferStatus};
+use crate::transfer::{self, Control, DownloadOptions, Link, Offer, Registry};
 use crate::{ClientError, Event};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wire::ClientMsg;
-
-/// How to download a file.
-#[derive(Debug, Clone)]
-pub struct DownloadOptions {
-    /// Folder the file is saved in (created if missing).
-    pub dir: PathBuf,
-    /// Pause by itself once this percentage has arrived, and wait for [`crate::Client::resume`].
-    pub pause_at: Option<f64>,
-    /// Name to save under, instead of the name asked for. Either is reduced to a single safe
-    /// file name ([`crate::safe_file_name`]): the server's word never chooses where data goes.
-    pub save_as: Option<String>,
-    /// Largest UDP datagram to receive (1200 to 65507 bytes); `None` picks one for the path:
-    /// the largest on loopback, 1452 bytes elsewhere. Lower it for paths with a small MTU.
-    pub max_datagram: Option<usize>,
-    /// A transfer that, while not paused, receives less than [`STALL_BYTES`] in this long fails
-    /// (a server that trickles, or a path that has all but died, would keep it alive for ever).
-    pub stall_timeout: Duration,
-}
-
-/// What a running transfer must receive in [`DownloadOptions::stall_timeout`] (or all that is
-/// left, if less), not to count as stalled: 64 KiB, about 1 KiB/s at the default.
-pub const STALL_BYTES: u64 = 64 * 1024;
-
-impl Default for DownloadOptions {
-    fn default() -> Self {
-        Self {
-            dir: PathBuf::from("."),
-            pause_at: None,
-            save_as: None,
-            max_datagram: None,
-            stall_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Where a download is, as `/transfers` lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferPhase {
-    /// Waiting for the server: a port, or the file's hash.
-    Queued,
-    /// Data is moving.
-    Running,
-    /// Paused by the user or at its pause point; resumes from where it stopped.
-    Paused,
-    /// Every byte is here and verified.
-    Done,
-    /// It ended with an error.
-    Failed,
-    /// The user gave it up.
-    Cancelled,
-}
-
-impl TransferPhase {
-    /// The phase as `--json` and `/transfers` write it (`queued`, `running`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// True until the transfer has ended (done, failed or cancelled).
-    pub fn is_live(self) -> bool {
-        matches!(self, Self::Queued | Self::Running | Self::Paused)
-    }
-}
-
-/// A phase equals its spelling in `--json` and `/transfers`: `state == "paused"`.
-impl PartialEq<&str> for TransferPhase {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl std::fmt::Display for TransferPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A download as `/transfers` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferStatus {
-    /// Transfer id.
-    pub id: u64,
-    /// File name.
-    pub file: String,
-    /// Where it is.
-    pub state: TransferPhase,
-    /// Bytes on disk.
-    pub bytes: u64,
-    /// File size, once known.
-    pub size: Option<u64>,
-}
-
-/// What the server offered for a transfer.
-#[derive(Debug, Clone)]
-pub(crate) struct Offer {
-    /// The server's id of the transfer.
-    pub id: u64,
-    /// Ours, as front ends know it: the server's first id for it, kept when the server takes
-    /// a paused transfer's port back and gives the transfer a new id when it is asked again.
-    pub local: u64,
-    pub file: String,
-    pub size: u64,
-    pub hash: wire::FileHash,
-    pub secret: transport::Secret,
-    pub port: u16,
-}
 
 struct Entry {
     opts: DownloadOptions,
@@ -152,13 +38,8 @@ struct Asked {
 
 /// Every download of one connection.
 pub(crate) struct Downloads {
-    server_ip: IpAddr,
-    events: mpsc::Sender<Event>,
-    /// Requests to the server (weak: the connection closes when the last `Client` goes).
-    requests: mpsc::WeakSender<ClientMsg>,
-    /// Cancelled when the connection ends: the server has ended every transfer by then, and a
-    /// killed server cannot say so.
-    lost: CancellationToken,
+    /// What every transfer needs of the connection.
+    link: Link,
     /// The task of every transfer, for the end of the connection to wait for.
     running: TaskTracker,
     /// Requests sent but not answered yet, by request number.
@@ -188,10 +69,12 @@ impl Downloads {
         next_req: Arc<AtomicU64>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            server_ip,
-            events,
-            requests,
-            lost: CancellationToken::new(),
+            link: Link {
+                server_ip,
+                events,
+                requests,
+                lost: CancellationToken::new(),
+            },
             running: TaskTracker::new(),
             asked: Mutex::default(),
             entries: Mutex::default(),
@@ -340,13 +223,13 @@ impl Downloads {
             Refusal::Unknown(why) => {
                 tracing::warn!(id, "{why}");
                 // Not ours to run: the server may free its port at once.
-                if let Some(requests) = self.requests.upgrade() {
+                if let Some(requests) = self.link.requests.upgrade() {
                     let _ = requests.try_send(ClientMsg::Cancel { id, req: None });
                 }
                 None
             }
             Refusal::OtherFile { local, error } => {
-                if let Some(requests) = self.requests.upgrade() {
+                if let Some(requests) = self.link.requests.upgrade() {
                     // Best effort: the server's port is freed by its own timeout otherwise.
                     let _ = requests.try_send(ClientMsg::Cancel { id, req: None });
                 }
@@ -395,7 +278,7 @@ impl Downloads {
         entry.status.state = TransferPhase::Failed;
         let file = entry.status.file.clone();
         drop(entries);
-        if let Some(requests) = self.requests.upgrade() {
+        if let Some(requests) = self.link.requests.upgrade() {
             let _ = requests.try_send(ClientMsg::Cancel { id, req: None });
         }
         Some(Event::Transfer(TransferEvent {
@@ -447,7 +330,7 @@ impl Downloads {
     /// The connection ended: every running transfer stops now (its `.part` kept), every queued
     /// one fails, and each has told so when this returns, so that [`Event::Disconnected`] stays the last event.
     pub(crate) async fn connection_lost(&self) {
-        self.lost.cancel();
+        self.link.lost.cancel();
         self.running.close();
         self.running.wait().await;
         // Those still waiting for a port never will: the server forgot them with us.
@@ -496,7 +379,7 @@ impl Downloads {
                 // A request asking again for it may be on its way: its answer is refused
                 // (`asked` is never taken while `entries` is held).
                 lock(&self.asked).retain(|_, a| a.continues != Some(id));
-                let events = self.events.clone();
+                let events = self.link.events.clone();
                 // No transfer task is left to do it: remove the files and tell, off this thread.
                 tokio::task::spawn_blocking(move || {
                     let _ = std::fs::remove_file(&part);
@@ -521,7 +404,11 @@ impl Downloads {
             file: file.clone(),
             req: Some(req),
         };
-        let requests = self.requests.upgrade().ok_or(ClientError::Disconnected)?;
+        let requests = self
+            .link
+            .requests
+            .upgrade()
+            .ok_or(ClientError::Disconnected)?;
         requests
             .try_send(msg)
             .map_err(|_| ClientError::Disconnected)?;
@@ -552,24 +439,15 @@ impl Downloads {
         all
     }
 
-    fn update(&self, id: u64, state: TransferPhase, bytes: u64) {
-        if let Some(entry) = lock(&self.entries).get_mut(&id) {
-            entry.status.state = state;
-            entry.status.bytes = bytes;
-        }
-    }
-
     async fn emit(&self, id: u64, file: String, state: TransferState) {
-        let _ = self
-            .events
-            .send(Event::Transfer(TransferEvent { id, file, state }))
-            .await;
+        self.link.emit(id, file, state).await;
     }
 
     /// Runs one transfer from offer to verified file, reporting as it goes.
     async fn run(&self, offer: Offer, opts: DownloadOptions, control: watch::Receiver<Control>) {
         let (id, file) = (offer.local, offer.file.clone());
-        let outcome = self.transfer(&offer, &opts, control).await;
+        let unprotected = self.unprotected.load(Ordering::Relaxed);
+        let outcome = transfer::run(&self.link, self, &offer, &opts, control, unprotected).await;
         let (state, label) = match outcome {
             Ok(None) => return self.reclaimed(id),
             Ok(Some(done @ TransferState::Done { .. })) => (done, TransferPhase::Done),
@@ -607,184 +485,6 @@ impl Downloads {
             tracing::warn!(id, %err, "cannot ask for a reclaimed transfer again");
         }
     }
-
-    /// Moves the data; `None` when the server took the port back from the paused transfer.
-    async fn transfer(
-        &self,
-        offer: &Offer,
-        opts: &DownloadOptions,
-        control: watch::Receiver<Control>,
-    ) -> Result<Option<TransferState>, String> {
-        // Settled when the download was asked for: never the server's choice.
-        let Some(local_name) = opts.save_as.clone() else {
-            return Err("no local name for the download".into());
-        };
-        let (dir, name, hash, size) = (
-            opts.dir.clone(),
-            local_name.clone(),
-            offer.hash.to_hex(),
-            offer.size,
-        );
-        let opened = tokio::task::spawn_blocking(move || PartFile::open(&dir, &name, &hash, size))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut part = match opened {
-            Ok(part) => part,
-            Err(e) => {
-                // The server keeps a port for us until we open the flow: give it back now
-                // rather than after the server's timeout.
-                if let Some(requests) = self.requests.upgrade() {
-                    let cancel = ClientMsg::Cancel {
-                        id: offer.id,
-                        req: None,
-                    };
-                    let _ = requests.send(cancel).await;
-                }
-                return Err(format!("cannot write to {}: {e}", opts.dir.display()));
-            }
-        };
-        let offset = part.contiguous();
-        self.emit(
-            offer.local,
-            offer.file.clone(),
-            TransferState::Started { size, offset },
-        )
-        .await;
-        let pause_point = opts
-            .pause_at
-            .filter(|p| *p > 0.0 && *p < 100.0)
-            .map(|p| (size as f64 * p / 100.0).ceil() as u64)
-            .filter(|&at| at > offset);
-        let server = SocketAddr::new(self.server_ip, offer.port);
-        let mut reporter = Reporter {
-            downloads: self,
-            offer,
-            paused: false,
-        };
-        let fetched = fetch::fetch(
-            fetch::Target {
-                server,
-                secret: offer.secret.clone(),
-                unprotected: self.unprotected.load(Ordering::Relaxed),
-                pause_at: pause_point,
-                max_datagram: opts.max_datagram,
-                stall_timeout: opts.stall_timeout,
-            },
-            &mut part,
-            control,
-            &mut reporter,
-        );
-        let ended = tokio::select! {
-            ended = fetched => ended,
-            () = self.lost.cancelled() => Err(
-                "the connection to the server ended; asking for the file again resumes it".into()
-            ),
-        };
-        match ended {
-            Ok(fetch::Ended::Complete) => {}
-            Ok(fetch::Ended::Cancelled) => {
-                let _ = tokio::task::spawn_blocking(move || part.discard()).await;
-                return Ok(Some(TransferState::Cancelled));
-            }
-            Ok(fetch::Ended::Reclaimed) => {
-                let _ = tokio::task::spawn_blocking(move || part.save_meta()).await;
-                return Ok(None);
-            }
-            Err(error) => {
-                // The disk's own words (e.g. "No space left on device") say more than the
-                // transport's "could not write".
-                let error = match part.write_error() {
-                    Some(why) => format!("the transfer failed: {why}"),
-                    None => error,
-                };
-                let _ = tokio::task::spawn_blocking(move || part.save_meta()).await;
-                return Err(error);
-            }
-        }
-        let bytes = part.bytes();
-        let finished = tokio::task::spawn_blocking(move || part.finish(&local_name))
-            .await
-            .map_err(|e| e.to_string())?;
-        match finished {
-            Ok((path, last_byte)) => Ok(Some(TransferState::Done {
-                bytes,
-                path,
-                last_byte,
-                hash: offer.hash,
-            })),
-            Err(err) => Err(err.to_string()),
-        }
-    }
-}
-
-/// Turns transfer progress into events: a few progress events a second, pause and resume
-/// notices, and the "continue?" pause at the `pause_at` point.
-pub(crate) struct Reporter<'a> {
-    downloads: &'a Downloads,
-    offer: &'a Offer,
-    paused: bool,
-}
-
-impl Reporter<'_> {
-    /// Data arrived.
-    pub(crate) fn progress(&mut self, bytes: u64, rate_bps: u64, stats: &transport::Stats) {
-        let id = self.offer.local;
-        let label = if self.paused {
-            TransferPhase::Paused
-        } else {
-            TransferPhase::Running
-        };
-        self.downloads.update(id, label, bytes);
-        let state = TransferState::Progress {
-            bytes,
-            size: self.offer.size,
-            rate_bps,
-            rtt_us: u64::try_from(stats.smoothed_rtt.as_micros()).unwrap_or(u64::MAX),
-            lost: stats.packets_lost,
-        };
-        // Progress may be dropped if the front end is behind; state changes never are.
-        let _ = self
-            .downloads
-            .events
-            .try_send(Event::Transfer(TransferEvent {
-                id,
-                file: self.offer.file.clone(),
-                state,
-            }));
-    }
-
-    /// The transfer paused itself at its `pause_at` point: record it as paused (so that a
-    /// resume continues it) and ask the user.
-    pub(crate) async fn pause_point_reached(&mut self, bytes: u64) {
-        // The control first: once the user has heard of the pause, a resume they send must
-        // come after it, never be overwritten by it.
-        let _ = self.downloads.control(self.offer.local, Control::Pause);
-        self.paused(true, bytes, true).await;
-    }
-
-    /// The transfer paused (`at_pause_point` when by itself) or resumed.
-    pub(crate) async fn paused(&mut self, paused: bool, bytes: u64, at_pause_point: bool) {
-        if paused == self.paused {
-            return;
-        }
-        self.paused = paused;
-        let id = self.offer.local;
-        let (label, state) = if paused {
-            (
-                TransferPhase::Paused,
-                TransferState::Paused {
-                    bytes,
-                    at_pause_point,
-                },
-            )
-        } else {
-            (TransferPhase::Running, TransferState::Resumed { bytes })
-        };
-        self.downloads.update(id, label, bytes);
-        self.downloads
-            .emit(id, self.offer.file.clone(), state)
-            .await;
-    }
 }
 
 /// Why an answer from the server about a transfer was not taken.
@@ -800,36 +500,23 @@ enum Refusal {
     },
 }
 
+impl Registry for Downloads {
+    fn update(&self, id: u64, phase: TransferPhase, bytes: u64) {
+        if let Some(entry) = lock(&self.entries).get_mut(&id) {
+            entry.status.state = phase;
+            entry.status.bytes = bytes;
+        }
+    }
+
+    fn paused_itself(&self, id: u64) {
+        let _ = self.control(id, Control::Pause);
+    }
+}
+
 impl std::fmt::Debug for Downloads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Downloads")
             .field("transfers", &self.list())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TransferPhase;
-
-    #[test]
-    fn phases_are_spelt_in_json_as_in_transfers_listings() {
-        let all = [
-            (TransferPhase::Queued, "queued"),
-            (TransferPhase::Running, "running"),
-            (TransferPhase::Paused, "paused"),
-            (TransferPhase::Done, "done"),
-            (TransferPhase::Failed, "failed"),
-            (TransferPhase::Cancelled, "cancelled"),
-        ];
-        for (phase, word) in all {
-            assert_eq!(serde_json::to_value(phase).ok(), Some(word.into()));
-            assert_eq!(phase.to_string(), word);
-            assert!(phase == word);
-            assert_eq!(
-                phase.is_live(),
-                matches!(word, "queued" | "running" | "paused")
-            );
-        }
     }
 }
