@@ -1,5 +1,7 @@
 //! The messenger client library: every front end (terminal, GUI, benchmarks) talks to the server
 //! through [`Client`] and reads what happens from [`Events`]; none touches the socket itself.
+//! What a user asks for is one [`Command`], run by [`Client::execute`] (or several at once, beside
+//! the events, by [`InFlight`]). How things look to people is the front ends' business.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), client::ClientError> {
@@ -7,7 +9,7 @@
 //! let trust = client::Trust::for_user(client::NewKey::Accept);
 //! let (client, mut events) = client::Client::connect("127.0.0.1:50000", "alice", &trust).await?;
 //! println!("{} ({})", client.server_key().fingerprint, client.server_key().status.as_str());
-//! client.send_all("hello everyone").await?;
+//! client.execute(client::Command::SendAll("hello everyone".into())).await?;
 //! while let Some(event) = events.recv().await {
 //!     println!("{event:?}");
 //! }
@@ -15,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod command;
 mod connection;
 mod error;
 mod event;
@@ -23,21 +26,18 @@ mod part;
 mod prefix_hash;
 mod reader;
 mod status;
-mod text;
 mod tls;
 mod transfer;
 mod transfers;
 mod trust;
-mod units;
 
+pub use command::{Command, InFlight, Reply};
 pub use connection::{Client, Events};
 pub use error::ClientError;
 pub use event::{Event, TransferEvent, TransferState};
 pub use part::{Checkpoint, FinishError, PartFile, safe_file_name};
 pub use status::{TransferPhase, TransferStatus};
-pub use text::{is_hidden_control, visible};
 pub use tls::{TlsStream, connect_tls};
 pub use transfer::{Control, DownloadOptions, STALL_BYTES};
 pub use trust::{ExpectedFrom, KeyStatus, NewKey, ServerKey, Trust, default_known_servers};
-pub use units::{eta, human_size};
 pub use wire::{CloseReason, ErrorCode, FileEntry, FileHash, Fingerprint, FingerprintError};

@@ -1,10 +1,11 @@
 //! The client window: a connect screen, then chat with conversations, the online list, the
 //! server's files and the transfers panel.
 
-use crate::net::{Command, Net, Update};
+use crate::net::{Net, Update};
 use client::{
-    Event, FileEntry, Fingerprint, TransferPhase, TransferState, human_size, visible as v,
+    Command, DownloadOptions, Event, FileEntry, Fingerprint, TransferPhase, TransferState,
 };
+use display::{human_size, visible as v};
 use egui::{Color32, RichText};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -482,11 +483,11 @@ impl ClientApp {
     fn connect(&mut self, approved: Option<Fingerprint>) {
         self.connecting = true;
         self.connect_error = None;
-        self.net.send(Command::Connect {
-            addr: self.addr.trim().to_owned(),
-            name: self.name.trim().to_owned(),
+        self.net.connect(
+            self.addr.trim().to_owned(),
+            self.name.trim().to_owned(),
             approved,
-        });
+        );
     }
 
     fn chat_screen(&mut self, ui: &mut egui::Ui) {
@@ -501,7 +502,7 @@ impl ClientApp {
                     self.net.send(Command::Files);
                 }
                 if ui.button("Log out").clicked() {
-                    self.net.send(Command::Disconnect);
+                    self.net.send(Command::Quit);
                 }
                 if let Some(status) = &self.status {
                     ui.separator();
@@ -634,8 +635,11 @@ impl ClientApp {
                         let pause_at = self.ask_at_half.then_some(50.0);
                         self.net.send(Command::Download {
                             file: file.name.clone(),
-                            dir: self.download_dir.clone(),
-                            pause_at,
+                            opts: DownloadOptions {
+                                dir: self.download_dir.clone(),
+                                pause_at,
+                                ..DownloadOptions::default()
+                            },
                         });
                     }
                     ui.end_row();
@@ -666,7 +670,7 @@ impl ClientApp {
                 ui.add(egui::ProgressBar::new(fraction).show_percentage());
                 if matches!(t.state, TransferPhase::Running | TransferPhase::Paused) {
                     let eta = t.size.map_or("ETA --:--".into(), |size| {
-                        client::eta(t.bytes, size, t.rate_bps)
+                        display::eta(t.bytes, size, t.rate_bps)
                     });
                     ui.label(format!(
                         "{} of {} at {}/s, {eta}",

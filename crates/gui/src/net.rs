@@ -2,14 +2,16 @@
 //! through channels. The UI never waits on the network; it drains [`Net::poll`] once per frame,
 //! and the task asks egui for a repaint whenever something arrives.
 
-use client::{Client, ClientError, DownloadOptions, Event, FileEntry, Fingerprint, NewKey, Trust};
-use std::path::PathBuf;
+use client::{
+    Client, ClientError, Command, Event, FileEntry, Fingerprint, InFlight, NewKey, Reply, Trust,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What the UI asks of the network.
+/// What the UI asks of the network task: to connect, or a command on the connection (the
+/// client library's, which every front end shares).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+enum Request {
     /// Connect to `addr` as `name`.
     Connect {
         /// `host:port`.
@@ -20,36 +22,8 @@ pub enum Command {
         /// server must present it again.
         approved: Option<Fingerprint>,
     },
-    /// Message to everyone.
-    SendAll(String),
-    /// Message to one user.
-    SendPrivate {
-        /// Recipient.
-        to: String,
-        /// Text.
-        text: String,
-    },
-    /// Refresh the online list.
-    Users,
-    /// Refresh the file list.
-    Files,
-    /// Download a file into `dir`, pausing by itself at `pause_at` percent.
-    Download {
-        /// File name on the server.
-        file: String,
-        /// Destination folder.
-        dir: PathBuf,
-        /// Optional automatic pause point.
-        pause_at: Option<f64>,
-    },
-    /// Pause a transfer.
-    Pause(u64),
-    /// Continue a transfer.
-    Resume(u64),
-    /// Cancel a transfer.
-    Cancel(u64),
-    /// Leave.
-    Disconnect,
+    /// A command on the connection.
+    Run(Command),
 }
 
 /// What the network tells the UI.
@@ -85,7 +59,7 @@ pub enum Update {
 
 /// The UI's end of the link.
 pub struct Net {
-    commands: mpsc::UnboundedSender<Command>,
+    requests: mpsc::UnboundedSender<Request>,
     updates: mpsc::Receiver<Update>,
 }
 
@@ -111,15 +85,27 @@ impl Net {
     ) -> Self {
         // Commands come from the user's clicks: a handful per second at most, so the queue
         // cannot grow without bound in practice; updates are drained every frame.
-        let (commands, rx) = mpsc::unbounded_channel();
+        let (requests, rx) = mpsc::unbounded_channel();
         let (tx, updates) = mpsc::channel(UPDATE_QUEUE);
         runtime.spawn(run(rx, Sender { tx, repaint }, trust));
-        Self { commands, updates }
+        Self { requests, updates }
     }
 
-    /// Asks the network task to do something.
+    /// Connects to `addr` as `name`; `approved` is a new server key the user chose to trust,
+    /// after [`Update::NewServerKey`] (the server must present it again).
+    pub fn connect(&self, addr: String, name: String, approved: Option<Fingerprint>) {
+        let _ = self.requests.send(Request::Connect {
+            addr,
+            name,
+            approved,
+        });
+    }
+
+    /// Runs `command` on the connection; its answer comes as an [`Update`] (a listing, or an
+    /// error). It runs beside everything else: a slow answer holds up no event and no other
+    /// command.
     pub fn send(&self, command: Command) {
-        let _ = self.commands.send(command);
+        let _ = self.requests.send(Request::Run(command));
     }
 
     /// The next update, if one arrived since the last call.
@@ -140,8 +126,10 @@ impl Sender {
     }
 }
 
-async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender, trust: Trust) {
+async fn run(mut requests: mpsc::UnboundedReceiver<Request>, ui: Sender, trust: Trust) {
     let mut session: Option<(Client, client::Events)> = None;
+    // Commands waiting for their answers, beside the events.
+    let mut inflight = InFlight::new();
     loop {
         let event = async {
             match session.as_mut() {
@@ -150,10 +138,25 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender, trust: 
             }
         };
         tokio::select! {
-            command = commands.recv() => {
-                let Some(command) = command else { return };
-                execute(command, &mut session, &ui, &trust).await;
-            }
+            request = requests.recv() => match request {
+                None => return,
+                Some(Request::Connect { addr, name, approved }) => {
+                    if let Some(connected) = connect(&addr, &name, approved, &ui, &trust).await {
+                        session = Some(connected);
+                    }
+                }
+                Some(Request::Run(command)) => match session.as_ref() {
+                    Some((client, _)) => inflight.push(client, command),
+                    None => ui.send(Update::Error("not connected".into())).await,
+                },
+            },
+            reply = inflight.next() => match reply {
+                Ok(Reply::Users(users)) => ui.send(Update::Users(users)).await,
+                Ok(Reply::Files(files)) => ui.send(Update::Files(files)).await,
+                // Sent or started; the transfers panel follows the events.
+                Ok(Reply::Done | Reply::Download(_) | Reply::Transfers(_)) => {}
+                Err(err) => ui.send(Update::Error(err.to_string())).await,
+            },
             event = event => match event {
                 Some(event) => {
                     let gone = matches!(event, Event::Disconnected { .. });
@@ -168,86 +171,41 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, ui: Sender, trust: 
     }
 }
 
-async fn execute(
-    command: Command,
-    session: &mut Option<(Client, client::Events)>,
+/// Connects as the UI asked, and tells it how that went.
+async fn connect(
+    addr: &str,
+    name: &str,
+    approved: Option<Fingerprint>,
     ui: &Sender,
     trust: &Trust,
-) {
-    if let Command::Connect {
-        addr,
-        name,
-        approved,
-    } = command
-    {
-        let trust = Trust {
-            new_key: approved.map_or(NewKey::Ask, NewKey::Approved),
-            ..trust.clone()
-        };
-        match Client::connect(&addr, &name, &trust).await {
-            Ok((client, events)) => {
-                ui.send(Update::Connected {
-                    name: client.name().to_owned(),
-                    users: client.users_at_join().to_vec(),
-                })
-                .await;
-                *session = Some((client, events));
-            }
-            Err(ClientError::NewServerKey {
+) -> Option<(Client, client::Events)> {
+    let trust = Trust {
+        new_key: approved.map_or(NewKey::Ask, NewKey::Approved),
+        ..trust.clone()
+    };
+    match Client::connect(addr, name, &trust).await {
+        Ok((client, events)) => {
+            ui.send(Update::Connected {
+                name: client.name().to_owned(),
+                users: client.users_at_join().to_vec(),
+            })
+            .await;
+            Some((client, events))
+        }
+        Err(ClientError::NewServerKey {
+            server,
+            fingerprint,
+        }) => {
+            ui.send(Update::NewServerKey {
                 server,
                 fingerprint,
-            }) => {
-                ui.send(Update::NewServerKey {
-                    server,
-                    fingerprint,
-                })
-                .await;
-            }
-            Err(err) => ui.send(Update::ConnectFailed(err.to_string())).await,
+            })
+            .await;
+            None
         }
-        return;
-    }
-    let Some((client, _)) = session.as_ref() else {
-        ui.send(Update::Error("not connected".into())).await;
-        return;
-    };
-    let client = client.clone();
-    let result = match command {
-        Command::Connect { .. } => Ok(()),
-        Command::SendAll(text) => client.send_all(text).await,
-        Command::SendPrivate { to, text } => client.send_private(to, text).await,
-        Command::Users => match client.users().await {
-            Ok(users) => {
-                ui.send(Update::Users(users)).await;
-                Ok(())
-            }
-            Err(err) => Err(err),
-        },
-        Command::Files => match client.files().await {
-            Ok(files) => {
-                ui.send(Update::Files(files)).await;
-                Ok(())
-            }
-            Err(err) => Err(err),
-        },
-        Command::Download {
-            file,
-            dir,
-            pause_at,
-        } => {
-            let opts = DownloadOptions {
-                dir,
-                pause_at,
-                ..DownloadOptions::default()
-            };
-            client.download(&file, opts).await.map(drop)
+        Err(err) => {
+            ui.send(Update::ConnectFailed(err.to_string())).await;
+            None
         }
-        Command::Pause(id) => client.pause(id),
-        Command::Resume(id) => client.resume(id),
-        Command::Cancel(id) => client.cancel(id).await,
-        Command::Disconnect => client.quit().await,
-    };
-    if let Err(err) = result {
-        ui.send(Update::Error(err.to_string())).await;
     }
 }

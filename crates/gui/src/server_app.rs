@@ -292,7 +292,7 @@ impl ServerApp {
                             let rate = (bits as f64 / elapsed.as_secs_f64()) as u64;
                             *entry = (now, t.bytes_sent, rate);
                         }
-                        ui.label(format!("{}/s", client::human_size(entry.2 / 8)));
+                        ui.label(format!("{}/s", display::human_size(entry.2 / 8)));
                         ui.end_row();
                     }
                 });

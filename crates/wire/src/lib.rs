@@ -14,6 +14,7 @@ mod hex;
 mod message;
 mod name;
 mod reason;
+mod text;
 
 pub use code::ErrorCode;
 pub use fingerprint::{Fingerprint, FingerprintError};
@@ -24,6 +25,7 @@ pub use message::{
 };
 pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
 pub use reason::CloseReason;
+pub use text::is_hidden_control;
 
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.

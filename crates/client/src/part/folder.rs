@@ -69,7 +69,7 @@ pub fn safe_file_name(name: &str) -> Option<String> {
     let safe: String = name
         .chars()
         .map(|c| {
-            if c == '/' || c == '\\' || crate::text::is_hidden_control(c) {
+            if c == '/' || c == '\\' || wire::is_hidden_control(c) {
                 '_'
             } else {
                 c

@@ -305,7 +305,7 @@ mod tests {
 
     /// The README's table of events: event name -> the text of its row's second column.
     fn documented() -> BTreeMap<String, String> {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../README.md");
         let table = readme
             .split("| event | fields |")
             .nth(1)

@@ -1,38 +1,13 @@
-//! What a line typed at the terminal means.
+//! What a line typed at the terminal means: the client library's [`Command`], or one of the
+//! few things only the terminal does.
+
+use client::{Command, DownloadOptions};
 
 /// One line of input, understood.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Text for everyone (a line without a leading `/`, or `/all TEXT`).
-    All(String),
-    /// `/msg NAME TEXT`: text for one user.
-    Msg {
-        /// The recipient.
-        to: String,
-        /// The text.
-        text: String,
-    },
-    /// `/users`.
-    Users,
-    /// `/files`.
-    Files,
-    /// `/get NAME [--pause-at PCT]`.
-    Get {
-        /// The file's name on the server.
-        file: String,
-        /// Pause by itself at this percentage.
-        pause_at: Option<f64>,
-    },
-    /// `/pause ID`.
-    Pause(u64),
-    /// `/resume ID`.
-    Resume(u64),
-    /// `/cancel ID`.
-    Cancel(u64),
-    /// `/transfers`.
-    Transfers,
-    /// `/quit`.
-    Quit,
+pub enum Input {
+    /// A command for the connection (the client library's one [`Command`] type).
+    Run(Command),
     /// `/help`.
     Help,
     /// An empty line.
@@ -65,50 +40,52 @@ Commands:
   /help                show this help
   /quit                leave (end of input does the same)";
 
-/// Parses one input line.
-pub fn parse(line: &str) -> Result<Command, CommandError> {
+/// Parses one input line; a download is saved as `download` says (the flags), with the line's
+/// own `--pause-at`.
+pub fn parse(line: &str, download: &DownloadOptions) -> Result<Input, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() {
-        return Ok(Command::Nothing);
+        return Ok(Input::Nothing);
     }
     if let Some(escaped) = line.strip_prefix("//") {
-        return Ok(Command::All(format!("/{escaped}")));
+        return Ok(Input::Run(Command::SendAll(format!("/{escaped}"))));
     }
     let Some(rest) = line.strip_prefix('/') else {
-        return Ok(Command::All(line.to_owned()));
+        return Ok(Input::Run(Command::SendAll(line.to_owned())));
     };
     let (word, args) = match rest.split_once(char::is_whitespace) {
         Some((word, args)) => (word, args.trim_start()),
         None => (rest, ""),
     };
-    match word {
-        "all" if !args.is_empty() => Ok(Command::All(args.to_owned())),
-        "all" => Err(CommandError::Usage("/all TEXT")),
+    let command = match word {
+        "all" if !args.is_empty() => Command::SendAll(args.to_owned()),
+        "all" => return Err(CommandError::Usage("/all TEXT")),
         "msg" => match args.split_once(char::is_whitespace) {
-            Some((to, text)) if !text.trim().is_empty() => Ok(Command::Msg {
+            Some((to, text)) if !text.trim().is_empty() => Command::SendPrivate {
                 to: to.to_owned(),
                 text: text.trim_start().to_owned(),
-            }),
-            _ => Err(CommandError::Usage("/msg NAME TEXT")),
+            },
+            _ => return Err(CommandError::Usage("/msg NAME TEXT")),
         },
-        "get" => parse_get(args),
-        "pause" => parse_id(args, "/pause ID").map(Command::Pause),
-        "resume" | "continue" => parse_id(args, "/resume ID").map(Command::Resume),
-        "cancel" => parse_id(args, "/cancel ID").map(Command::Cancel),
-        "transfers" => Ok(Command::Transfers),
-        "users" => Ok(Command::Users),
-        "files" => Ok(Command::Files),
-        "quit" | "exit" => Ok(Command::Quit),
-        "help" | "?" => Ok(Command::Help),
-        _ => Err(CommandError::Unknown(format!("/{word}"))),
-    }
+        "get" => parse_get(args, download)?,
+        "pause" => Command::Pause(parse_id(args, "/pause ID")?),
+        "resume" | "continue" => Command::Resume(parse_id(args, "/resume ID")?),
+        "cancel" => Command::Cancel(parse_id(args, "/cancel ID")?),
+        "transfers" => Command::Transfers,
+        "users" => Command::Users,
+        "files" => Command::Files,
+        "quit" | "exit" => Command::Quit,
+        "help" | "?" => return Ok(Input::Help),
+        _ => return Err(CommandError::Unknown(format!("/{word}"))),
+    };
+    Ok(Input::Run(command))
 }
 
 fn parse_id(args: &str, usage: &'static str) -> Result<u64, CommandError> {
     args.trim().parse().map_err(|_| CommandError::Usage(usage))
 }
 
-fn parse_get(args: &str) -> Result<Command, CommandError> {
+fn parse_get(args: &str, download: &DownloadOptions) -> Result<Command, CommandError> {
     const USAGE: &str = "/get NAME [--pause-at PCT]";
     let mut words: Vec<&str> = args.split_whitespace().collect();
     let mut pause_at = None;
@@ -124,9 +101,12 @@ fn parse_get(args: &str) -> Result<Command, CommandError> {
         words.drain(at..at + 2);
     }
     match words.as_slice() {
-        [file] => Ok(Command::Get {
+        [file] => Ok(Command::Download {
             file: (*file).to_owned(),
-            pause_at,
+            opts: DownloadOptions {
+                pause_at,
+                ..download.clone()
+            },
         }),
         _ => Err(CommandError::Usage(USAGE)),
     }
@@ -136,22 +116,44 @@ fn parse_get(args: &str) -> Result<Command, CommandError> {
 mod tests {
     use super::*;
 
+    fn parse(line: &str) -> Result<Input, CommandError> {
+        super::parse(line, &DownloadOptions::default())
+    }
+
+    fn run(command: Command) -> Result<Input, CommandError> {
+        Ok(Input::Run(command))
+    }
+
+    fn get(file: &str, pause_at: Option<f64>) -> Result<Input, CommandError> {
+        let opts = DownloadOptions {
+            pause_at,
+            ..DownloadOptions::default()
+        };
+        run(Command::Download {
+            file: file.into(),
+            opts,
+        })
+    }
+
     #[test]
     fn plain_lines_go_to_everyone() {
-        assert_eq!(parse("hello there"), Ok(Command::All("hello there".into())));
-        assert_eq!(parse("/all  hi"), Ok(Command::All("hi".into())));
+        assert_eq!(
+            parse("hello there"),
+            run(Command::SendAll("hello there".into()))
+        );
+        assert_eq!(parse("/all  hi"), run(Command::SendAll("hi".into())));
         assert_eq!(
             parse("//etc is a dir"),
-            Ok(Command::All("/etc is a dir".into()))
+            run(Command::SendAll("/etc is a dir".into()))
         );
-        assert_eq!(parse("   "), Ok(Command::Nothing));
+        assert_eq!(parse("   "), Ok(Input::Nothing));
     }
 
     #[test]
     fn msg_takes_a_name_and_the_rest_of_the_line() {
         assert_eq!(
             parse("/msg bob how are  you"),
-            Ok(Command::Msg {
+            run(Command::SendPrivate {
                 to: "bob".into(),
                 text: "how are  you".into()
             })
@@ -165,38 +167,26 @@ mod tests {
 
     #[test]
     fn transfer_commands() {
-        assert_eq!(
-            parse("/get a.bin --pause-at 50"),
-            Ok(Command::Get {
-                file: "a.bin".into(),
-                pause_at: Some(50.0)
-            })
-        );
-        assert_eq!(
-            parse("/get a.bin"),
-            Ok(Command::Get {
-                file: "a.bin".into(),
-                pause_at: None
-            })
-        );
+        assert_eq!(parse("/get a.bin --pause-at 50"), get("a.bin", Some(50.0)));
+        assert_eq!(parse("/get a.bin"), get("a.bin", None));
         assert!(matches!(
             parse("/get a.bin --pause-at 150"),
             Err(CommandError::Usage(_))
         ));
         assert!(matches!(parse("/get"), Err(CommandError::Usage(_))));
-        assert_eq!(parse("/pause 3"), Ok(Command::Pause(3)));
-        assert_eq!(parse("/resume 3"), Ok(Command::Resume(3)));
-        assert_eq!(parse("/cancel 3"), Ok(Command::Cancel(3)));
+        assert_eq!(parse("/pause 3"), run(Command::Pause(3)));
+        assert_eq!(parse("/resume 3"), run(Command::Resume(3)));
+        assert_eq!(parse("/cancel 3"), run(Command::Cancel(3)));
         assert!(matches!(parse("/pause x"), Err(CommandError::Usage(_))));
-        assert_eq!(parse("/transfers"), Ok(Command::Transfers));
+        assert_eq!(parse("/transfers"), run(Command::Transfers));
     }
 
     #[test]
     fn other_commands_and_unknown_ones() {
-        assert_eq!(parse("/users"), Ok(Command::Users));
-        assert_eq!(parse("/files"), Ok(Command::Files));
-        assert_eq!(parse("/quit"), Ok(Command::Quit));
-        assert_eq!(parse("/help"), Ok(Command::Help));
+        assert_eq!(parse("/users"), run(Command::Users));
+        assert_eq!(parse("/files"), run(Command::Files));
+        assert_eq!(parse("/quit"), run(Command::Quit));
+        assert_eq!(parse("/help"), Ok(Input::Help));
         assert_eq!(
             parse("/dance now"),
             Err(CommandError::Unknown("/dance".into()))

@@ -1,7 +1,7 @@
 //! `messenger get FILE`: one download with a progress bar, like curl or wget.
 
-use super::connect::{Failure, TrustArgs, tell_person};
-use super::json::JsonEvent;
+use crate::connect::{Failure, TrustArgs, tell_person};
+use crate::json::JsonEvent;
 use client::{DownloadOptions, Event, TransferPhase, TransferState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -39,7 +39,7 @@ pub async fn run(
             }
             return fail(format!(
                 "cannot download from {server}: {}",
-                client::visible(&err.to_string())
+                display::visible(&err.to_string())
             ));
         }
         Err(Failure::Declined) => return fail("the server's key was not trusted".into()),
@@ -72,8 +72,8 @@ pub async fn run(
         Err(err) => {
             return fail(format!(
                 "cannot download {}: {}",
-                client::visible(file),
-                client::visible(&err.to_string())
+                display::visible(file),
+                display::visible(&err.to_string())
             ));
         }
     };
@@ -107,7 +107,7 @@ pub async fn run(
                     return fail(format!(
                         "downloading {} {} (its last events were missed while the server \
                          flooded this client)",
-                        client::visible(file),
+                        display::visible(file),
                         t.state
                     ));
                 }
@@ -117,7 +117,7 @@ pub async fn run(
                 bar.abandon();
                 return fail(format!(
                     "the connection to {server} ended: {}; run the same command to resume",
-                    client::visible(&message)
+                    display::visible(&message)
                 ));
             }
             _ => continue,
@@ -151,10 +151,10 @@ pub async fn run(
                     let last = last_byte.map_or("none (empty file)".into(), |b| b.to_string());
                     eprintln!(
                         "{}: {bytes} bytes, verified (BLAKE3 {}), last byte {last}",
-                        client::visible(file),
+                        display::visible(file),
                         hash
                     );
-                    println!("{}", client::visible(&path.display().to_string()));
+                    println!("{}", display::visible(&path.display().to_string()));
                 }
                 let _ = client.quit().await;
                 return ExitCode::SUCCESS;
@@ -163,8 +163,8 @@ pub async fn run(
                 bar.abandon();
                 return fail(format!(
                     "downloading {} failed: {}",
-                    client::visible(file),
-                    client::visible(&error)
+                    display::visible(file),
+                    display::visible(&error)
                 ));
             }
             TransferState::Cancelled => {

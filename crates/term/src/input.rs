@@ -1,6 +1,6 @@
 //! Lines from the user: a line editor when a person sits at a terminal, plain lines otherwise.
 
-use super::editor::{self, EditorPrinter};
+use crate::editor::{self, EditorPrinter};
 use std::io::BufRead;
 use std::io::IsTerminal;
 use tokio::sync::mpsc;

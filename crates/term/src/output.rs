@@ -1,16 +1,14 @@
 //! Rendering events: JSON lines for scripts, or readable (optionally coloured) lines for people.
 //!
 //! Every string that came from the network (names, texts, file names, reasons, messages) goes
-//! through [`client::visible`] before it is part of a human line: no text can forge a line or
+//! through [`display::visible`] before it is part of a human line: no text can forge a line or
 //! send the terminal an escape sequence. JSON escapes control characters by itself.
 
-use super::input::Printer;
-use super::json::{JsonEvent, rfc3339};
+use crate::input::Printer;
+use crate::json::{JsonEvent, rfc3339};
 use chrono::{DateTime, Local, Utc};
-use client::{
-    Event, FileEntry, TransferEvent, TransferPhase, TransferState, TransferStatus, human_size,
-    visible as v,
-};
+use client::{Event, FileEntry, TransferEvent, TransferPhase, TransferState, TransferStatus};
+use display::{human_size, visible as v};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wire::CloseReason;
@@ -55,7 +53,7 @@ impl Output {
         if self.json {
             self.emit(&JsonEvent::server_key(key));
         } else {
-            super::connect::tell_person(server, key);
+            crate::connect::tell_person(server, key);
         }
     }
 
@@ -298,7 +296,7 @@ impl Output {
         } else {
             bytes as f64 * 100.0 / size as f64
         };
-        let eta = client::eta(bytes, size, rate_bps);
+        let eta = display::eta(bytes, size, rate_bps);
         let line = format!(
             "[{id}] {file} {pct:5.1}% {} / {} at {}/s, {eta}",
             human_size(bytes),

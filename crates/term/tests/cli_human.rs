@@ -63,7 +63,7 @@ async fn hostile_texts_cannot_forge_lines_or_reach_the_terminal() {
     for line in &shown {
         assert!(!line.starts_with("[12:00:00]"), "a forged line: {line:?}");
         assert!(
-            !line.chars().any(client::is_hidden_control),
+            !line.chars().any(wire::is_hidden_control),
             "a control character reached the terminal: {line:?}"
         );
     }

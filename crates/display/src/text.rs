@@ -9,21 +9,9 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use wire::is_hidden_control;
 
-/// True for characters that control the terminal or the text's direction instead of showing:
-/// C0 controls (newline and tab included), DEL, C1 controls, and the Unicode bidirectional
-/// formatting characters (embeddings, overrides, isolates and marks).
-pub fn is_hidden_control(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
-        // Line and paragraph separators break lines in some terminals and widgets.
-        || matches!(c, '\u{2028}' | '\u{2029}')
-}
-
-/// `text` with every [`is_hidden_control`] character written as an escape (`\n`, `\t`,
+/// `text` with every [`wire::is_hidden_control`] character written as an escape (`\n`, `\t`,
 /// `\u{1b}`, `\u{202e}`): safe to print on a terminal or show in a window.
 pub fn visible(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_hidden_control) {

@@ -1,16 +1,23 @@
 //! `messenger`: the terminal chat client.
 
-mod term;
+mod command;
+mod connect;
+mod editor;
+mod fit;
+mod get;
+mod input;
+mod json;
+mod output;
 
 use clap::Parser;
-use client::{Client, ClientError, Event, TransferPhase};
+use client::{Client, ClientError, Command, Event, InFlight, Reply, TransferPhase};
+use command::{CommandError, Input};
+use connect::{Failure, TrustArgs};
+use output::Output;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use term::command::{self, Command, CommandError};
-use term::connect::{Failure, TrustArgs};
-use term::output::Output;
 
 /// Chat from the terminal. Lines you type go to everyone; /help lists the commands.
 ///
@@ -79,7 +86,7 @@ async fn main() -> ExitCode {
     let terminal = TerminalGuard::save();
     let code = match &args.command {
         Some(Sub::Get { file, output }) => {
-            term::get::run(
+            get::run(
                 &args.server,
                 &args.name,
                 &args.trust,
@@ -113,7 +120,7 @@ async fn run(args: Args) -> ExitCode {
                 let code = code.as_str();
                 println!(
                     "{}",
-                    term::json::JsonEvent::Error {
+                    json::JsonEvent::Error {
                         code,
                         message: &message
                     }
@@ -127,18 +134,27 @@ async fn run(args: Args) -> ExitCode {
     let color =
         !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let download = download_options(&args);
-    let (mut lines, printer) = term::input::start(!args.json);
+    let (mut lines, printer) = input::start(!args.json);
     let mut out = Output::new(args.json, color, printer);
     out.server_key(&args.server, client.server_key());
     out.connected(client.name(), &args.server, client.users_at_join());
 
     // Once we said goodbye, the server's bye should follow at once; do not wait forever for it.
     let mut quit_deadline: Option<tokio::time::Instant> = None;
-    // At the end of input, downloads under way finish before we leave (a script that pipes
-    // `/get FILE` in gets the file); paused ones stay paused, their `.part` kept for later.
+    // At the end of input, commands under way and downloads under way finish before we leave
+    // (a script that pipes `/get FILE` in gets the file); paused ones stay paused, their
+    // `.part` kept for later.
     let mut draining = false;
+    // Commands waiting for their answers: they run beside the events and the next lines, so
+    // that a slow answer (a new file the server must hash first) holds up neither the chat
+    // nor a pause.
+    let mut inflight = InFlight::new();
     loop {
-        if draining && quit_deadline.is_none() && !has_running_transfers(&client) {
+        if draining
+            && quit_deadline.is_none()
+            && inflight.is_empty()
+            && !has_running_transfers(&client)
+        {
             match goodbye(&client).await {
                 Some(deadline) => quit_deadline = Some(deadline),
                 None => {
@@ -164,31 +180,34 @@ async fn run(args: Args) -> ExitCode {
                     eprintln!(
                         "messenger: the connection to {} ended: {} ({})",
                         args.server,
-                        client::visible(&message),
-                        client::visible(&reason)
+                        display::visible(&message),
+                        display::visible(&reason)
                     );
                     return ExitCode::FAILURE;
                 }
                 Some(event) => out.event(&event),
                 None => return ExitCode::FAILURE,
             },
+            reply = inflight.next() => show_reply(reply, &mut out),
             line = lines.recv(), if !quitting && !draining => {
-                let command = match line {
-                    Some(line) => command::parse(&line),
+                let input = match line {
+                    Some(line) => command::parse(&line, &download),
                     None => {
                         draining = true;
-                        Ok(Command::Nothing)
+                        Ok(Input::Nothing)
                     }
                 };
-                match command {
-                    Ok(Command::Quit) => match goodbye(&client).await {
+                match input {
+                    Ok(Input::Run(Command::Quit)) => match goodbye(&client).await {
                         Some(deadline) => quit_deadline = Some(deadline),
                         None => {
                             out.disconnected("quit", "goodbye");
                             return ExitCode::SUCCESS;
                         }
                     },
-                    Ok(command) => execute(&client, command, &download, &mut out).await,
+                    Ok(Input::Run(command)) => inflight.push(&client, command),
+                    Ok(Input::Help) => out.info(command::HELP),
+                    Ok(Input::Nothing) => {}
                     Err(CommandError::Unknown(word)) => out.error(
                         "unknown_command",
                         &format!("unknown command {word}; /help lists the commands"),
@@ -205,7 +224,7 @@ async fn run(args: Args) -> ExitCode {
 /// Says goodbye to the server; returns how long to wait for its answer, or `None` when the
 /// connection is already gone.
 async fn goodbye(client: &Client) -> Option<tokio::time::Instant> {
-    client.quit().await.ok()?;
+    client.execute(Command::Quit).await.ok()?;
     Some(tokio::time::Instant::now() + Duration::from_secs(3))
 }
 
@@ -227,40 +246,18 @@ fn download_options(args: &Args) -> client::DownloadOptions {
     }
 }
 
-async fn execute(
-    client: &Client,
-    command: Command,
-    download: &client::DownloadOptions,
-    out: &mut Output,
-) {
-    let result = match command {
-        Command::Get { file, pause_at } => {
-            let opts = client::DownloadOptions {
-                pause_at,
-                ..download.clone()
-            };
-            client.download(&file, opts).await.map(drop)
+/// Shows what a command gave back: a listing, or why it failed.
+fn show_reply(reply: Result<Reply, ClientError>, out: &mut Output) {
+    match reply {
+        Ok(Reply::Users(names)) => out.users(&names),
+        Ok(Reply::Files(files)) => out.files(&files),
+        Ok(Reply::Transfers(all)) => out.transfers(&all),
+        // Sent, or started: what follows arrives as events.
+        Ok(Reply::Done | Reply::Download(_)) => {}
+        Err(err) => {
+            let code = err.code().map_or("disconnected", |c| c.as_str());
+            out.error(code, &err.to_string());
         }
-        Command::Pause(id) => client.pause(id),
-        Command::Resume(id) => client.resume(id),
-        Command::Cancel(id) => client.cancel(id).await,
-        Command::Transfers => {
-            out.transfers(&client.transfers());
-            Ok(())
-        }
-        Command::All(text) => client.send_all(text).await,
-        Command::Msg { to, text } => client.send_private(to, text).await,
-        Command::Users => client.users().await.map(|names| out.users(&names)),
-        Command::Files => client.files().await.map(|files| out.files(&files)),
-        Command::Help => {
-            out.info(command::HELP);
-            Ok(())
-        }
-        Command::Quit | Command::Nothing => Ok(()),
-    };
-    if let Err(err) = result {
-        let code = err.code().map_or("disconnected", |c| c.as_str());
-        out.error(code, &err.to_string());
     }
 }
 
@@ -282,7 +279,7 @@ fn sentence(err: &ClientError, args: &Args) -> String {
         | ClientError::KnownServers { .. } => err.to_string(),
         other => format!("could not join {}: {other}", args.server),
     };
-    client::visible(&sentence).into_owned()
+    display::visible(&sentence).into_owned()
 }
 
 /// Leaves the terminal as we found it: the line editor may still be reading keys in raw mode

@@ -84,7 +84,7 @@ async fn ask_person(server: &str, fingerprint: &Fingerprint) -> bool {
         "The server {} is not known yet. Its key's fingerprint is\n    {fingerprint}\n\
          Compare it with the fingerprint the server printed when it started (or that its \
          operator gave you).",
-        client::visible(server)
+        display::visible(server)
     );
     let answer = tokio::task::spawn_blocking(|| {
         for _ in 0..3 {
@@ -119,8 +119,8 @@ pub fn tell_person(server: &str, key: &ServerKey) {
         eprintln!(
             "messenger: trusting the new key {} of {} on first use{}",
             key.fingerprint,
-            client::visible(server),
-            client::visible(&recorded)
+            display::visible(server),
+            display::visible(&recorded)
         );
     }
 }

@@ -8,7 +8,7 @@
 //! go through one lock on the editor's state, so a message never lands in the middle of a
 //! redraw.
 
-use super::fit;
+use crate::fit;
 use crossterm::cursor::{MoveLeft, MoveToColumn, MoveUp};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::queue;
