@@ -192,4 +192,25 @@ mod tests {
             Err(CommandError::Unknown("/dance".into()))
         );
     }
+
+    #[test]
+    fn a_download_keeps_the_options_of_the_flags_with_its_own_pause_point() {
+        let flags = DownloadOptions {
+            dir: "/downloads".into(),
+            max_datagram: Some(1200),
+            ..DownloadOptions::default()
+        };
+        let parsed = super::parse("/get a.bin --pause-at 25", &flags);
+        let opts = DownloadOptions {
+            pause_at: Some(25.0),
+            ..flags
+        };
+        assert_eq!(
+            parsed,
+            run(Command::Download {
+                file: "a.bin".into(),
+                opts
+            })
+        );
+    }
 }

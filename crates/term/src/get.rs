@@ -1,7 +1,9 @@
 //! `messenger get FILE`: one download with a progress bar, like curl or wget.
 
 use crate::connect::{Failure, TrustArgs, tell_person};
-use crate::json::JsonEvent;
+use crate::input::Printer;
+use crate::json::Json;
+use crate::output::Output;
 use client::{DownloadOptions, Event, TransferPhase, TransferState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -22,20 +24,15 @@ pub async fn run(
         eprintln!("messenger: {sentence}");
         ExitCode::FAILURE
     };
+    // With --json, the connection and the transfer's events are told as the chat's are.
+    let mut json = json.then(|| Json::new(Printer::Stdout));
     let (client, mut events) = match trust.connect(server, name, false).await {
         Ok(connected) => connected,
         Err(Failure::Client(err)) => {
-            if json && let Some(code) = err.code() {
-                let message = err.to_string();
-                let code = code.as_str();
-                println!(
-                    "{}",
-                    JsonEvent::Error {
-                        code,
-                        message: &message
-                    }
-                    .line()
-                );
+            if let Some(out) = json.as_mut()
+                && let Some(code) = err.code()
+            {
+                out.error(code.as_str(), &err.to_string());
             }
             return fail(format!(
                 "cannot download from {server}: {}",
@@ -44,10 +41,9 @@ pub async fn run(
         }
         Err(Failure::Declined) => return fail("the server's key was not trusted".into()),
     };
-    if json {
-        println!("{}", JsonEvent::server_key(client.server_key()).line());
-    } else {
-        tell_person(server, client.server_key());
+    match json.as_mut() {
+        Some(out) => out.server_key(server, client.server_key()),
+        None => tell_person(server, client.server_key()),
     }
     let (dir, save_as) = match output {
         Some(path) => {
@@ -77,7 +73,7 @@ pub async fn run(
             ));
         }
     };
-    let bar = if json {
+    let bar = if json.is_some() {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)
@@ -122,8 +118,8 @@ pub async fn run(
             }
             _ => continue,
         };
-        if json {
-            println!("{}", JsonEvent::transfer(&transfer).line());
+        if let Some(out) = json.as_mut() {
+            out.transfer(&transfer);
         }
         match transfer.state {
             TransferState::Preparing => {
@@ -147,7 +143,7 @@ pub async fn run(
                 bytes,
             } => {
                 bar.finish_and_clear();
-                if !json {
+                if json.is_none() {
                     let last = last_byte.map_or("none (empty file)".into(), |b| b.to_string());
                     eprintln!(
                         "{}: {bytes} bytes, verified (BLAKE3 {}), last byte {last}",

@@ -1,7 +1,9 @@
-//! The `--json` output: one object per line, tagged by `"event"`. Every line the terminal
+//! The `--json` output ([`Json`]): one object per line, tagged by `"event"`. Every line the terminal
 //! client prints in that mode is one of these types, serialized: their members are what the
 //! README's table of events documents (a test below holds the two together).
 
+use crate::input::Printer;
+use crate::output::Output;
 use chrono::{DateTime, SecondsFormat, Utc};
 use client::{
     CloseReason, FileEntry, ServerKey, TransferEvent, TransferPhase, TransferState, TransferStatus,
@@ -205,6 +207,93 @@ impl<'a> JsonEvent<'a> {
 /// RFC 3339 with milliseconds, UTC: `2026-11-24T15:04:05.123Z`.
 pub fn rfc3339(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The printer for scripts: every line one [`JsonEvent`] on stdout; text for people (help)
+/// goes to stderr, so that stdout stays pure JSON.
+pub struct Json {
+    printer: Printer,
+}
+
+impl Json {
+    /// Lines on `printer`.
+    pub fn new(printer: Printer) -> Self {
+        Self { printer }
+    }
+
+    fn emit(&mut self, event: &JsonEvent<'_>) {
+        self.printer.line(event.line());
+    }
+}
+
+impl Output for Json {
+    fn server_key(&mut self, _server: &str, key: &ServerKey) {
+        self.emit(&JsonEvent::server_key(key));
+    }
+
+    fn connected(&mut self, name: &str, server: &str, users: &[String]) {
+        self.emit(&JsonEvent::Connected {
+            name,
+            server,
+            users,
+        });
+    }
+
+    fn joined(&mut self, name: &str, time: &DateTime<Utc>) {
+        self.emit(&JsonEvent::Joined {
+            name,
+            time: rfc3339(time),
+        });
+    }
+
+    fn left(&mut self, name: &str, reason: CloseReason, time: &DateTime<Utc>) {
+        self.emit(&JsonEvent::Left {
+            name,
+            reason,
+            time: rfc3339(time),
+        });
+    }
+
+    fn message(&mut self, from: &str, text: &str, private: bool, time: &DateTime<Utc>) {
+        self.emit(&JsonEvent::Message {
+            from,
+            text,
+            private,
+            time: rfc3339(time),
+        });
+    }
+
+    fn users(&mut self, names: &[String]) {
+        self.emit(&JsonEvent::Users { names });
+    }
+
+    fn files(&mut self, files: &[FileEntry]) {
+        self.emit(&JsonEvent::Files { files });
+    }
+
+    fn transfer(&mut self, t: &TransferEvent) {
+        self.emit(&JsonEvent::transfer(t));
+    }
+
+    fn transfers(&mut self, all: &[TransferStatus]) {
+        self.emit(&JsonEvent::transfers(all));
+    }
+
+    fn lagged(&mut self, missed: u64) {
+        self.emit(&JsonEvent::Lagged { missed });
+    }
+
+    fn error(&mut self, code: &str, message: &str) {
+        self.emit(&JsonEvent::Error { code, message });
+    }
+
+    fn disconnected(&mut self, reason: &str, message: &str) {
+        self.emit(&JsonEvent::Disconnected { reason, message });
+    }
+
+    fn info(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod connect;
 mod editor;
 mod fit;
 mod get;
+mod human;
 mod input;
 mod json;
 mod output;
@@ -13,6 +14,8 @@ use clap::Parser;
 use client::{Client, ClientError, Command, Event, InFlight, Reply, TransferPhase};
 use command::{CommandError, Input};
 use connect::{Failure, TrustArgs};
+use human::Human;
+use json::Json;
 use output::Output;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -116,16 +119,7 @@ async fn run(args: Args) -> ExitCode {
             if args.json
                 && let Some(code) = err.code()
             {
-                let message = err.to_string();
-                let code = code.as_str();
-                println!(
-                    "{}",
-                    json::JsonEvent::Error {
-                        code,
-                        message: &message
-                    }
-                    .line()
-                );
+                Json::new(input::Printer::Stdout).error(code.as_str(), &err.to_string());
             }
             eprintln!("messenger: {}", sentence(&err, &args));
             return ExitCode::FAILURE;
@@ -135,7 +129,11 @@ async fn run(args: Args) -> ExitCode {
         !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let download = download_options(&args);
     let (mut lines, printer) = input::start(!args.json);
-    let mut out = Output::new(args.json, color, printer);
+    let mut out: Box<dyn Output> = if args.json {
+        Box::new(Json::new(printer))
+    } else {
+        Box::new(Human::new(color, printer))
+    };
     out.server_key(&args.server, client.server_key());
     out.connected(client.name(), &args.server, client.users_at_join());
 
@@ -188,7 +186,7 @@ async fn run(args: Args) -> ExitCode {
                 Some(event) => out.event(&event),
                 None => return ExitCode::FAILURE,
             },
-            reply = inflight.next() => show_reply(reply, &mut out),
+            reply = inflight.next() => show_reply(reply, out.as_mut()),
             line = lines.recv(), if !quitting && !draining => {
                 let input = match line {
                     Some(line) => command::parse(&line, &download),
@@ -247,7 +245,7 @@ fn download_options(args: &Args) -> client::DownloadOptions {
 }
 
 /// Shows what a command gave back: a listing, or why it failed.
-fn show_reply(reply: Result<Reply, ClientError>, out: &mut Output) {
+fn show_reply(reply: Result<Reply, ClientError>, out: &mut dyn Output) {
     match reply {
         Ok(Reply::Users(names)) => out.users(&names),
         Ok(Reply::Files(files)) => out.files(&files),
