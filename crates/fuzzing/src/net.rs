@@ -59,9 +59,12 @@ pub struct Pair {
     /// When the transfer began.
     pub start: Instant,
     /// The receiving end.
-    pub receiver: Receiver<Vec<u8>>,
+    pub receiver: Receiver,
+    /// What the receiver handed out, stored as soon as it is (the bytes before the offset
+    /// it asked from are there from the start).
+    pub sink: Vec<u8>,
     /// The sending end, once a HELLO sealed with the transfer's keys reached it.
-    pub sender: Option<Sender<Vec<u8>>>,
+    pub sender: Option<Sender>,
     /// The sender's keys until a HELLO opens the flow (each refusal gives them back).
     sender_keys: Option<Keys>,
     /// What the sender opens, opened alongside it.
@@ -137,12 +140,13 @@ impl Pair {
             .unwrap_or(usize::MAX)
             .min(source.len());
         let sink = source[..have].to_vec();
-        let receiver = Receiver::new(now, CONN_ID, &SECRET, offset, sink, config.clone());
+        let receiver = Receiver::new(now, CONN_ID, &SECRET, offset, config.clone());
         let suite = config.suite;
         Self {
             now,
             start: now,
             receiver,
+            sink,
             sender: None,
             sender_keys: None,
             at_sender: sender_keys(&SECRET, suite),
@@ -172,6 +176,7 @@ impl Pair {
             let size = sender.max_datagram();
             // A bounded number: a sender that never stops would hang the target.
             for _ in 0..1000 {
+                sender.read_from(&mut self.source);
                 let Some(n) = sender.poll_transmit(self.now, &mut self.buf[..size]) else {
                     break;
                 };
@@ -223,12 +228,12 @@ impl Pair {
                 }
             }
             None => {
-                let source = self.source.clone();
+                let total = self.source.len() as u64;
                 let keys = self
                     .sender_keys
                     .take()
                     .unwrap_or_else(|| Keys::for_sender(&SECRET));
-                match Sender::accept(self.now, &mut datagram, keys, source, self.config.clone()) {
+                match Sender::accept(self.now, &mut datagram, keys, total, self.config.clone()) {
                     Ok(sender) => self.sender = Some(sender),
                     Err(Refused { keys, .. }) => self.sender_keys = Some(keys),
                 }
@@ -246,6 +251,7 @@ impl Pair {
         let before = self.receiver.stats().packets_rejected;
         self.receiver
             .handle_datagram(self.now, &mut datagram.to_vec());
+        let _ = self.receiver.write_to(self.now, &mut self.sink); // a Vec never fails
         let after = self.receiver.stats().packets_rejected;
         if !ended(&self.receiver_events) {
             assert_eq!(

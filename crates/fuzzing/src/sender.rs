@@ -257,7 +257,7 @@ fn run(data: &[u8]) -> (Outcome, u64) {
     pair.run_clean(Duration::from_secs(120), &mut told);
     check_events(&pair, &told);
     assert!(
-        pair.finished() && *pair.receiver.sink() == pair.source,
+        pair.finished() && pair.sink == pair.source,
         "the transfer did not finish on a clean network: {:?} / {:?}, {} of {len} bytes",
         pair.receiver_events,
         pair.sender_events,
@@ -308,7 +308,7 @@ fn check_events(pair: &Pair, told: &Told) {
             );
         }
     }
-    let sink = pair.receiver.sink();
+    let sink = &pair.sink;
     let contiguous = usize::try_from(pair.receiver.contiguous())
         .unwrap_or(usize::MAX)
         .min(sink.len());

@@ -49,3 +49,18 @@ fn transport_receiver_packet_number_u64_max() {
          0003",
     ));
 }
+
+/// Found by the stable campaign when the sender began to hold the stream itself: its probe
+/// timeout chose data the receiver had acknowledged through another copy, dropped it as
+/// acknowledged and sent nothing, so a lost window update was never asked for again and the
+/// flow idled out (transport-proto/src/sender/transmit.rs: a probe carries unacknowledged data
+/// or a PING).
+#[test]
+fn transport_receiver_probe_of_data_acknowledged_through_another_copy() {
+    fuzzing::transport_receiver(&unhex(
+        "2329030100fc0af0ff000300030100fc0af0ff00030004020005080a0003000607000202020003000300\
+         fc0af0ff00030004020005080a000300060700020202000300030004020005080a000300060700020202\
+         000300030004020005080a0004020005080a000300060700020202000300030004020005080a00030006\
+         07000202020003",
+    ));
+}

@@ -195,8 +195,9 @@ struct Flow {
     conn_id: u64,
     secret: transport::Secret,
     source: PatternSource,
-    receiver: Option<Receiver<CheckingSink>>,
-    sender: Option<Sender<PatternSource>>,
+    sink: CheckingSink,
+    receiver: Option<Receiver>,
+    sender: Option<Sender>,
     /// Wakes in the event queue for each end, so that a deadline already covered by an
     /// earlier wake is not queued again (the idle timer moves with every packet).
     receiver_wakes: BTreeSet<Duration>,
@@ -243,6 +244,7 @@ pub fn run(scenario: &Scenario) -> Report {
                     seed,
                     len: spec.size,
                 },
+                sink: CheckingSink::default(),
                 receiver: None,
                 sender: None,
                 receiver_wakes: BTreeSet::new(),
@@ -326,7 +328,7 @@ impl Sim {
         match what {
             What::Start(i) => {
                 let f = &mut self.flows[i];
-                let sink = CheckingSink {
+                f.sink = CheckingSink {
                     seed: f.source.seed,
                     start: f.spec.offset,
                     ..CheckingSink::default()
@@ -336,7 +338,6 @@ impl Sim {
                     f.conn_id,
                     &f.secret,
                     f.spec.offset,
-                    sink,
                     f.spec.config.clone(),
                 );
                 f.receiver = Some(receiver);
@@ -366,7 +367,7 @@ impl Sim {
                                 now,
                                 &mut bytes,
                                 transport::Keys::for_sender(&f.secret),
-                                f.source,
+                                transport::Source::len(&f.source),
                                 f.spec.config.clone(),
                             );
                             f.sender = accepted.ok();
@@ -406,15 +407,16 @@ impl Sim {
         let mut buf = std::mem::take(&mut self.buf);
         loop {
             let f = &mut self.flows[i];
+            // The application's side, at once: the stream is in memory.
             let n = match side {
-                Side::Sender => f
-                    .sender
-                    .as_mut()
-                    .and_then(|s| s.poll_transmit(now, &mut buf)),
-                Side::Receiver => f
-                    .receiver
-                    .as_mut()
-                    .and_then(|r| r.poll_transmit(now, &mut buf)),
+                Side::Sender => f.sender.as_mut().and_then(|s| {
+                    s.read_from(&mut f.source);
+                    s.poll_transmit(now, &mut buf)
+                }),
+                Side::Receiver => f.receiver.as_mut().and_then(|r| {
+                    let _ = r.write_to(now, &mut f.sink); // the sink never fails
+                    r.poll_transmit(now, &mut buf)
+                }),
             };
             let Some(n) = n else { break };
             let (link, to) = match side {
@@ -511,8 +513,8 @@ impl Sim {
                 let mut report = f.report.clone();
                 if let Some(r) = &f.receiver {
                     report.contiguous = r.contiguous();
-                    report.wrong_bytes = r.sink().wrong;
-                    report.written_below_offset = r.sink().below_start;
+                    report.wrong_bytes = f.sink.wrong;
+                    report.written_below_offset = f.sink.below_start;
                 }
                 while report.timeline.len() <= steps {
                     report.timeline.push(report.contiguous);

@@ -5,22 +5,20 @@ use crate::transfers::ServeFn;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The shared file as it was hashed and announced, counting what the transport reads from it
-/// (what it sends).
+/// The shared file as it was hashed and announced, read by the transport's reader thread a
+/// block at a time.
 ///
 /// It reads from the handle that was hashed, so a name swapped for a link or another file
 /// meanwhile changes nothing; and every read checks that the file is still the announced
 /// version, so bytes written into it since are never sent under the old hash (the flow aborts
 /// as unreadable instead).
-struct Counted {
+struct Announced {
     shared: SharedFile,
-    sent: Arc<AtomicU64>,
 }
 
-impl transport::Source for Counted {
+impl transport::Source for Announced {
     fn len(&self) -> u64 {
         self.shared.version.size
     }
@@ -47,7 +45,6 @@ impl transport::Source for Counted {
         if filled < want || Version::of(&self.shared.file)? != self.shared.version {
             return Err(io::Error::other("the file changed since it was announced"));
         }
-        self.sent.fetch_add(filled as u64, Ordering::Relaxed);
         Ok(filled)
     }
 }
@@ -64,10 +61,16 @@ pub fn serve_fn(max_pause: Duration, unprotected: bool) -> ServeFn {
                 unprotected,
                 ..transport::Config::default()
             };
-            let source = Counted { shared, sent };
-            let outcome =
-                transport::driver::serve(&socket, &secret, source, config, cancel.cancelled())
-                    .await;
+            let source = Announced { shared };
+            let outcome = transport::driver::serve_counting(
+                &socket,
+                &secret,
+                source,
+                config,
+                cancel.cancelled(),
+                &sent,
+            )
+            .await;
             let s = outcome.stats;
             tracing::info!(
                 event = ?outcome.event,

@@ -1,11 +1,14 @@
 //! messenger's reliable UDP transport: the protocol, with no I/O of its own.
 //!
-//! One connection moves one byte stream from a [`Sender`] (the server, reading a [`Source`])
-//! to a [`Receiver`] (the client, writing a [`Sink`]). Both are sans-IO state machines in the
-//! style of quinn-proto: feed them datagrams and the current time, ask them for datagrams to
-//! send and for their next timeout. Nothing here opens a socket or a file, reads a clock,
-//! draws random numbers or needs a runtime: the `transport` crate's driver does that, on
-//! tokio sockets.
+//! One connection moves one byte stream from a [`Sender`] (the server) to a [`Receiver`] (the
+//! client). Both are sans-IO state machines in the style of quinn-proto: feed them datagrams
+//! and the current time, ask them for datagrams to send and for their next timeout. The
+//! sender asks for the bytes it needs ([`Sender::poll_read`]) and is handed them; the receiver
+//! hands out what arrived as `(offset, bytes)` pieces ([`Receiver::take_data`]) and is told
+//! when they are stored. Nothing here opens a socket or a file, reads a clock, draws random
+//! numbers or needs a runtime: the `transport` crate's driver does that, on tokio sockets,
+//! with files read and written on blocking threads. [`Source`] and [`Sink`] serve streams in
+//! memory (tests, simulators) through [`Sender::read_from`] and [`Receiver::write_to`].
 //!
 //! Packet numbers are never reused (lost data is resent in new packets); acks carry ranges
 //! and the ack delay; loss is detected by packet and time thresholds with probe timeouts as in
@@ -25,11 +28,12 @@ mod sender;
 
 pub use cc::Algorithm;
 pub use crypto::{Keys, SECRET_LEN, Secret, Suite, TAG_LEN};
-pub use io::{ReadAhead, Sink, Source};
+pub use io::{Sink, Source};
 pub use ranges::{RangeSet, TooFragmented};
+pub use receiver::Batch;
 pub use receiver::Receiver;
 pub use rtt::RttEstimator;
-pub use sender::{Refused, Sender};
+pub use sender::{READ_BLOCK, ReadRequest, Refused, Sender};
 
 use std::time::Duration;
 
@@ -43,6 +47,11 @@ pub struct Config {
     pub algorithm: Algorithm,
     /// Bytes the receiver lets the sender have in flight beyond what it has in order.
     pub window: u64,
+    /// Most bytes the sender holds beyond the receiver's acknowledged prefix (sent and not
+    /// yet acknowledged, kept to be resent if lost): a receiver that never acknowledges an
+    /// early packet makes it hold no more than this, and no flow has more than this in
+    /// flight (16 MiB: 1.3 Gbit/s at 100 ms of round trip).
+    pub send_buffer: u64,
     /// Close the connection after this long without hearing from the peer.
     pub idle_timeout: Duration,
     /// While paused, the receiver pings this often so the flow stays open.
@@ -75,6 +84,7 @@ impl Default for Config {
             max_datagram: MAX_DATAGRAM,
             algorithm: Algorithm::default(),
             window: 64 * 1024 * 1024,
+            send_buffer: 16 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(5),
             first_packet_number: 0,
@@ -199,8 +209,8 @@ pub struct Stats {
     pub packets_received: u64,
     /// Stream bytes a sender sent, first copies and retransmissions (0 on a receiver).
     pub bytes_sent: u64,
-    /// Stream bytes a receiver wrote to its sink: data past its in-order prefix, so a resend
-    /// of an island it already holds counts again (0 on a sender).
+    /// Stream bytes a receiver handed to the application: data past its in-order prefix, so a
+    /// resend of an island it already holds counts again (0 on a sender).
     pub bytes_received: u64,
     /// Stream bytes delivered to the receiver in order (receiver) or acknowledged (sender).
     pub bytes_delivered: u64,
@@ -223,6 +233,9 @@ pub struct Stats {
     /// Data packets a receiver dropped because they would have started an island past
     /// [`Config::max_islands`].
     pub islands_refused: u64,
+    /// Data packets a receiver dropped unread because the application had not yet taken
+    /// what it was handed (see [`Receiver::take_data`]).
+    pub backlog_refused: u64,
     /// Datagrams dropped because they did not open (forged, modified, truncated, another
     /// transfer's) or were replays of packets already opened.
     pub packets_rejected: u64,

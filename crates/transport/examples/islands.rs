@@ -16,7 +16,8 @@ fn main() {
     };
     let t0 = Instant::now();
     let secret = Secret([1; 32]);
-    let mut rx = Receiver::new(t0, 9, &secret, 0, Vec::new(), config.clone());
+    let mut rx = Receiver::new(t0, 9, &secret, 0, config.clone());
+    let mut sink = Vec::new();
     // The attacker is the sender: it has the keys (a server attacking its client).
     let mut keys = Keys::for_sender(&secret);
     keys.set_suite(config.suite);
@@ -41,6 +42,7 @@ fn main() {
         .unwrap_or(0);
         let n = keys.seal(&mut buf, n).unwrap_or(0);
         rx.handle_datagram(t0, &mut buf[..n]);
+        let _ = rx.write_to(t0, &mut sink); // a Vec never fails
         while rx.poll_transmit(t0, &mut out).is_some() {}
         if (i + 1) % step == 0 {
             let per = started.elapsed().as_nanos() / u128::from(step);

@@ -1,11 +1,13 @@
-//! The thin tokio layer: one UDP socket, the clock, and a state machine.
+//! The thin tokio layer: one UDP socket, the clock, and a state machine. The stream's file
+//! work runs on blocking threads ([`crate::storage`]): the task only moves datagrams and
+//! messages.
 
 use crate::Refused;
 use crate::packet;
-use crate::{
-    AbortReason, Config, Event, Keys, ReadAhead, Receiver, Secret, Sender, Sink, Source, Stats, udp,
-};
+use crate::storage::{Reader, Writer};
+use crate::{AbortReason, Config, Event, Keys, Receiver, Secret, Sender, Sink, Source, Stats, udp};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
@@ -128,15 +130,28 @@ fn deliver_any(
 }
 
 /// Serves `source` to the first peer whose HELLO opens with `secret` on `socket`, until the
-/// transfer ends,
-/// `cancel` resolves, or nobody shows up within `config.idle_timeout`. Everything goes to the
-/// peer from the address its HELLO was sent to, even on a socket bound to a wildcard address.
-pub async fn serve<S: Source>(
+/// transfer ends, `cancel` resolves, or nobody shows up within `config.idle_timeout`.
+/// Everything goes to the peer from the address its HELLO was sent to, even on a socket bound
+/// to a wildcard address. The source is read on a blocking thread, a few MiB ahead of what
+/// is sent.
+pub async fn serve<S: Source + Send + 'static>(
     socket: &UdpSocket,
     secret: &Secret,
     source: S,
     config: Config,
     cancel: impl std::future::Future<Output = ()>,
+) -> Outcome {
+    serve_counting(socket, secret, source, config, cancel, &AtomicU64::new(0)).await
+}
+
+/// As [`serve`], keeping `sent` at the stream bytes sent so far (retransmissions included).
+pub async fn serve_counting<S: Source + Send + 'static>(
+    socket: &UdpSocket,
+    secret: &Secret,
+    source: S,
+    config: Config,
+    cancel: impl std::future::Future<Output = ()>,
+    sent: &AtomicU64,
 ) -> Outcome {
     let mut cancel = std::pin::pin!(cancel);
     let mut io = udp::Socket::answering(socket);
@@ -144,7 +159,8 @@ pub async fn serve<S: Source>(
     let deadline = Instant::now() + config.idle_timeout;
     // Datagrams that did not open a connection (forged, replayed or another flow's).
     let mut rejected = 0u64;
-    let mut source = Some((ReadAhead::new(source), Keys::for_sender(secret)));
+    let total = source.len();
+    let mut keys = Some(Keys::for_sender(secret));
     // Wait for a valid HELLO; everything else is dropped without a word.
     let (mut conn, mut path) = 'handshake: loop {
         let received = tokio::select! {
@@ -166,14 +182,14 @@ pub async fn serve<S: Source>(
         // Unguessable, and far from wrapping around in any transfer.
         config.first_packet_number = rand::random::<u64>() >> 2;
         for datagram in udp::datagrams_mut(&mut buf[..n], segment) {
-            let Some((src, keys)) = source.take() else {
+            let Some(k) = keys.take() else {
                 break;
             };
-            match Sender::accept(now(), datagram, keys, src, config.clone()) {
+            match Sender::accept(now(), datagram, k, total, config.clone()) {
                 Ok(conn) => break 'handshake (conn, (peer, to)),
-                Err(Refused { source: src, keys }) => {
+                Err(Refused { keys: k }) => {
                     rejected += 1;
-                    source = Some((src, keys));
+                    keys = Some(k);
                 }
             }
         }
@@ -181,6 +197,8 @@ pub async fn serve<S: Source>(
     if rejected > 0 {
         tracing::debug!(rejected, "datagrams before the HELLO did not open");
     }
+    let mut reader = Reader::spawn(source);
+    let mut reading = true;
     let mut batch = udp::Batch::new(conn.max_datagram());
     let mut last = None;
     // RUST_LOG=transport::cc=trace: the controller's state every 20 ms.
@@ -200,6 +218,8 @@ pub async fn serve<S: Source>(
             conn.poll_transmit(t, slot)
         })
         .await;
+        sent.store(conn.bytes_sent(), Ordering::Relaxed);
+        reader.ask(&mut conn);
         while let Some(event) = conn.poll_event() {
             if matches!(event, Event::Finished { .. } | Event::Aborted { .. }) {
                 last.get_or_insert(event);
@@ -228,6 +248,10 @@ pub async fn serve<S: Source>(
                         }
                     }
                 });
+            }
+            read = reader.recv(), if reading => {
+                reading = read.is_some();
+                reader.supply(&mut conn, read);
             }
             () = tokio::time::sleep_until(Instant::from_std(timeout)) => conn.handle_timeout(now()),
             // Once only: a finished `cancel` may not be polled again.
@@ -262,9 +286,9 @@ pub enum Control {
 /// A fetch's progress, reported a few times a second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
-    /// Bytes written, in order or not.
+    /// Bytes arrived, in order or not.
     pub bytes: u64,
-    /// Bytes from the start known to be written.
+    /// Bytes from the start that have arrived.
     pub contiguous: u64,
     /// Length of the stream, once known.
     pub total: Option<u64>,
@@ -293,18 +317,25 @@ pub struct FetchOptions {
     pub config: Config,
 }
 
+/// Hand the writer what has arrived once this much waits, even in the middle of a burst of
+/// receives (the receiver's outbox holds twice as much).
+const HANDOFF: usize = 2 * 1024 * 1024;
+
 /// Receives a stream into `sink`, obeying `control` (applied whenever it changes), reporting on
 /// `progress` a few times a second. Reports are dropped when the channel is full, except those
 /// that change [`Progress::paused`]: every pause and resume is reported, in order with the
 /// progress around it, by this one task (a second observer of `control` could see a resume
-/// after the data it let through). Returns how it ended and the sink.
-pub async fn fetch<K: Sink>(
+/// after the data it let through), and a pause only once what arrived is stored. The sink is
+/// written on a blocking thread; the sender hears that every byte arrived only once all are
+/// written and flushed. Returns how it ended and the sink.
+pub async fn fetch<K: Sink + Send + 'static>(
     socket: &UdpSocket,
     opts: FetchOptions,
     sink: K,
     mut control: watch::Receiver<Control>,
     progress: Option<mpsc::Sender<Progress>>,
 ) -> (Outcome, K) {
+    let mut store = Writer::spawn(sink);
     let FetchOptions {
         server,
         secret,
@@ -314,7 +345,7 @@ pub async fn fetch<K: Sink>(
     } = opts;
     config.max_datagram = config.max_datagram.min(datagram_size_for(server));
     let conn_id: u64 = rand::random();
-    let mut conn = Receiver::new(now(), conn_id, &secret, offset, sink, config.clone());
+    let mut conn = Receiver::new(now(), conn_id, &secret, offset, config.clone());
     conn.set_pause_at(pause_at);
     let mut io = udp::Socket::new(socket);
     let mut buf = vec![0u8; udp::RECV_BUFFER];
@@ -326,7 +357,7 @@ pub async fn fetch<K: Sink>(
     // The control is applied when it changes (and once at the start), never re-applied from
     // its value: a fetch that paused itself at its pause point stays paused until the
     // application changes the control, whatever it said before.
-    let apply = |conn: &mut Receiver<K>, state: Control| match state {
+    let apply = |conn: &mut Receiver, state: Control| match state {
         Control::Run => conn.set_paused(now(), false),
         Control::Pause => conn.set_paused(now(), true),
         Control::Cancel => conn.abort(AbortReason::Cancelled),
@@ -339,6 +370,7 @@ pub async fn fetch<K: Sink>(
             let state = *control.borrow_and_update();
             apply(&mut conn, state);
         }
+        store.hand(&mut conn);
         let t = now();
         transmit(&mut io, &mut batch, datagram, (server, None), |slot| {
             conn.poll_transmit(t, slot)
@@ -358,6 +390,11 @@ pub async fn fetch<K: Sink>(
         // resume.
         let moved = conn.received_bytes() != reported.1;
         let pause_changed = reached_pause_point || conn.is_paused() != reported_paused;
+        if pause_changed && conn.is_paused() {
+            // What arrived is on disk before anyone hears of the pause (a restart resumes
+            // from it).
+            store.settle(&mut conn, now).await;
+        }
         if (pause_changed || (moved && Instant::now() >= report_at))
             && let Some(progress) = &progress
         {
@@ -393,8 +430,14 @@ pub async fn fetch<K: Sink>(
         };
         tokio::select! {
             r = io.recv(&mut buf) => {
-                deliver(&io, &mut buf, r, server, |at, d| conn.handle_datagram(at, d));
+                deliver(&io, &mut buf, r, server, |at, d| {
+                    conn.handle_datagram(at, d);
+                    if conn.pending_data() >= HANDOFF {
+                        store.hand(&mut conn);
+                    }
+                });
             }
+            () = store.changed() => store.report(&mut conn, now()),
             () = tokio::time::sleep_until(wake) => conn.handle_timeout(now()),
             changed = control.changed() => {
                 if changed.is_err() {
@@ -406,12 +449,20 @@ pub async fn fetch<K: Sink>(
             }
         }
     }
+    let (sink, stored) = store.finish(&mut conn).await;
     let stats = conn.stats();
-    let event = last.unwrap_or(Event::Aborted {
-        reason: AbortReason::Protocol,
-        by_peer: false,
-    });
-    (Outcome { event, stats }, conn.into_sink())
+    let event = match last {
+        Some(Event::Finished { .. }) | None if !stored => Event::Aborted {
+            reason: AbortReason::SinkFailed,
+            by_peer: false,
+        },
+        Some(event) => event,
+        None => Event::Aborted {
+            reason: AbortReason::Protocol,
+            by_peer: false,
+        },
+    };
+    (Outcome { event, stats }, sink)
 }
 
 #[cfg(test)]

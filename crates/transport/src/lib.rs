@@ -2,11 +2,12 @@
 //! whole) run on tokio sockets by [`driver`], with batched UDP I/O (GSO and GRO) in `udp`.
 //!
 //! The protocol crate is sans-IO; everything that touches the outside world (sockets, the
-//! clock, randomness) lives in this crate or in its callers (files: the server's `Source`,
-//! the client's `Sink`).
+//! clock, randomness, and the threads that read and write the stream: the server's `Source`,
+//! the client's `Sink`) lives in this crate or in its callers.
 #![forbid(unsafe_code)]
 
 pub mod driver;
+mod storage;
 mod udp;
 
 pub use transport_proto::*;

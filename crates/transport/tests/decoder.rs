@@ -47,16 +47,18 @@ fn hello(conn_id: u64, secret: &Secret) -> Vec<u8> {
     buf
 }
 
-fn accept(datagram: &[u8], source: Vec<u8>) -> Option<Sender<Vec<u8>>> {
+fn accept(datagram: &[u8], mut source: Vec<u8>) -> Option<Sender> {
     let mut datagram = datagram.to_vec();
-    Sender::accept(
+    let mut sender = Sender::accept(
         Instant::now(),
         &mut datagram,
         Keys::for_sender(&SECRET),
-        source,
+        source.len() as u64,
         Config::default(),
     )
-    .ok()
+    .ok()?;
+    sender.read_from(&mut source);
+    Some(sender)
 }
 
 proptest! {
@@ -89,7 +91,7 @@ proptest! {
     ) {
         let now = Instant::now();
         let mut sender = accept(&hello(9, &SECRET), vec![1u8; 5000]).unwrap();
-        let mut receiver = Receiver::new(now, 9, &SECRET, 0, Vec::new(), Config::default());
+        let mut receiver = Receiver::new(now, 9, &SECRET, 0, Config::default());
         let mut buf = vec![0u8; 2048];
         for d in &datagrams {
             sender.handle_datagram(now, &mut d.clone());
@@ -109,7 +111,7 @@ proptest! {
     fn packets_of_another_connection_are_ignored(other in any::<u64>()) {
         prop_assume!(other != 9);
         let now = Instant::now();
-        let mut receiver = Receiver::new(now, 9, &SECRET, 0, Vec::new(), Config::default());
+        let mut receiver = Receiver::new(now, 9, &SECRET, 0, Config::default());
         receiver.handle_datagram(now, &mut from_sender(&SECRET, other, 0, Frame::HelloAck { total: 3, offset: 0 }));
         receiver.handle_datagram(now, &mut from_sender(&SECRET, other, 1, Frame::Data { offset: 0, payload: b"abc" }));
         receiver.handle_datagram(now, &mut from_sender(&SECRET, other, 2, Frame::Abort { reason: 1 }));
@@ -121,7 +123,7 @@ proptest! {
     fn packets_sealed_with_another_secret_are_dropped_and_counted(secret in any::<[u8; 32]>()) {
         prop_assume!(secret != SECRET.0);
         let now = Instant::now();
-        let mut receiver = Receiver::new(now, 9, &SECRET, 0, Vec::new(), Config::default());
+        let mut receiver = Receiver::new(now, 9, &SECRET, 0, Config::default());
         let other = Secret(secret);
         receiver.handle_datagram(now, &mut from_sender(&other, 9, 0, Frame::HelloAck { total: 3, offset: 0 }));
         receiver.handle_datagram(now, &mut from_sender(&other, 9, 1, Frame::Abort { reason: 1 }));

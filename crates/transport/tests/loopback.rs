@@ -48,8 +48,8 @@ async fn transfer(len: usize, offset: u64, config: Config) -> (Vec<u8>, Event) {
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     driver::tune_socket(&client);
     let (_tx, control) = watch::channel(Control::Run);
-    let mut sink = vec![0u8; offset as usize];
-    let (outcome, _) = tokio::time::timeout(
+    let sink = vec![0u8; offset as usize];
+    let (outcome, sink) = tokio::time::timeout(
         Duration::from_secs(30),
         driver::fetch(
             &client,
@@ -60,7 +60,7 @@ async fn transfer(len: usize, offset: u64, config: Config) -> (Vec<u8>, Event) {
                 pause_at: None,
                 config,
             },
-            &mut sink,
+            sink,
             control,
             None,
         ),
@@ -698,4 +698,102 @@ async fn a_copy_of_the_receivers_ack_from_another_address_proves_nothing() {
         heard.len(),
         heard.iter().map(Vec::len).sum::<usize>()
     );
+}
+
+/// A source or sink whose every call waits for a go from the test's own async task, on a
+/// runtime with a single thread: if the driver called it on that thread, the task could
+/// never run, and the call gives up after a few seconds with an error.
+struct Gated<T> {
+    inner: T,
+    go: std::sync::mpsc::Receiver<()>,
+    calls: usize,
+}
+
+impl<T> Gated<T> {
+    fn wait(&mut self) -> std::io::Result<()> {
+        self.calls += 1;
+        self.go
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| std::io::Error::other("called on the driver's thread: no go came"))
+    }
+}
+
+impl transport::Source for Gated<Vec<u8>> {
+    fn len(&self) -> u64 {
+        self.inner.len() as u64
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.wait()?;
+        self.inner.read_at(offset, buf)
+    }
+}
+
+impl transport::Sink for Gated<Vec<u8>> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.wait()?;
+        self.inner.write_at(offset, data)
+    }
+}
+
+/// Sends a go every millisecond from a task of the test's runtime, until the end.
+fn gate() -> (std::sync::mpsc::Receiver<()>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = tokio::spawn(async move {
+        while tx.send(()).is_ok() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    (rx, opener)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_stream_is_read_and_written_off_the_drivers_thread() {
+    let len = 3 * transport::READ_BLOCK + 12_345;
+    let (read_go, read_opener) = gate();
+    let (write_go, write_opener) = gate();
+    let source = Gated {
+        inner: data(len),
+        go: read_go,
+        calls: 0,
+    };
+    let sink = Gated {
+        inner: Vec::new(),
+        go: write_go,
+        calls: 0,
+    };
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let secret = Secret([5u8; 32]);
+    let served_secret = secret.clone();
+    let served = tokio::spawn(async move {
+        let cancel = std::future::pending();
+        driver::serve(&server, &served_secret, source, Config::default(), cancel).await
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: addr,
+        secret,
+        offset: 0,
+        pause_at: None,
+        config: Config::default(),
+    };
+    let fetched = driver::fetch(&client, opts, sink, control, None);
+    let (outcome, sink) = tokio::time::timeout(Duration::from_secs(60), fetched)
+        .await
+        .expect("the fetch timed out");
+    assert!(
+        matches!(outcome.event, Event::Finished { .. }),
+        "{:?}",
+        outcome.event
+    );
+    assert!(matches!(
+        served.await.unwrap().event,
+        Event::Finished { .. }
+    ));
+    assert!(sink.calls > 0);
+    assert!(sink.inner == data(len), "the stream differs");
+    read_opener.abort();
+    write_opener.abort();
 }

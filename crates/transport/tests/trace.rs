@@ -55,7 +55,7 @@ fn ack(pn: u64, ranges: &[(u64, u64)], max_offset: u64) -> Vec<u8> {
 
 /// A sender of `len` bytes in 1200-byte datagrams whose HELLO_ACK (pn 0) is already acked at
 /// `t0 + 10 ms`, with flow control up to `window`.
-fn open_sender(t0: Instant, len: usize, window: u64) -> Sender<Vec<u8>> {
+fn open_sender(t0: Instant, len: usize, window: u64) -> Sender {
     open_sender_with(t0, len, window, |_| {})
 }
 
@@ -65,7 +65,7 @@ fn open_sender_with(
     len: usize,
     window: u64,
     tweak: impl FnOnce(&mut Config),
-) -> Sender<Vec<u8>> {
+) -> Sender {
     let mut hello = encode(
         0,
         Frame::Hello {
@@ -81,7 +81,8 @@ fn open_sender_with(
     };
     tweak(&mut config);
     let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-    let mut sender = Sender::accept(t0, &mut hello, sender_keys(), data, config).unwrap();
+    let mut sender = Sender::accept(t0, &mut hello, sender_keys(), len as u64, config).unwrap();
+    sender.read_from(&mut data.clone());
     let mut buf = vec![0u8; 2048];
     let n = sender.poll_transmit(t0, &mut buf).unwrap();
     let hello_ack = open(&buf[..n]);
@@ -100,7 +101,7 @@ fn open_sender_with(
 }
 
 /// Every data packet the sender may send at `now`: (packet number, offset).
-fn drain(sender: &mut Sender<Vec<u8>>, now: Instant) -> Vec<(u64, u64)> {
+fn drain(sender: &mut Sender, now: Instant) -> Vec<(u64, u64)> {
     let mut buf = vec![0u8; 2048];
     let mut out = Vec::new();
     while let Some(n) = sender.poll_transmit(now, &mut buf) {
@@ -179,7 +180,7 @@ fn window_zero_stops_new_data_and_reopening_resumes() {
 #[test]
 fn packets_of_another_connection_do_not_touch_the_receiver() {
     let t0 = Instant::now();
-    let mut receiver = Receiver::new(t0, CONN, &SECRET, 0, Vec::new(), Config::default());
+    let mut receiver = Receiver::new(t0, CONN, &SECRET, 0, Config::default());
     let mut buf = vec![0u8; 2048];
     let n = receiver.poll_transmit(t0, &mut buf).unwrap();
     let n = sender_keys().open(&mut buf[..n]).unwrap();
@@ -238,8 +239,8 @@ fn only_an_ack_of_our_hello_ack_proves_the_address_and_forged_acks_move_nothing(
         first_packet_number: first,
         ..Config::default()
     };
-    let mut sender =
-        Sender::accept(t0, &mut hello, sender_keys(), vec![7u8; 100_000], config).unwrap();
+    let mut sender = Sender::accept(t0, &mut hello, sender_keys(), 100_000, config).unwrap();
+    sender.read_from(&mut vec![7u8; 100_000]);
     let mut buf = vec![0u8; 2048];
     let n = sender.poll_transmit(t0, &mut buf).unwrap();
     let hello_ack = open(&buf[..n]);
@@ -286,7 +287,7 @@ fn hello(offset: u64, max_datagram: u16) -> Vec<u8> {
 }
 
 /// Every datagram the sender sends at `now`, whatever it carries, opened.
-fn outgoing(sender: &mut Sender<Vec<u8>>, now: Instant) -> Vec<Vec<u8>> {
+fn outgoing(sender: &mut Sender, now: Instant) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; sender.max_datagram()];
     std::iter::from_fn(|| sender.poll_transmit(now, &mut buf).map(|n| open(&buf[..n]))).collect()
 }
@@ -306,14 +307,9 @@ fn before_its_hello_ack_is_acked_an_address_hears_nothing_but_the_hello_ack() {
         first_packet_number: first,
         ..Config::default()
     };
-    let mut sender = Sender::accept(
-        t0,
-        &mut hello(0, 1200),
-        sender_keys(),
-        vec![9u8; 10_000],
-        config,
-    )
-    .unwrap();
+    let mut sender =
+        Sender::accept(t0, &mut hello(0, 1200), sender_keys(), 10_000, config).unwrap();
+    sender.read_from(&mut vec![9u8; 10_000]);
     let answer = outgoing(&mut sender, t0);
     assert_eq!(answer.len(), 1);
     assert!(matches!(frame(&answer[0]), Frame::HelloAck { .. }));
@@ -371,7 +367,8 @@ fn a_done_that_overtakes_the_ack_of_the_hello_ack_is_answered_once_the_address_i
         ..Config::default()
     };
     let data = vec![1u8, 2, 3];
-    let mut sender = Sender::accept(t0, &mut hello(3, 1200), sender_keys(), data, config).unwrap();
+    let mut sender = Sender::accept(t0, &mut hello(3, 1200), sender_keys(), 3, config).unwrap();
+    sender.read_from(&mut data.clone());
     assert_eq!(
         sender.poll_event(),
         Some(Event::Connected {
@@ -410,7 +407,7 @@ fn a_hello_offering_datagrams_below_1200_bytes_is_refused() {
             t0,
             &mut hello(0, size),
             sender_keys(),
-            vec![0u8; 100],
+            100,
             Config::default(),
         );
         assert!(
@@ -422,7 +419,7 @@ fn a_hello_offering_datagrams_below_1200_bytes_is_refused() {
         t0,
         &mut hello(0, 1200),
         sender_keys(),
-        vec![0u8; 100],
+        100,
         Config::default(),
     ) else {
         panic!("the smallest legal HELLO was refused");
@@ -512,4 +509,56 @@ fn a_receiver_that_dodges_the_pause_by_inches_or_by_never_acking_loses_its_flow(
         drain(&mut silent, now);
     }
     assert!(silent.is_closed(), "pings without acks kept the flow");
+}
+
+#[test]
+fn a_receiver_that_never_acknowledges_the_first_packet_makes_the_sender_hold_no_more_than_its_send_buffer()
+ {
+    // A hostile receiver acks everything but the first data packet (and every resend of it),
+    // with an open window: each acked byte sits above a hole, so nothing may be let go.
+    const MIB: u64 = 1 << 20;
+    let len = 24 * MIB as usize;
+    let mut data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let t0 = Instant::now();
+    let mut sender = open_sender_with(t0, len, 1 << 40, |c| c.send_buffer = 2 * MIB);
+    let (mut now, mut ack_pn, mut furthest, mut most_held) = (t0, 2, 0, 0);
+    for _ in 0..3000 {
+        now += Duration::from_millis(1);
+        sender.handle_timeout(now);
+        sender.read_from(&mut data);
+        let sent = drain(&mut sender, now);
+        furthest = sent
+            .iter()
+            .map(|&(_, o)| o)
+            .max()
+            .unwrap_or(0)
+            .max(furthest);
+        most_held = most_held.max(sender.held_bytes());
+        // Newest first; the packets that carry offset 0 stay holes.
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for &(pn, offset) in sent.iter().rev() {
+            if offset == 0 {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(r) if r.0 == pn + 1 => r.0 = pn,
+                _ => ranges.push((pn, pn)),
+            }
+        }
+        ranges.truncate(16);
+        if !ranges.is_empty() {
+            sender.handle_datagram(now, &mut ack(ack_pn, &ranges, 1 << 40));
+            ack_pn += 1;
+        }
+    }
+    assert!(
+        furthest >= 2 * MIB - 1158,
+        "the sender never reached its bound (sent up to {furthest})"
+    );
+    // The send buffer, plus what it reads ahead and the block it is in.
+    assert!(most_held <= 7 * MIB, "held {most_held} bytes");
+    assert!(
+        furthest < 3 * MIB,
+        "new data went past the bound: {furthest}"
+    );
 }

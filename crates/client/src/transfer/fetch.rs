@@ -2,13 +2,52 @@
 
 use super::{Registry, Reporter, STALL_BYTES};
 use crate::part::{Checkpoint, PartFile};
+use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use transport::driver::Control;
 use transport::driver::Progress;
 use transport::{AbortReason, Event};
+
+/// The `.part` as the transport's writer thread and the download share it: the thread writes
+/// what arrives; the download reads its figures before and keeps or finishes it after (on a
+/// blocking thread: the writer may hold it for a write).
+#[derive(Debug, Clone)]
+pub(crate) struct SharedPart(Arc<Mutex<PartFile>>);
+
+impl SharedPart {
+    pub(crate) fn new(part: PartFile) -> Self {
+        Self(Arc::new(Mutex::new(part)))
+    }
+
+    /// Runs `f` on the file; `None` if a writer panicked while holding it.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut PartFile) -> R) -> Option<R> {
+        self.0.lock().ok().map(|mut part| f(&mut part))
+    }
+
+    /// The file alone, once no writer holds it any more.
+    pub(crate) fn into_inner(self) -> Result<PartFile, String> {
+        Arc::try_unwrap(self.0)
+            .map_err(|_| "the download's writer is still running".to_string())?
+            .into_inner()
+            .map_err(|_| "the download's writer failed".to_string())
+    }
+}
+
+impl transport::Sink for SharedPart {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.with(|part| part.write_at(offset, data))
+            .unwrap_or_else(|| Err(io::Error::other("the download's writer failed")))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.with(PartFile::flush)
+            .unwrap_or_else(|| Err(io::Error::other("the download's writer failed")))
+    }
+}
 
 /// How a fetch ended, when it did not fail.
 pub(crate) enum Ended {
@@ -45,7 +84,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// obeying `control` and reporting through `reporter`. Fails when the transfer stalls.
 pub(crate) async fn fetch(
     target: Target,
-    part: &mut PartFile,
+    part: &SharedPart,
     control: watch::Receiver<Control>,
     reporter: &mut Reporter<'_, impl Registry>,
 ) -> Result<Ended, String> {
@@ -59,9 +98,13 @@ pub(crate) async fn fetch(
         .await
         .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     transport::driver::tune_socket(&socket);
-    let offset = part.contiguous();
-    let size = part.size();
-    let mut checkpoints = Checkpoints::new(part.checkpoint());
+    // Nothing writes the file yet: these take no time.
+    let Some((offset, size, checkpoint)) =
+        part.with(|p| (p.contiguous(), p.size(), p.checkpoint()))
+    else {
+        return Err("the download's writer failed".into());
+    };
+    let mut checkpoints = Checkpoints::new(checkpoint);
     let (progress_tx, mut progress) = mpsc::channel(4);
     let opts = transport::driver::FetchOptions {
         server,
@@ -74,7 +117,8 @@ pub(crate) async fn fetch(
             ..transport::Config::default()
         },
     };
-    let transfer = transport::driver::fetch(&socket, opts, &mut *part, control, Some(progress_tx));
+    let transfer =
+        transport::driver::fetch(&socket, opts, part.clone(), control, Some(progress_tx));
     let mut transfer = std::pin::pin!(transfer);
     let mut stall = StallWatch::new(target.stall_timeout, offset, size);
     let mut check = tokio::time::interval(stall.check_every());

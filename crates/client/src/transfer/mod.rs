@@ -123,7 +123,7 @@ pub(crate) async fn run(
     let opened = tokio::task::spawn_blocking(move || PartFile::open(&dir, &name, &hash, size))
         .await
         .map_err(|e| e.to_string())?;
-    let mut part = match opened {
+    let part = match opened {
         Ok(part) => part,
         Err(e) => {
             // The server keeps a port for us until we open the flow: give it back now
@@ -139,6 +139,7 @@ pub(crate) async fn run(
         }
     };
     let offset = part.contiguous();
+    let part = fetch::SharedPart::new(part);
     link.emit(
         offer.local,
         offer.file.clone(),
@@ -166,7 +167,7 @@ pub(crate) async fn run(
             max_datagram: opts.max_datagram,
             stall_timeout: opts.stall_timeout,
         },
-        &mut part,
+        &part,
         control,
         &mut reporter,
     );
@@ -179,24 +180,34 @@ pub(crate) async fn run(
     match ended {
         Ok(fetch::Ended::Complete) => {}
         Ok(fetch::Ended::Cancelled) => {
+            // The flow is over, so its writer let go of the file.
+            let part = part.into_inner()?;
             let _ = tokio::task::spawn_blocking(move || part.discard()).await;
             return Ok(Some(TransferState::Cancelled));
         }
         Ok(fetch::Ended::Reclaimed) => {
-            let _ = tokio::task::spawn_blocking(move || part.save_meta()).await;
+            let _ = tokio::task::spawn_blocking(move || part.with(|p| p.save_meta())).await;
             return Ok(None);
         }
         Err(error) => {
             // The disk's own words (e.g. "No space left on device") say more than the
-            // transport's "could not write".
-            let error = match part.write_error() {
-                Some(why) => format!("the transfer failed: {why}"),
-                None => error,
-            };
-            let _ = tokio::task::spawn_blocking(move || part.save_meta()).await;
-            return Err(error);
+            // transport's "could not write". A flow given up half-way may still be writing
+            // what it had: this waits for it.
+            let kept = tokio::task::spawn_blocking(move || {
+                part.with(|p| {
+                    let why = p.write_error().map(str::to_owned);
+                    let _ = p.save_meta();
+                    why
+                })
+            })
+            .await;
+            return Err(match kept {
+                Ok(Some(Some(why))) => format!("the transfer failed: {why}"),
+                _ => error,
+            });
         }
     }
+    let part = part.into_inner()?;
     let bytes = part.bytes();
     let finished = tokio::task::spawn_blocking(move || part.finish(&local_name))
         .await

@@ -2,11 +2,10 @@
 //! at most [`MAX_ACK_RANGES`] of them), and the round-trip samples its probes give.
 
 use super::{ACK_DELAY, ACK_EVERY, Receiver};
-use crate::Sink;
 use crate::packet::MAX_ACK_RANGES;
 use std::time::{Duration, Instant};
 
-impl<K: Sink> Receiver<K> {
+impl Receiver {
     /// Closes the outstanding RTT probe, if any, with a sample.
     pub(super) fn rtt_sample(&mut self, now: Instant) {
         if let Some(sent) = self.probe_sent.take() {

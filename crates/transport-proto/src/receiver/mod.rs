@@ -1,8 +1,13 @@
-//! The receiving end: opens the flow with a HELLO sealed with the transfer's secret, writes the stream into a
-//! [`Sink`] as it arrives (in any order), acknowledges packets and grants flow-control window.
+//! The receiving end: opens the flow with a HELLO sealed with the transfer's secret, hands the
+//! stream's bytes to the application as they arrive (in any order, as `(offset, bytes)`
+//! pieces), acknowledges packets and grants flow-control window. It says that every byte
+//! arrived only once the application has stored them all.
 
 mod acks;
+mod outbox;
 mod transmit;
+
+pub use outbox::Batch;
 
 use crate::crypto::{Keys, Secret};
 use crate::packet::Frame;
@@ -10,6 +15,7 @@ use crate::ranges::RangeSet;
 use crate::rtt::RttEstimator;
 use crate::{AbortReason, Config, Event, Sink, Stats};
 use std::collections::VecDeque;
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Longest we hold an ack for a lone packet.
@@ -34,13 +40,17 @@ enum State {
 
 /// The receiving end of one connection.
 #[derive(Debug)]
-pub struct Receiver<K: Sink> {
+pub struct Receiver {
     config: Config,
     conn_id: u64,
     keys: Keys,
-    sink: K,
+    /// New bytes for the application to store.
+    out: Batch,
+    /// Bytes taken from `out` by the application, and how many of them it has stored.
+    handed: u64,
+    stored: u64,
     total: Option<u64>,
-    /// What has been written: a prefix plus islands, at most [`Config::max_islands`] of them.
+    /// What has arrived: a prefix plus islands, at most [`Config::max_islands`] of them.
     written: RangeSet,
     paused: bool,
     /// The end of the furthest data seen, and the byte just before it.
@@ -77,18 +87,11 @@ pub struct Receiver<K: Sink> {
     stats: Stats,
 }
 
-impl<K: Sink> Receiver<K> {
-    /// Starts a connection that asks for the stream from `offset` (the bytes before it are
-    /// already in `sink`), with the transfer's `secret`; every packet after the HELLO is
+impl Receiver {
+    /// Starts a connection that asks for the stream from `offset` (the application has the
+    /// bytes before it), with the transfer's `secret`; every packet after the HELLO is
     /// protected with `config.suite`.
-    pub fn new(
-        now: Instant,
-        conn_id: u64,
-        secret: &Secret,
-        offset: u64,
-        sink: K,
-        config: Config,
-    ) -> Self {
+    pub fn new(now: Instant, conn_id: u64, secret: &Secret, offset: u64, config: Config) -> Self {
         let granted = offset.saturating_add(config.window);
         let mut keys = Keys::for_receiver(secret, config.suite);
         if config.unprotected {
@@ -97,7 +100,9 @@ impl<K: Sink> Receiver<K> {
         Self {
             conn_id,
             keys,
-            sink,
+            out: Batch::new(),
+            handed: 0,
+            stored: 0,
             total: None,
             written: RangeSet::starting_at(offset, config.max_islands),
             paused: false,
@@ -127,12 +132,13 @@ impl<K: Sink> Receiver<K> {
         }
     }
 
-    /// Bytes from the start of the stream known to be written.
+    /// Bytes from the start of the stream that have arrived (handed to the application, or
+    /// waiting to be taken).
     pub fn contiguous(&self) -> u64 {
         self.written.contiguous()
     }
 
-    /// Bytes written in all (in order or not).
+    /// Bytes arrived in all (in order or not).
     pub fn received_bytes(&self) -> u64 {
         self.written.total()
     }
@@ -142,14 +148,51 @@ impl<K: Sink> Receiver<K> {
         self.total
     }
 
-    /// The sink, e.g. to flush it.
-    pub fn sink(&self) -> &K {
-        &self.sink
+    /// Bytes waiting for the application to take them ([`Receiver::take_data`]).
+    pub fn pending_data(&self) -> usize {
+        self.out.len()
     }
 
-    /// The sink back, once the connection is over.
-    pub fn into_sink(self) -> K {
-        self.sink
+    /// Takes the bytes that arrived since the last call into `batch` (whose own contents are
+    /// dropped; hand back an emptied one to reuse its buffer). Store them, then say so with
+    /// [`Receiver::stored`]. While the application leaves too much untaken, new data is
+    /// dropped unread and the sender sends it again later.
+    pub fn take_data(&mut self, batch: &mut Batch) {
+        batch.clear();
+        std::mem::swap(&mut self.out, batch);
+        self.handed += batch.len() as u64;
+    }
+
+    /// The application has stored (written and flushed) `bytes` of what it was handed, in
+    /// all. Once it has stored everything and every byte arrived, the receiver tells the
+    /// sender so.
+    pub fn stored(&mut self, now: Instant, bytes: u64) {
+        self.stored = self.stored.max(bytes.min(self.handed));
+        self.check_done(now);
+    }
+
+    /// Bytes handed to the application and not yet stored.
+    pub fn unstored(&self) -> u64 {
+        self.handed - self.stored + self.out.len() as u64
+    }
+
+    /// Writes what arrived into `sink` and flushes it at once: for sinks in memory (tests,
+    /// simulators). A driver stores on a blocking thread instead. A sink that fails aborts
+    /// the flow.
+    pub fn write_to(&mut self, now: Instant, sink: &mut (impl Sink + ?Sized)) -> io::Result<()> {
+        let mut batch = Batch::new();
+        self.take_data(&mut batch);
+        if let Err(err) = batch.write_to(sink).and_then(|()| sink.flush()) {
+            self.sink_failed();
+            return Err(err);
+        }
+        self.stored(now, self.handed);
+        Ok(())
+    }
+
+    /// The application could not store what it was handed: the transfer cannot succeed.
+    pub fn sink_failed(&mut self) {
+        self.abort(AbortReason::SinkFailed);
     }
 
     /// True once the connection is over and nothing is left to send.
@@ -194,8 +237,6 @@ impl<K: Sink> Receiver<K> {
             // Grant nothing beyond what has arrived (the holes below it may still be filled).
             self.granted = self.written.highest();
             self.ping_at = Some(now + self.config.keepalive);
-            // What arrived is on disk while we wait (a restart resumes from it).
-            self.flush_sink();
         } else {
             self.granted = self.window_limit();
             self.ping_at = None;
@@ -282,6 +323,7 @@ impl<K: Sink> Receiver<K> {
                 if matches!(self.state, State::Done | State::Open)
                     && self.total == Some(total)
                     && self.written.contiguous() == total
+                    && self.unstored() == 0
                 {
                     self.finish(last_byte);
                 }
@@ -338,6 +380,12 @@ impl<K: Sink> Receiver<K> {
             Ok(skip) if skip < payload.len() => (offset + skip as u64, &payload[skip..]),
             _ => return true,
         };
+        if self.out.is_full(payload.len()) {
+            // The application is behind: the data waits (the sender sends it again) rather
+            // than piling up here.
+            self.stats.backlog_refused += 1;
+            return false;
+        }
         if self.written.insert(offset, end).is_err() {
             // As many holes as we keep track of: the data waits until they fill. A sender that
             // slices the stream into islands on purpose (one byte at every other offset) gets
@@ -345,11 +393,7 @@ impl<K: Sink> Receiver<K> {
             self.stats.islands_refused += 1;
             return false;
         }
-        if let Err(err) = self.sink.write_at(offset, payload) {
-            tracing::warn!(%err, "cannot write the stream");
-            self.abort(AbortReason::SinkFailed);
-            return true;
-        }
+        self.out.push(offset, payload);
         if self.state == State::Open && !self.paused {
             self.retry_at = None; // data flows: nothing to repeat
         }
@@ -380,21 +424,12 @@ impl<K: Sink> Receiver<K> {
         true
     }
 
-    /// Writes out what the sink holds back; if it cannot, the transfer cannot succeed.
-    fn flush_sink(&mut self) {
-        if let Err(err) = self.sink.flush() {
-            tracing::warn!(%err, "cannot write the stream");
-            self.abort(AbortReason::SinkFailed);
-        }
-    }
-
     fn check_done(&mut self, now: Instant) {
-        if self.state == State::Open && self.total == Some(self.written.contiguous()) {
-            // Every byte must be written before we say so.
-            self.flush_sink();
-            if self.state == State::Closed {
-                return;
-            }
+        // Every byte must be stored before we say so.
+        if self.state == State::Open
+            && self.total == Some(self.written.contiguous())
+            && self.unstored() == 0
+        {
             self.state = State::Done;
             self.retry_at = Some(now);
             self.retry_every = RETRY;

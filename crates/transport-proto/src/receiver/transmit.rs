@@ -2,11 +2,10 @@
 //! until the sender has heard it, keepalive pings while paused.
 
 use super::{PAUSED_TRIES, Receiver, State};
-use crate::Sink;
 use crate::packet::{self, Frame, Packet};
 use std::time::{Duration, Instant};
 
-impl<K: Sink> Receiver<K> {
+impl Receiver {
     /// Writes the next datagram to send into `buf` and returns its length, or `None` when
     /// nothing is due.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {

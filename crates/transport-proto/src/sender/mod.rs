@@ -1,15 +1,20 @@
-//! The sending end: reads the stream from a [`Source`] and moves it to the receiver, with loss
-//! recovery, congestion control, pacing and the receiver's flow control.
+//! The sending end: moves the stream to the receiver, with loss recovery, congestion control,
+//! pacing and the receiver's flow control. It asks the application for the bytes it needs
+//! ([`Sender::poll_read`]) and is handed them ([`Sender::supply`]): it reads nothing itself.
 
 mod recovery;
+mod stream;
 mod transmit;
+
+use stream::SendBuffer;
+pub use stream::{READ_BLOCK, ReadRequest};
 
 use crate::cc::Controller;
 use crate::crypto::{Keys, Suite};
 use crate::pacer::Pacer;
 use crate::packet::{self, Frame};
 use crate::rtt::RttEstimator;
-use crate::{AbortReason, Config, Event, Source, Stats};
+use crate::{AbortReason, Config, Event, Stats};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -50,20 +55,19 @@ enum State {
 
 /// What [`Sender::accept`] gives back when a datagram does not open a connection.
 #[derive(Debug)]
-pub struct Refused<S> {
-    /// The source, for the next try.
-    pub source: S,
+pub struct Refused {
     /// The keys, for the next try.
     pub keys: Keys,
 }
 
 /// The sending end of one connection.
 #[derive(Debug)]
-pub struct Sender<S: Source> {
+pub struct Sender {
     config: Config,
     keys: Keys,
     conn_id: u64,
-    source: S,
+    /// The stream's bytes from the first unacknowledged block to the last one supplied.
+    buffer: SendBuffer,
     total: u64,
     /// First byte the receiver asked for.
     start: u64,
@@ -118,30 +122,30 @@ pub struct Sender<S: Source> {
     stats: Stats,
 }
 
-impl<S: Source> Sender<S> {
-    /// Opens a connection if `datagram` is a HELLO sealed with this transfer's `keys` (made
-    /// with [`Keys::for_sender`]) that accepts datagrams of at least [`crate::MIN_DATAGRAM`]
-    /// bytes; anything else gives the source and the keys back and must be ignored (nothing
-    /// is ever sent to an address that has not shown it knows the secret). `datagram` is
-    /// opened in place.
-    // The refusal hands the source and the keys back by value, once per datagram tried before
-    // the flow opens: its size costs nothing that matters.
+impl Sender {
+    /// Opens a connection for a stream of `total` bytes if `datagram` is a HELLO sealed with
+    /// this transfer's `keys` (made with [`Keys::for_sender`]) that accepts datagrams of at
+    /// least [`crate::MIN_DATAGRAM`] bytes; anything else gives the keys back and must be
+    /// ignored (nothing is ever sent to an address that has not shown it knows the secret).
+    /// `datagram` is opened in place.
+    // The refusal hands the keys back by value, once per datagram tried before the flow
+    // opens: its size costs nothing that matters.
     #[allow(clippy::result_large_err)]
     pub fn accept(
         now: Instant,
         datagram: &mut [u8],
         mut keys: Keys,
-        source: S,
+        total: u64,
         config: Config,
-    ) -> Result<Self, Refused<S>> {
+    ) -> Result<Self, Refused> {
         if config.unprotected && !keys.is_unprotected() {
             keys = keys.unprotected();
         }
         let Ok(plain) = keys.open(datagram) else {
-            return Err(Refused { source, keys });
+            return Err(Refused { keys });
         };
         let Ok(packet) = packet::decode(&datagram[..plain]) else {
-            return Err(Refused { source, keys });
+            return Err(Refused { keys });
         };
         let Frame::Hello {
             suite,
@@ -150,18 +154,17 @@ impl<S: Source> Sender<S> {
             max_datagram,
         } = packet.frame
         else {
-            return Err(Refused { source, keys });
+            return Err(Refused { keys });
         };
         let Some(suite) = Suite::from_code(suite) else {
-            return Err(Refused { source, keys });
+            return Err(Refused { keys });
         };
         // A receiver that cannot take our smallest datagram is broken or a probe for an
         // amplifier: no answer at all (an honest one always offers at least the minimum).
         if usize::from(max_datagram) < crate::MIN_DATAGRAM {
-            return Err(Refused { source, keys });
+            return Err(Refused { keys });
         }
         keys.set_suite(suite);
-        let total = source.len();
         let mss = config.datagram().min(usize::from(max_datagram));
         let seed = packet.conn_id ^ config.first_packet_number;
         let cc = config.algorithm.build(mss as u64, now, seed);
@@ -169,7 +172,7 @@ impl<S: Source> Sender<S> {
         Ok(Self {
             keys,
             conn_id: packet.conn_id,
-            source,
+            buffer: SendBuffer::new(start, total, config.max_islands),
             total,
             start,
             next_offset: start,
@@ -230,6 +233,11 @@ impl<S: Source> Sender<S> {
     /// Length of the stream.
     pub fn total(&self) -> u64 {
         self.total
+    }
+
+    /// Stream bytes sent so far, retransmissions included (as [`Stats::bytes_sent`], cheaply).
+    pub fn bytes_sent(&self) -> u64 {
+        self.stats.bytes_sent
     }
 
     /// True once the connection is over (finished or aborted).
@@ -400,6 +408,11 @@ impl<S: Source> Sender<S> {
     /// The receiver says it has every byte: confirm with a CLOSE, and linger to confirm again
     /// if that CLOSE is lost.
     fn on_done(&mut self, now: Instant) {
+        if self.total > 0 && self.last_byte().is_none() {
+            // A flow that started at the very end has not been handed its last byte yet (the
+            // CLOSE names it): the receiver repeats its DONE.
+            return;
+        }
         self.send_close = true;
         if let State::Finishing { until } = &mut self.state {
             // Still being asked: our CLOSE was lost; stay to answer the next DONE.
@@ -418,15 +431,53 @@ impl<S: Source> Sender<S> {
         }
     }
 
-    fn last_byte(&mut self) -> Option<u8> {
-        if self.total == 0 {
+    fn last_byte(&self) -> Option<u8> {
+        self.buffer.last_byte()
+    }
+
+    /// The next bytes of the stream to read for the sender, if it wants any now: hand them
+    /// over with [`Sender::supply`], in the order asked. It asks a few blocks ahead of what
+    /// it sends, and holds at most [`Config::send_buffer`] beyond what the receiver has
+    /// acknowledged.
+    pub fn poll_read(&mut self) -> Option<ReadRequest> {
+        if self.state != State::Open {
             return None;
         }
-        let mut byte = [0u8];
-        match self.source.read_at(self.total - 1, &mut byte) {
-            Ok(1) => Some(byte[0]),
-            _ => None,
+        self.buffer.next_read(self.next_offset)
+    }
+
+    /// The bytes of the oldest read asked for by [`Sender::poll_read`]. Anything else (bytes
+    /// at another offset, or fewer than asked: the source shrank) aborts the flow, since the
+    /// receiver could never verify the stream.
+    pub fn supply(&mut self, offset: u64, data: Vec<u8>) {
+        if self.state == State::Closed {
+            return;
         }
+        if self.buffer.supply(offset, data).is_err() {
+            self.abort(AbortReason::SourceFailed);
+        }
+    }
+
+    /// The application could not read what was asked: the flow aborts.
+    pub fn read_failed(&mut self) {
+        self.abort(AbortReason::SourceFailed);
+    }
+
+    /// Serves every read the sender wants now from `source`, at once: for sources in memory
+    /// (tests, simulators). A driver reads files off its event loop instead.
+    pub fn read_from(&mut self, source: &mut impl crate::Source) {
+        while let Some(read) = self.poll_read() {
+            let mut data = vec![0u8; read.len];
+            match source.read_at(read.offset, &mut data) {
+                Ok(n) if n == read.len => self.supply(read.offset, data),
+                _ => self.read_failed(),
+            }
+        }
+    }
+
+    /// Bytes of the stream held in memory (supplied, not yet acknowledged).
+    pub fn held_bytes(&self) -> u64 {
+        self.buffer.held()
     }
 
     /// When [`Sender::handle_timeout`] should next be called.

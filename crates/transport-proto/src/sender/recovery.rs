@@ -2,11 +2,10 @@
 //! (RFC 9002), and the delivery-rate samples the congestion controller learns from.
 
 use super::{LOST_MEMORY, MAX_ACK_DELAY, MAX_PTO, STALE_ACK_DELAY, Sender, Sent};
-use crate::Source;
 use crate::cc::AckSample;
 use std::time::{Duration, Instant};
 
-impl<S: Source> Sender<S> {
+impl Sender {
     /// Flow control comes in acks, which may be reordered: only the newest counts. It may
     /// shrink: that is how the receiver pauses.
     pub(super) fn update_flow(&mut self, pn: u64, max_offset: u64) {
@@ -69,8 +68,9 @@ impl<S: Source> Sender<S> {
         }
         for (_, sent) in &newly {
             self.in_flight = self.in_flight.saturating_sub(sent.size);
-            if let Some((_, len)) = sent.data {
+            if let Some((offset, len)) = sent.data {
                 self.stats.bytes_delivered += len;
+                self.buffer.on_acked(offset, offset + len);
             }
         }
         self.pto_count = 0;

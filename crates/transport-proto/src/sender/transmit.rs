@@ -1,13 +1,13 @@
-//! Sending: what goes out next (control frames, probes, lost data, new data), sealed in place
-//! where the source wrote it, and the bookkeeping of what is in flight.
+//! Sending: what goes out next (control frames, probes, lost data, new data), copied from the
+//! send buffer and sealed in place, and the bookkeeping of what is in flight.
 
 use super::{Sender, Sent, State};
+use crate::AbortReason;
 use crate::crypto::TAG_LEN;
 use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN, Packet};
-use crate::{AbortReason, Source};
 use std::time::Instant;
 
-impl<S: Source> Sender<S> {
+impl Sender {
     pub(super) fn header(&mut self, frame: Frame<'_>, buf: &mut [u8]) -> Option<usize> {
         let pn = self.next_pn;
         let n = packet::encode(
@@ -87,9 +87,19 @@ impl<S: Source> Sender<S> {
             }
         } else {
             self.probes -= 1;
+            // A probe must carry something the receiver acks: lost data it has acknowledged
+            // since (through another copy) does not count.
+            let acked = self.buffer.acked();
+            self.retransmit
+                .retain(|&(offset, len)| offset + len > acked);
             if !self.has_data() {
                 // Probe with the oldest data still unacknowledged, or a ping.
-                match self.sent.values().find_map(|s| s.data) {
+                let unacked = self
+                    .sent
+                    .values()
+                    .filter_map(|s| s.data)
+                    .find(|&(offset, len)| offset + len > acked);
+                match unacked {
                     Some(range) => self.retransmit.push_front(range),
                     None => {
                         let n = self.header(Frame::Ping, buf)?;
@@ -104,8 +114,18 @@ impl<S: Source> Sender<S> {
 
     /// True if there is data we may send: lost data, or new data within flow control.
     pub(super) fn has_data(&self) -> bool {
-        !self.retransmit.is_empty()
-            || (self.next_offset < self.total && self.next_offset < self.max_offset)
+        !self.retransmit.is_empty() || self.new_data_limit() > self.next_offset
+    }
+
+    /// New data may be sent up to here: what the stream has, the receiver allows, the
+    /// application has supplied, and the send buffer holds (a receiver that leaves an old
+    /// hole unacknowledged cannot make us hold more than [`crate::Config::send_buffer`]).
+    fn new_data_limit(&self) -> u64 {
+        let held = self.buffer.acked().saturating_add(self.config.send_buffer);
+        self.total
+            .min(self.max_offset)
+            .min(self.buffer.supplied())
+            .min(held)
     }
 
     pub(super) fn send_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -113,7 +133,17 @@ impl<S: Source> Sender<S> {
             .mss
             .min(buf.len())
             .checked_sub(HEADER_LEN + DATA_HEADER_LEN + TAG_LEN)? as u64;
-        let (offset, len, resend) = match self.retransmit.pop_front() {
+        // Lost data first; what the receiver has acknowledged since (through another copy) is
+        // not sent again.
+        let acked = self.buffer.acked();
+        let lost = loop {
+            match self.retransmit.pop_front() {
+                Some((offset, len)) if offset + len <= acked => continue,
+                Some((offset, len)) if offset < acked => break Some((acked, offset + len - acked)),
+                other => break other,
+            }
+        };
+        let (offset, len, resend) = match lost {
             Some((offset, len)) => {
                 let take = len.min(room);
                 if take < len {
@@ -122,7 +152,7 @@ impl<S: Source> Sender<S> {
                 (offset, take, true)
             }
             None => {
-                let limit = self.total.min(self.max_offset);
+                let limit = self.new_data_limit();
                 let take = limit
                     .checked_sub(self.next_offset)
                     .filter(|n| *n > 0)?
@@ -135,20 +165,11 @@ impl<S: Source> Sender<S> {
         let pn = self.next_pn;
         let header = packet::encode_data_header(self.conn_id, pn, offset, buf)?;
         let plain = header + len as usize;
-        match self.source.read_at(offset, &mut buf[header..plain]) {
-            Ok(n) if n as u64 == len => {}
-            Ok(_) => {
-                // The file shrank under us: the receiver could never verify it.
-                self.abort(AbortReason::SourceFailed);
-                return self.poll_transmit(now, buf);
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot read the stream");
-                self.abort(AbortReason::SourceFailed);
-                return self.poll_transmit(now, buf);
-            }
+        if !self.buffer.copy(offset, buf.get_mut(header..plain)?) {
+            // Everything sent is held until acknowledged: this cannot happen.
+            self.abort(AbortReason::SourceFailed);
+            return self.poll_transmit(now, buf);
         }
-        // Sealed in place, where the source wrote it: no copy.
         let end = self.keys.seal(buf, plain)?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
