@@ -320,6 +320,11 @@ pub struct FetchOptions {
 /// Hand the writer what has arrived once this much waits, even in the middle of a burst of
 /// receives (the receiver's outbox holds twice as much).
 const HANDOFF: usize = 2 * 1024 * 1024;
+/// Between bursts, hand the writer what has arrived once this much waits (smaller pieces would
+/// be gathered again before they are written: a copy more), ...
+const HAND_EAGER: usize = 1024 * 1024;
+/// ... or once the oldest of it has waited this long, or every byte has arrived.
+const HAND_WITHIN: Duration = Duration::from_millis(5);
 
 /// Receives a stream into `sink`, obeying `control` (applied whenever it changes), reporting on
 /// `progress` a few times a second. Reports are dropped when the channel is full, except those
@@ -365,12 +370,28 @@ pub async fn fetch<K: Sink + Send + 'static>(
     let initial = *control.borrow_and_update();
     apply(&mut conn, initial);
     let mut reported_paused = false;
+    // When what waits in the receiver's outbox must go to the writer at the latest.
+    let mut hand_by: Option<Instant> = None;
     loop {
         if control.has_changed().unwrap_or(false) {
             let state = *control.borrow_and_update();
             apply(&mut conn, state);
         }
-        store.hand(&mut conn);
+        if store.failed() {
+            conn.sink_failed(); // the disk is full, say: no use receiving more
+        }
+        let complete = conn.total() == Some(conn.contiguous());
+        if conn.pending_data() >= HAND_EAGER
+            || complete
+            || hand_by.is_some_and(|t| Instant::now() >= t)
+        {
+            store.hand(&mut conn);
+        }
+        hand_by = match (conn.pending_data(), hand_by) {
+            (0, _) => None,
+            (_, Some(by)) => Some(by),
+            (_, None) => Some(Instant::now() + HAND_WITHIN),
+        };
         let t = now();
         transmit(&mut io, &mut batch, datagram, (server, None), |slot| {
             conn.poll_transmit(t, slot)
@@ -423,11 +444,14 @@ pub async fn fetch<K: Sink + Send + 'static>(
         let Some(timeout) = conn.poll_timeout() else {
             break;
         };
-        let wake = if moved {
+        let mut wake = if moved {
             Instant::from_std(timeout).min(report_at)
         } else {
             Instant::from_std(timeout)
         };
+        if let Some(by) = hand_by {
+            wake = wake.min(by);
+        }
         tokio::select! {
             r = io.recv(&mut buf) => {
                 deliver(&io, &mut buf, r, server, |at, d| {
@@ -437,7 +461,9 @@ pub async fn fetch<K: Sink + Send + 'static>(
                     }
                 });
             }
-            () = store.changed() => store.report(&mut conn, now()),
+            // What the writer stored matters once every byte is here (the DONE waits for
+            // it; a pause waits in `settle`): no wake for it before.
+            () = store.changed(), if complete => store.report(&mut conn, now()),
             () = tokio::time::sleep_until(wake) => conn.handle_timeout(now()),
             changed = control.changed() => {
                 if changed.is_err() {

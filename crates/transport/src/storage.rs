@@ -15,18 +15,21 @@ const BATCHES: usize = 2;
 
 /// A reader thread for one flow.
 pub(crate) struct Reader {
-    requests: mpsc::Sender<ReadRequest>,
+    requests: mpsc::Sender<(ReadRequest, Option<Vec<u8>>)>,
     data: mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
 }
 
 impl Reader {
     /// Starts reading `source` on a blocking thread; it ends when the reader is dropped.
     pub(crate) fn spawn<S: Source + Send + 'static>(mut source: S) -> Self {
-        let (requests, mut asked) = mpsc::channel::<ReadRequest>(READS);
+        let (requests, mut asked) = mpsc::channel::<(ReadRequest, Option<Vec<u8>>)>(READS);
         let (give, data) = mpsc::channel(READS);
         tokio::task::spawn_blocking(move || {
-            while let Some(read) = asked.blocking_recv() {
-                let mut buf = vec![0u8; read.len];
+            while let Some((read, spare)) = asked.blocking_recv() {
+                // A block the sender let go of is read over as it is: zeroing it again would
+                // only cost time.
+                let mut buf = spare.unwrap_or_default();
+                buf.resize(read.len, 0);
                 let result = read_exact_at(&mut source, read.offset, &mut buf).map(|()| buf);
                 if give.blocking_send((read.offset, result)).is_err() {
                     break;
@@ -41,7 +44,7 @@ impl Reader {
         while let Some(read) = conn.poll_read() {
             // The sender asks at most `READS` ahead, so there is always room; if there is not,
             // the thread is gone.
-            if self.requests.try_send(read).is_err() {
+            if self.requests.try_send((read, conn.spare_buffer())).is_err() {
                 conn.read_failed();
                 return;
             }
@@ -180,6 +183,11 @@ impl<K> Writer<K> {
         } else {
             conn.stored(now, stored.bytes);
         }
+    }
+
+    /// True once the writer could not store what it was handed.
+    pub(crate) fn failed(&self) -> bool {
+        self.stored.borrow().failed
     }
 
     /// Resolves when the writer has stored more (or failed); never, once it has ended.

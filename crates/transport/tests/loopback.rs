@@ -797,3 +797,64 @@ async fn the_stream_is_read_and_written_off_the_drivers_thread() {
     read_opener.abort();
     write_opener.abort();
 }
+
+/// A sink that fails once it holds `limit` bytes, as a full disk does.
+struct FillsUp {
+    written: u64,
+    limit: u64,
+}
+
+impl transport::Sink for FillsUp {
+    fn write_at(&mut self, _offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.written += data.len() as u64;
+        if self.written > self.limit {
+            return Err(std::io::Error::other("no space left"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_fails_ends_the_fetch_at_once_and_tells_the_sender() {
+    let len = 200 * 1024 * 1024;
+    let (addr, served) = serve_data(len, Secret([6u8; 32])).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: addr,
+        secret: Secret([6u8; 32]),
+        offset: 0,
+        pause_at: None,
+        config: Config::default(),
+    };
+    let sink = FillsUp {
+        written: 0,
+        limit: 4 * 1024 * 1024,
+    };
+    let fetched = driver::fetch(&client, opts, sink, control, None);
+    let (outcome, sink) = tokio::time::timeout(Duration::from_secs(30), fetched)
+        .await
+        .expect("the fetch went on");
+    assert_eq!(
+        outcome.event,
+        Event::Aborted {
+            reason: transport::AbortReason::SinkFailed,
+            by_peer: false
+        }
+    );
+    // The flow stopped soon after, not at the end of the stream.
+    assert!(sink.written > sink.limit);
+    let received = outcome.stats.bytes_received;
+    assert!(received < len as u64 / 2, "{received} bytes received");
+    let served = served.await.unwrap();
+    assert!(
+        matches!(
+            served.event,
+            Event::Aborted {
+                reason: transport::AbortReason::SinkFailed,
+                by_peer: true
+            }
+        ),
+        "{served:?}"
+    );
+}

@@ -458,6 +458,12 @@ impl Sender {
         }
     }
 
+    /// A buffer the sender no longer needs (a block the receiver has acknowledged), to read
+    /// the next request into instead of allocating one.
+    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
+        self.buffer.spare()
+    }
+
     /// The application could not read what was asked: the flow aborts.
     pub fn read_failed(&mut self) {
         self.abort(AbortReason::SourceFailed);

@@ -12,6 +12,9 @@ pub const READ_BLOCK: usize = 1 << 20;
 /// How far past what it has sent the sender asks for data, so that a read is always done
 /// before the bytes are needed.
 const READ_AHEAD: u64 = 4 * READ_BLOCK as u64;
+/// Blocks let go of and kept for the application to read into again (a fresh megabyte costs
+/// its page faults).
+const SPARE_BLOCKS: usize = 4;
 
 /// Bytes `[offset, offset + len)` of the stream that the sender needs: the application reads
 /// them and hands them over with [`crate::Sender::supply`], in the order they were asked for.
@@ -37,6 +40,8 @@ pub(super) struct SendBuffer {
     /// The stream bytes the receiver has acknowledged; below its prefix nothing is kept.
     acked: RangeSet,
     last_byte: Option<u8>,
+    /// Blocks let go of, for [`SendBuffer::spare`].
+    spare: Vec<Vec<u8>>,
 }
 
 /// [`SendBuffer::supply`] was handed something other than what was asked for next.
@@ -60,6 +65,7 @@ impl SendBuffer {
             requested: first,
             acked: RangeSet::starting_at(start, max_islands),
             last_byte: None,
+            spare: Vec::new(),
         }
     }
 
@@ -156,8 +162,17 @@ impl SendBuffer {
                 break;
             }
             self.at = end;
-            self.blocks.pop_front();
+            if let Some(block) = self.blocks.pop_front()
+                && self.spare.len() < SPARE_BLOCKS
+            {
+                self.spare.push(block);
+            }
         }
+    }
+
+    /// A block let go of, to read the next one into.
+    pub(super) fn spare(&mut self) -> Option<Vec<u8>> {
+        self.spare.pop()
     }
 }
 
@@ -209,6 +224,12 @@ mod tests {
         buffer.on_acked(0, 10);
         assert_eq!(buffer.held(), data.len() as u64 - READ_BLOCK as u64);
         assert!(!buffer.copy(0, &mut out), "let go of");
+        assert_eq!(
+            buffer.spare().map(|b| b.len()),
+            Some(READ_BLOCK),
+            "kept to read into"
+        );
+        assert_eq!(buffer.spare(), None);
         assert!(buffer.copy(at + 1000, &mut out));
         assert_eq!(out[..], data[READ_BLOCK..READ_BLOCK + 3000]);
         let mut beyond = [0u8; 2];
