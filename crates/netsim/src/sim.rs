@@ -6,10 +6,11 @@
 use crate::data::{CheckingSink, PatternSource};
 use crate::link::{Link, LinkConfig};
 use crate::rng::Rng;
+use crate::transfer::{Side, Transfer};
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
-use transport::{Config, Event, Receiver, Sender, Stats};
+use transport::{Config, Event, Stats};
 
 /// Granularity of the per-flow goodput timeline.
 pub const TIMELINE_STEP: Duration = Duration::from_millis(100);
@@ -138,12 +139,6 @@ pub fn jain(rates: &[f64]) -> f64 {
     sum * sum / (rates.len() as f64 * squares)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Sender,
-    Receiver,
-}
-
 /// What happens at a scheduled time. Small and `Copy`, so the event heap moves little: packet
 /// bytes wait in `Sim::packets`.
 #[derive(Debug, Clone, Copy)]
@@ -195,9 +190,8 @@ struct Flow {
     conn_id: u64,
     secret: transport::Secret,
     source: PatternSource,
-    sink: CheckingSink,
-    receiver: Option<Receiver>,
-    sender: Option<Sender>,
+    /// Both ends, from the moment the receiver opens the flow.
+    transfer: Option<Transfer<PatternSource, CheckingSink>>,
     /// Wakes in the event queue for each end, so that a deadline already covered by an
     /// earlier wake is not queued again (the idle timer moves with every packet).
     receiver_wakes: BTreeSet<Duration>,
@@ -244,9 +238,7 @@ pub fn run(scenario: &Scenario) -> Report {
                     seed,
                     len: spec.size,
                 },
-                sink: CheckingSink::default(),
-                receiver: None,
-                sender: None,
+                transfer: None,
                 receiver_wakes: BTreeSet::new(),
                 sender_wakes: BTreeSet::new(),
                 report: FlowReport {
@@ -328,51 +320,34 @@ impl Sim {
         match what {
             What::Start(i) => {
                 let f = &mut self.flows[i];
-                f.sink = CheckingSink {
+                let sink = CheckingSink {
                     seed: f.source.seed,
                     start: f.spec.offset,
                     ..CheckingSink::default()
                 };
-                let receiver = Receiver::new(
+                f.transfer = Some(Transfer::new(
                     now,
                     f.conn_id,
                     &f.secret,
                     f.spec.offset,
                     f.spec.config.clone(),
-                );
-                f.receiver = Some(receiver);
+                    f.source,
+                    sink,
+                ));
                 self.service(i, Side::Receiver);
             }
             What::Pause { flow, paused } => {
                 let f = &mut self.flows[flow];
                 f.paused = paused;
-                if let Some(r) = &mut f.receiver {
-                    r.set_paused(now, paused);
+                if let Some(t) = &mut f.transfer {
+                    t.receiver.set_paused(now, paused);
                 }
                 self.service(flow, Side::Receiver);
             }
             What::Deliver { flow, to, slot } => {
                 let mut bytes = std::mem::take(&mut self.packets[slot as usize]);
-                let f = &mut self.flows[flow];
-                match to {
-                    Side::Receiver => {
-                        if let Some(r) = &mut f.receiver {
-                            r.handle_datagram(now, &mut bytes);
-                        }
-                    }
-                    Side::Sender => match &mut f.sender {
-                        Some(s) => s.handle_datagram(now, &mut bytes),
-                        None => {
-                            let accepted = Sender::accept(
-                                now,
-                                &mut bytes,
-                                transport::Keys::for_sender(&f.secret),
-                                transport::Source::len(&f.source),
-                                f.spec.config.clone(),
-                            );
-                            f.sender = accepted.ok();
-                        }
-                    },
+                if let Some(t) = &mut self.flows[flow].transfer {
+                    t.handle_datagram(to, now, &mut bytes);
                 }
                 // Keep the allocation for the next packet.
                 self.packets[slot as usize] = bytes;
@@ -383,18 +358,11 @@ impl Sim {
                 // Early wakes are harmless: the endpoint finds nothing due.
                 let f = &mut self.flows[flow];
                 match side {
-                    Side::Sender => {
-                        f.sender_wakes.remove(&at);
-                        if let Some(s) = &mut f.sender {
-                            s.handle_timeout(now);
-                        }
-                    }
-                    Side::Receiver => {
-                        f.receiver_wakes.remove(&at);
-                        if let Some(r) = &mut f.receiver {
-                            r.handle_timeout(now);
-                        }
-                    }
+                    Side::Sender => f.sender_wakes.remove(&at),
+                    Side::Receiver => f.receiver_wakes.remove(&at),
+                };
+                if let Some(t) = &mut f.transfer {
+                    t.handle_timeout(side, now);
                 }
                 self.service(flow, side);
             }
@@ -408,16 +376,10 @@ impl Sim {
         loop {
             let f = &mut self.flows[i];
             // The application's side, at once: the stream is in memory.
-            let n = match side {
-                Side::Sender => f.sender.as_mut().and_then(|s| {
-                    s.read_from(&mut f.source);
-                    s.poll_transmit(now, &mut buf)
-                }),
-                Side::Receiver => f.receiver.as_mut().and_then(|r| {
-                    let _ = r.write_to(now, &mut f.sink); // the sink never fails
-                    r.poll_transmit(now, &mut buf)
-                }),
-            };
+            let n = f
+                .transfer
+                .as_mut()
+                .and_then(|t| t.poll_transmit(side, now, &mut buf));
             let Some(n) = n else { break };
             let (link, to) = match side {
                 Side::Sender => {
@@ -447,7 +409,7 @@ impl Sim {
         let f = &mut self.flows[i];
         let timeout = match side {
             Side::Sender => {
-                if let Some(s) = &mut f.sender {
+                if let Some(s) = f.transfer.as_mut().and_then(|t| t.sender.as_mut()) {
                     while let Some(event) = s.poll_event() {
                         if matches!(event, Event::Finished { .. } | Event::Aborted { .. }) {
                             f.report.sender_event.get_or_insert(event);
@@ -467,10 +429,10 @@ impl Sim {
                         f.last_rtt_sample = Some(now_d);
                     }
                 }
-                f.sender.as_ref().and_then(|s| s.poll_timeout())
+                f.transfer.as_ref().and_then(|t| t.poll_timeout(side))
             }
             Side::Receiver => {
-                if let Some(r) = &mut f.receiver {
+                if let Some(r) = f.transfer.as_mut().map(|t| &mut t.receiver) {
                     while let Some(event) = r.poll_event() {
                         if matches!(event, Event::Finished { .. } | Event::Aborted { .. }) {
                             if matches!(event, Event::Finished { .. }) {
@@ -485,7 +447,7 @@ impl Sim {
                     }
                     f.report.contiguous = r.contiguous();
                 }
-                f.receiver.as_ref().and_then(|r| r.poll_timeout())
+                f.transfer.as_ref().and_then(|t| t.poll_timeout(side))
             }
         };
         let at = timeout.map(|t| t.saturating_duration_since(self.epoch).max(now_d));
@@ -511,10 +473,10 @@ impl Sim {
             .iter_mut()
             .map(|f| {
                 let mut report = f.report.clone();
-                if let Some(r) = &f.receiver {
-                    report.contiguous = r.contiguous();
-                    report.wrong_bytes = f.sink.wrong;
-                    report.written_below_offset = f.sink.below_start;
+                if let Some(t) = &f.transfer {
+                    report.contiguous = t.receiver.contiguous();
+                    report.wrong_bytes = t.sink.wrong;
+                    report.written_below_offset = t.sink.below_start;
                 }
                 while report.timeline.len() <= steps {
                     report.timeline.push(report.contiguous);
