@@ -87,18 +87,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The length the frame at the front announces, once its header is in; an error if it is
     /// outside `1..=max_len`.
     fn announced(&self) -> Result<Option<usize>, FrameError> {
-        let Some(header) = self.buf.get(..HEADER_LEN) else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let len_usize = len as usize;
-        if len == 0 || len_usize > self.max_len {
-            return Err(FrameError::BadLength {
-                len: u64::from(len),
-                max: self.max_len,
-            });
-        }
-        Ok(Some(len_usize))
+        wire::announced_len(&self.buf, self.max_len)
     }
 
     /// The next frame's payload; `None` when the connection ended between frames, an error

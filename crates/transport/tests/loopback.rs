@@ -470,6 +470,40 @@ fn forged(real: &[u8], kind: u8, body: &[u8], towards_receiver: bool) -> Vec<u8>
     buf
 }
 
+/// Fetches the `len` bytes of [`data`] that `served` serves, through `via`, and checks that
+/// both ends finished and the stream is exact; returns both ends' outcomes.
+async fn fetch_exactly(
+    via: std::net::SocketAddr,
+    secret: Secret,
+    len: usize,
+    config: Config,
+    served: tokio::task::JoinHandle<driver::Outcome>,
+) -> (driver::Outcome, driver::Outcome) {
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, control) = watch::channel(Control::Run);
+    let opts = driver::FetchOptions {
+        server: via,
+        secret,
+        offset: 0,
+        pause_at: None,
+        config,
+    };
+    let (outcome, sink) = tokio::time::timeout(
+        Duration::from_secs(60),
+        driver::fetch(&client, opts, Vec::new(), control, None),
+    )
+    .await
+    .expect("the transfer stalled");
+    assert!(
+        matches!(outcome.event, Event::Finished { total, .. } if total == len as u64),
+        "{outcome:?}"
+    );
+    assert!(sink == data(len), "bytes differ");
+    let served = served.await.unwrap();
+    assert!(matches!(served.event, Event::Finished { .. }), "{served:?}");
+    (outcome, served)
+}
+
 #[tokio::test]
 async fn replayed_modified_truncated_and_forged_datagrams_are_dropped_and_the_stream_is_exact() {
     // A relay on the path passes every datagram on, then replays it, sends a copy with one bit
@@ -514,31 +548,11 @@ async fn replayed_modified_truncated_and_forged_datagrams_are_dropped_and_the_st
             }
         }
     });
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let (_tx, control) = watch::channel(Control::Run);
-    let opts = driver::FetchOptions {
-        server: relay_addr,
-        secret,
-        offset: 0,
-        pause_at: None,
-        config: Config {
-            max_datagram: transport::SAFE_DATAGRAM,
-            ..Config::default()
-        },
+    let config = Config {
+        max_datagram: transport::SAFE_DATAGRAM,
+        ..Config::default()
     };
-    let (outcome, sink) = tokio::time::timeout(
-        Duration::from_secs(60),
-        driver::fetch(&client, opts, Vec::new(), control, None),
-    )
-    .await
-    .expect("the transfer stalled");
-    assert!(
-        matches!(outcome.event, Event::Finished { total, .. } if total == len as u64),
-        "{outcome:?}"
-    );
-    assert!(sink == data(len), "bytes differ");
-    let served = served.await.unwrap();
-    assert!(matches!(served.event, Event::Finished { .. }), "{served:?}");
+    let (outcome, served) = fetch_exactly(relay_addr, secret, len, config, served).await;
     relayed.abort();
     // Every copy but the first was refused, on both ends.
     let (ours, theirs) = (outcome.stats, served.stats);
@@ -597,30 +611,7 @@ async fn a_hello_raced_in_from_elsewhere_neither_gets_the_data_nor_keeps_the_por
             let _ = relay.send_to(&buf[..n], server).await;
         }
     });
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let (_tx, control) = watch::channel(Control::Run);
-    let opts = driver::FetchOptions {
-        server: relay_addr,
-        secret,
-        offset: 0,
-        pause_at: None,
-        config: Config::default(),
-    };
-    let (outcome, sink) = tokio::time::timeout(
-        Duration::from_secs(30),
-        driver::fetch(&client, opts, Vec::new(), control, None),
-    )
-    .await
-    .expect("the transfer stalled");
-    assert!(
-        matches!(outcome.event, Event::Finished { .. }),
-        "{outcome:?}"
-    );
-    assert!(sink == data(len), "bytes differ");
-    assert!(matches!(
-        served.await.unwrap().event,
-        Event::Finished { .. }
-    ));
+    fetch_exactly(relay_addr, secret, len, Config::default(), served).await;
     relayed.abort();
     let heard = heard_within(&thief, Duration::from_millis(50)).await;
     assert!(
@@ -666,30 +657,7 @@ async fn a_copy_of_the_receivers_ack_from_another_address_proves_nothing() {
             let _ = relay.send_to(&buf[..n], server).await;
         }
     });
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let (_tx, control) = watch::channel(Control::Run);
-    let opts = driver::FetchOptions {
-        server: relay_addr,
-        secret,
-        offset: 0,
-        pause_at: None,
-        config: Config::default(),
-    };
-    let (outcome, sink) = tokio::time::timeout(
-        Duration::from_secs(30),
-        driver::fetch(&client, opts, Vec::new(), control, None),
-    )
-    .await
-    .expect("the transfer stalled");
-    assert!(
-        matches!(outcome.event, Event::Finished { .. }),
-        "{outcome:?}"
-    );
-    assert!(sink == data(len), "bytes differ");
-    assert!(matches!(
-        served.await.unwrap().event,
-        Event::Finished { .. }
-    ));
+    fetch_exactly(relay_addr, secret, len, Config::default(), served).await;
     relayed.abort();
     let heard = heard_within(&victim, Duration::from_millis(50)).await;
     assert!(

@@ -43,6 +43,23 @@ impl FrameCodec {
     }
 }
 
+/// The payload length the frame at the start of `buf` announces, once its header is there
+/// (`None` before); an error if it is outside `1..=max_len`.
+pub fn announced_len(buf: &[u8], max_len: usize) -> Result<Option<usize>, FrameError> {
+    let Some(header) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let len_usize = len as usize;
+    if len == 0 || len_usize > max_len {
+        return Err(FrameError::BadLength {
+            len: u64::from(len),
+            max: max_len,
+        });
+    }
+    Ok(Some(len_usize))
+}
+
 impl Default for FrameCodec {
     fn default() -> Self {
         Self::new(MAX_FRAME_LEN)
@@ -54,17 +71,9 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        let Some(header) = src.get(..HEADER_LEN) else {
+        let Some(len_usize) = announced_len(src, self.max_len)? else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let len_usize = len as usize;
-        if len == 0 || len_usize > self.max_len {
-            return Err(FrameError::BadLength {
-                len: u64::from(len),
-                max: self.max_len,
-            });
-        }
         if src.len() < HEADER_LEN + len_usize {
             // Ask for exactly what the frame still needs, never more than the cap.
             src.reserve(HEADER_LEN + len_usize - src.len());

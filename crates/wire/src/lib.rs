@@ -18,7 +18,7 @@ mod text;
 
 pub use code::ErrorCode;
 pub use fingerprint::{Fingerprint, FingerprintError};
-pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, encode_frame};
+pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, announced_len, encode_frame};
 pub use hex::{FileHash, HEX_VALUE_LEN, HexError, TransferSecret};
 pub use message::{
     ClientMsg, DecodeError, FileEntry, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES, ServerMsg,

@@ -350,10 +350,11 @@ impl Keys {
 impl Keys {
     /// Opens `datagram` in place and decodes it: what both ends do with every datagram after
     /// the handshake. `None` if it does not open (or is a replay), which adds one to
-    /// `rejected`, or if its plaintext is malformed.
+    /// `rejected`, if its plaintext is malformed, or if it is another connection's.
     pub(crate) fn open_packet<'a>(
         &mut self,
         datagram: &'a mut [u8],
+        conn_id: u64,
         rejected: &mut u64,
     ) -> Option<packet::Packet<'a>> {
         let Ok(plain) = self.open(datagram) else {
@@ -361,7 +362,23 @@ impl Keys {
             return None;
         };
         let datagram: &'a [u8] = datagram;
-        packet::decode(&datagram[..plain]).ok()
+        packet::decode(&datagram[..plain])
+            .ok()
+            .filter(|packet| packet.conn_id == conn_id)
+    }
+
+    /// Encodes `frame` as packet `pn` of connection `conn_id` into `buf` and seals it in place:
+    /// what both ends do with every packet they send (the sender's data packets are built in
+    /// place instead). Returns the datagram's length.
+    pub(crate) fn seal_packet(
+        &mut self,
+        conn_id: u64,
+        pn: u64,
+        frame: packet::Frame<'_>,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let n = packet::encode(&packet::Packet { conn_id, pn, frame }, buf)?;
+        self.seal(buf, n)
     }
 }
 

@@ -282,15 +282,10 @@ impl Receiver {
         if self.state == State::Closed {
             return;
         }
-        let Some(packet) = self
-            .keys
-            .open_packet(datagram, &mut self.stats.packets_rejected)
-        else {
+        let rejected = &mut self.stats.packets_rejected;
+        let Some(packet) = self.keys.open_packet(datagram, self.conn_id, rejected) else {
             return;
         };
-        if packet.conn_id != self.conn_id {
-            return;
-        }
         self.last_recv = now;
         self.stats.packets_received += 1;
         match packet.frame {

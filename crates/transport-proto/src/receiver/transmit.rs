@@ -2,7 +2,7 @@
 //! until the sender has heard it, keepalive pings while paused.
 
 use super::{PAUSED_TRIES, Receiver, State};
-use crate::packet::{self, Frame, Packet};
+use crate::packet::Frame;
 use std::time::{Duration, Instant};
 
 impl Receiver {
@@ -89,15 +89,9 @@ impl Receiver {
     }
 
     pub(super) fn encode(&mut self, frame: Frame<'_>, buf: &mut [u8]) -> Option<usize> {
-        let n = packet::encode(
-            &Packet {
-                conn_id: self.conn_id,
-                pn: self.next_pn,
-                frame,
-            },
-            buf,
-        )?;
-        let n = self.keys.seal(buf, n)?;
+        let n = self
+            .keys
+            .seal_packet(self.conn_id, self.next_pn, frame, buf)?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
         Some(n)

@@ -334,15 +334,10 @@ impl Sender {
         if self.state == State::Closed {
             return;
         }
-        let Some(packet) = self
-            .keys
-            .open_packet(datagram, &mut self.stats.packets_rejected)
-        else {
+        let rejected = &mut self.stats.packets_rejected;
+        let Some(packet) = self.keys.open_packet(datagram, self.conn_id, rejected) else {
             return;
         };
-        if packet.conn_id != self.conn_id {
-            return;
-        }
         if self.unvalidated_since.is_some() {
             // The address may be forged: any answer but the HELLO_ACK (a PING for a PING, a
             // CLOSE for a DONE) would go to a victim. Such packets neither get one nor keep

@@ -4,21 +4,14 @@
 use super::{Sender, Sent, State};
 use crate::AbortReason;
 use crate::crypto::TAG_LEN;
-use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN, Packet};
+use crate::packet::{self, DATA_HEADER_LEN, Frame, HEADER_LEN};
 use std::time::Instant;
 
 impl Sender {
     pub(super) fn header(&mut self, frame: Frame<'_>, buf: &mut [u8]) -> Option<usize> {
-        let pn = self.next_pn;
-        let n = packet::encode(
-            &Packet {
-                conn_id: self.conn_id,
-                pn,
-                frame,
-            },
-            buf,
-        )?;
-        let n = self.keys.seal(buf, n)?;
+        let n = self
+            .keys
+            .seal_packet(self.conn_id, self.next_pn, frame, buf)?;
         self.next_pn += 1;
         self.stats.packets_sent += 1;
         Some(n)
