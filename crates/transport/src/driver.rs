@@ -381,11 +381,13 @@ pub async fn fetch<K: Sink + Send + 'static>(
             conn.sink_failed(); // the disk is full, say: no use receiving more
         }
         let complete = conn.total() == Some(conn.contiguous());
+        // The writer's queue is full: wait for it (a timer would only spin).
+        let mut blocked = false;
         if conn.pending_data() >= HAND_EAGER
             || complete
             || hand_by.is_some_and(|t| Instant::now() >= t)
         {
-            store.hand(&mut conn);
+            blocked = !store.hand(&mut conn);
         }
         hand_by = match (conn.pending_data(), hand_by) {
             (0, _) => None,
@@ -449,7 +451,9 @@ pub async fn fetch<K: Sink + Send + 'static>(
         } else {
             Instant::from_std(timeout)
         };
-        if let Some(by) = hand_by {
+        if let Some(by) = hand_by
+            && !blocked
+        {
             wake = wake.min(by);
         }
         tokio::select! {
@@ -457,13 +461,13 @@ pub async fn fetch<K: Sink + Send + 'static>(
                 deliver(&io, &mut buf, r, server, |at, d| {
                     conn.handle_datagram(at, d);
                     if conn.pending_data() >= HANDOFF {
-                        store.hand(&mut conn);
+                        let _ = store.hand(&mut conn); // if it cannot, the loop waits for it
                     }
                 });
             }
-            // What the writer stored matters once every byte is here (the DONE waits for
-            // it; a pause waits in `settle`): no wake for it before.
-            () = store.changed(), if complete => store.report(&mut conn, now()),
+            // What the writer did matters once every byte is here (the DONE waits for it; a
+            // pause waits in `settle`) or when its queue is full: no wake for it otherwise.
+            () = store.changed(), if complete || blocked => store.report(&mut conn, now()),
             () = tokio::time::sleep_until(wake) => conn.handle_timeout(now()),
             changed = control.changed() => {
                 if changed.is_err() {

@@ -95,6 +95,8 @@ fn read_exact_at(source: &mut impl Source, offset: u64, buf: &mut [u8]) -> io::R
 pub(crate) struct Stored {
     /// Bytes written and flushed.
     pub(crate) bytes: u64,
+    /// Batches done (each frees a place in the writer's queue).
+    pub(crate) batches: u64,
     /// The sink failed: nothing more is stored.
     pub(crate) failed: bool,
 }
@@ -120,10 +122,10 @@ impl<K: Sink + Send + 'static> Writer<K> {
             let mut written = 0u64;
             let mut failed = false;
             while let Some(mut batch) = incoming.blocking_recv() {
+                // Flushed when nothing else waits: the bytes count as stored then.
+                let idle = incoming.is_empty();
                 if !failed {
                     written += batch.len() as u64;
-                    // Flushed when nothing else waits: the bytes count as stored then.
-                    let idle = incoming.is_empty();
                     let result = batch
                         .write_to(&mut sink)
                         .and_then(|()| if idle { sink.flush() } else { Ok(()) });
@@ -131,12 +133,16 @@ impl<K: Sink + Send + 'static> Writer<K> {
                         tracing::warn!(%err, "cannot write the stream");
                         failed = true;
                         report.send_modify(|s| s.failed = true);
-                    } else if idle {
-                        report.send_modify(|s| s.bytes = written);
                     }
                 }
                 batch.clear();
                 let _ = give_back.try_send(batch);
+                report.send_modify(|s| {
+                    s.batches += 1;
+                    if idle && !failed {
+                        s.bytes = written;
+                    }
+                });
             }
             if !failed {
                 match sink.flush() {
@@ -160,19 +166,22 @@ impl<K: Sink + Send + 'static> Writer<K> {
 
 impl<K> Writer<K> {
     /// Hands the writer what `conn` holds, if the writer can take it now (otherwise it stays
-    /// in the receiver, which drops new data unread once its outbox is full).
-    pub(crate) fn hand(&mut self, conn: &mut Receiver) {
+    /// in the receiver, which drops new data unread once its outbox is full). False if the
+    /// writer's queue is full: wait for [`Writer::changed`] before trying again.
+    pub(crate) fn hand(&mut self, conn: &mut Receiver) -> bool {
         if conn.pending_data() == 0 {
-            return;
+            return true;
         }
         let Some(batches) = &self.batches else {
-            return;
+            return true;
         };
-        if let Ok(permit) = batches.try_reserve() {
-            let mut batch = self.spare.try_recv().unwrap_or_default();
-            conn.take_data(&mut batch);
-            permit.send(batch);
-        }
+        let Ok(permit) = batches.try_reserve() else {
+            return false;
+        };
+        let mut batch = self.spare.try_recv().unwrap_or_default();
+        conn.take_data(&mut batch);
+        permit.send(batch);
+        true
     }
 
     /// Tells `conn` what has been stored since it last heard.
