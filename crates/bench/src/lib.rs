@@ -38,12 +38,7 @@ enum Cli {
 /// means `all`) and runs what it asks for, with `extra` contenders in download comparisons.
 pub fn main_with(extra: &dyn Fn() -> Vec<Box<dyn Contender>>) -> anyhow::Result<()> {
     // RUST_LOG=info shows, for instance, each transfer's losses and retransmissions.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::to_stderr("warn");
     let mut args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     if args.len() < 2 {
         args.push("all".into());

@@ -7,13 +7,7 @@ use std::sync::Arc;
 const STORE_KEY: &str = "connect";
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    logging::to_stderr("warn");
     let runtime = tokio::runtime::Runtime::new()?;
     let handle = runtime.handle().clone();
     let options = eframe::NativeOptions {

@@ -5,14 +5,8 @@ use gui::{LogBuffer, ServerApp};
 fn main() -> anyhow::Result<()> {
     let log = LogBuffer::default();
     let writer = log.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // The log goes to the window's panel, as plain text.
+    logging::init("info", move || writer.clone(), false);
     let runtime = tokio::runtime::Runtime::new()?;
     let mut app = ServerApp::new(runtime.handle().clone(), log);
     app.start(None);
