@@ -4,14 +4,12 @@
 //! the real client library (those against the `messenger` binary are in the `term` crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use bytes::Bytes;
 use client::{Client, Event, TransferState};
-use common::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
-use common::{WAIT, opts, outcome};
 use std::path::Path;
 use std::time::Duration;
+use test_support::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
+use test_support::{WAIT, next_of, opts, outcome, wait_until};
 use wire::{ClientMsg, ServerMsg};
 
 /// Every file under `dir`, as paths relative to it.
@@ -280,11 +278,14 @@ async fn a_reclaimed_transfer_whose_request_again_is_refused_fails_instead_of_wa
     let id = client.download("f.bin", o).await.unwrap();
     // Paused at 10 %; the sender takes the port back; the transfer still shows paused.
     loop {
-        if let TransferState::Paused { .. } = common::next_of(&mut events, id).await {
+        if let TransferState::Paused { .. } = next_of(&mut events, id).await {
             break;
         }
     }
-    common::wait_until(|| client.transfers()[0].state == "paused").await;
+    wait_until("the transfer is paused", || {
+        client.transfers()[0].state == "paused"
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     client.resume(id).unwrap();
     match outcome(&mut events, id).await {

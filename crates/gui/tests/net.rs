@@ -3,15 +3,11 @@
 //! chat nor a pause clicked meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// The terminal client's tests serve the same hostile and slow servers.
-#[path = "../../term/tests/common/fake_server.rs"]
-#[allow(dead_code)]
-mod fake_server;
-
 use client::{Command, DownloadOptions, Event, TransferEvent, TransferState, Trust};
 use gui::net::{Net, Update};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::fake_server;
 
 /// Less than the 10 s the client waits for an answer: an update that only comes once the slow
 /// request has given up comes too late.

@@ -116,7 +116,7 @@ async fn a_vanished_client_is_timed_out_and_gives_its_port_back_while_others_car
             other => panic!("the victim was never timed out: {other:?}"),
         }
     }
-    common::wait_until(|| free_ports(&server) == 2).await;
+    common::wait_until("2 free ports", || free_ports(&server) == 2).await;
     healthy.send_all("still here").await.unwrap();
     loop {
         let event = tokio::time::timeout(TRANSFER_WAIT, watching.recv()).await;

@@ -5,6 +5,7 @@
 mod common;
 
 use client::{Client, Event, Trust};
+use common::process::rss;
 use common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -246,17 +247,6 @@ async fn a_client_asking_for_files_without_reading_holds_one_queue_of_replies_at
         pages < bound.min(100 + send_buffer / (2 * page)),
         "{pages} pages built for a client that does not read (at most {bound})"
     );
-}
-
-/// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 /// A server process that is killed however the test ends, so a failing test leaves none behind.

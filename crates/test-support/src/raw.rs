@@ -1,16 +1,11 @@
-//! Helpers shared by the server's integration tests: a server on 127.0.0.1 (in this process or
-//! as the `messenger-server` binary), real clients, and a raw client for what the real one never
-//! sends.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Clients that speak the protocol by hand, over TLS, for what the real client never sends:
+//! they accept any certificate (they test the server, not its identity) but check the
+//! handshake's signature as a real client does.
 
 use bytes::BytesMut;
-use client::{Client, Event, Events, Trust};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use server::{Config, Server, ServerHandle};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,52 +13,10 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use wire::{ClientMsg, ErrorCode, Fingerprint, FrameCodec, ServerMsg};
 
+use crate::WAIT;
+
 /// A raw client's connection: TLS over TCP.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
-
-pub const WAIT: Duration = Duration::from_secs(10);
-
-pub struct TestServer {
-    pub handle: ServerHandle,
-    pub addr: String,
-    pub files: tempfile::TempDir,
-}
-
-pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
-    let files = tempfile::tempdir().unwrap();
-    let mut config = Config::local(files.path(), 2);
-    // Every test client comes from 127.0.0.1: the per-address limits would otherwise be the
-    // limits of the whole server. Tests of those limits set them again in `tweak`.
-    config.max_pending_per_address = config.max_pending;
-    config.max_clients_per_address = config.max_clients;
-    config.hello_rate = 1e6;
-    config.hello_burst = 1_000_000;
-    tweak(&mut config);
-    let handle = Server::bind(config).await.unwrap().spawn().unwrap();
-    let addr = handle.addr().to_string();
-    TestServer {
-        handle,
-        addr,
-        files,
-    }
-}
-
-pub async fn start() -> TestServer {
-    start_with(|_| {}).await
-}
-
-impl TestServer {
-    /// Trust in this server's key (and no other), for the real clients of the tests.
-    pub fn trust(&self) -> Trust {
-        Trust::pinned(self.handle.fingerprint())
-    }
-}
-
-pub async fn join(server: &TestServer, name: &str) -> (Client, Events) {
-    Client::connect(&server.addr, name, &server.trust())
-        .await
-        .unwrap()
-}
 
 /// Accepts any certificate (the raw clients test the server, not its identity), but checks
 /// the handshake's signature as a real client does.
@@ -134,63 +87,21 @@ pub async fn tls_connect(tcp: TcpStream) -> std::io::Result<TlsStream> {
 /// A TLS server side with a fresh identity of its own (for relays in the middle), and the
 /// fingerprint a client pins to trust it.
 pub fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, Fingerprint) {
-    let identity =
-        server::Identity::load(&server::TlsIdentity::Ephemeral, std::path::Path::new(".")).unwrap();
-    let config = identity.server_config().unwrap();
-    (
-        tokio_rustls::TlsAcceptor::from(config),
-        identity.fingerprint(),
-    )
-}
-
-/// The next event, failing the test if none comes in time.
-pub async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(WAIT, events.recv())
-        .await
-        .expect("timed out waiting for an event")
-        .expect("event stream ended")
-}
-
-/// Skips events until one matches.
-pub async fn wait_for(events: &mut Events, mut pred: impl FnMut(&Event) -> bool) -> Event {
-    loop {
-        let event = next(events).await;
-        if pred(&event) {
-            return event;
-        }
-    }
-}
-
-/// Asserts nothing more arrives within a short while.
-pub async fn assert_quiet(events: &mut Events) {
-    let got = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
-    assert!(got.is_err(), "unexpected event {got:?}");
-}
-
-/// Joins `n` clients named `{prefix}{i}` and drains the join notices among them, so each
-/// stream starts clean.
-pub async fn join_many(server: &TestServer, prefix: &str, n: usize) -> Vec<(Client, Events)> {
-    let mut all = Vec::new();
-    for i in 0..n {
-        all.push(join(server, &format!("{prefix}{i}")).await);
-    }
-    for (i, (_, events)) in all.iter_mut().enumerate() {
-        for _ in i + 1..n {
-            assert!(matches!(next(events).await, Event::Joined { .. }));
-        }
-    }
-    all
+    let (config, fingerprint) = crate::identity::ephemeral();
+    (tokio_rustls::TlsAcceptor::from(config), fingerprint)
 }
 
 /// A client speaking the wire protocol by hand (over TLS), for what the real client never
 /// does.
 pub struct RawClient {
+    /// The TLS connection, for tests that write to it directly.
     pub stream: TlsStream,
     buf: BytesMut,
     codec: FrameCodec,
 }
 
 impl RawClient {
+    /// A client whose TLS handshake with `addr` completed (or the test fails).
     pub async fn connect(addr: &str) -> Self {
         Self::try_connect(addr)
             .await
@@ -204,6 +115,10 @@ impl RawClient {
     }
 
     async fn over(tcp: TcpStream) -> Option<Self> {
+        // As the real client does. With Nagle, a hello written just after the handshake waits
+        // for the server's delayed ACK: 40 ms of real time, in which a paused clock jumps to
+        // the next timeout.
+        tcp.set_nodelay(true).unwrap();
         Some(Self {
             stream: tls_connect(tcp).await.ok()?,
             buf: BytesMut::new(),
@@ -228,6 +143,7 @@ impl RawClient {
         Self::over(tcp).await.expect("TLS handshake")
     }
 
+    /// Sends a hello (protocol version 1) as `name`.
     pub async fn hello(&mut self, name: &str) {
         self.send(&ClientMsg::Hello {
             version: 1,
@@ -236,10 +152,12 @@ impl RawClient {
         .await;
     }
 
+    /// Sends `msg` in a frame.
     pub async fn send(&mut self, msg: &ClientMsg) {
         self.send_bytes(&msg.to_frame()).await;
     }
 
+    /// Sends `payload`, whatever it is, in a frame.
     pub async fn send_payload(&mut self, payload: &[u8]) {
         self.send_bytes(&wire::encode_frame(payload)).await;
     }
@@ -282,111 +200,6 @@ impl RawClient {
         .await
         .unwrap_or_else(|_| panic!("the server kept the connection open; it sent {got:?}"));
         got
-    }
-}
-
-/// A `messenger-server` process, as [`spawn_server`] started it.
-pub struct ServerProcess {
-    pub child: Child,
-    /// The address it logged.
-    pub addr: String,
-    /// The fingerprint it logged.
-    pub key: Fingerprint,
-    /// Its data folder (unless the test gave `--data-dir`), removed with this.
-    pub data: Option<tempfile::TempDir>,
-}
-
-impl ServerProcess {
-    /// Trust in this server's key (and no other).
-    pub fn trust(&self) -> Trust {
-        Trust::pinned(self.key)
-    }
-}
-
-/// Starts the `messenger-server` binary on 127.0.0.1 with `args` (besides `--bind`, `--files`,
-/// a data folder of its own and a pool of free UDP ports, unless `args` sets them) and returns
-/// it with the address and fingerprint it logged. Its logs are drained so it never blocks on a
-/// full pipe.
-pub fn spawn_server(files: &std::path::Path, args: &[&str]) -> ServerProcess {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_messenger-server"));
-    let data = (!args.contains(&"--data-dir")).then(|| tempfile::tempdir().unwrap());
-    if let Some(data) = &data {
-        cmd.arg("--data-dir").arg(data.path());
-    }
-    if !args.contains(&"--bind") {
-        cmd.args(["--bind", "127.0.0.1:0"]);
-    }
-    if !args.contains(&"--udp-ports") {
-        // A UDP port the OS just handed out (and took back) is free for the pool.
-        let udp = free_udp_port();
-        cmd.args(["--udp-ports", &format!("{udp}-{udp}")]);
-    }
-    // As in `start_with`: every test client comes from 127.0.0.1.
-    for (flag, value) in [
-        ("--max-pending-per-address", "100000"),
-        ("--max-clients-per-address", "100000"),
-        ("--hello-rate", "1000000"),
-        ("--hello-burst", "1000000"),
-    ] {
-        if !args.contains(&flag) {
-            cmd.args([flag, value]);
-        }
-    }
-    let mut child = cmd
-        .args(args)
-        .arg("--files")
-        .arg(files)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let (addr, key) = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "server exited early"
-        );
-        let field = |name: &str| {
-            let rest = line.split(&format!(" {name}=")).nth(1)?;
-            Some(rest.split_whitespace().next()?.to_string())
-        };
-        if let (Some(addr), Some(key)) = (field("addr"), field("fingerprint")) {
-            break (addr, key.parse().unwrap());
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    ServerProcess {
-        child,
-        addr,
-        key,
-        data,
-    }
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago.
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `len` bytes that differ from place to place (so misplaced bytes show), and their hash.
-pub fn content(len: usize) -> (Vec<u8>, String) {
-    let data: Vec<u8> = (0..len).map(|i| (i * 31 + i / 7919) as u8).collect();
-    let hash = blake3::hash(&data).to_hex().to_string();
-    (data, hash)
-}
-
-/// Waits (a generous while) until `cond` holds.
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -16,6 +16,7 @@ pub type Script = Box<dyn FnMut(&ClientMsg) -> Vec<Bytes> + Send>;
 
 /// A fake server accepting any number of clients, each answered by a fresh [`Script`].
 pub struct FakeServer {
+    /// Where it listens.
     pub addr: SocketAddr,
     /// The fingerprint of its key.
     pub key: wire::Fingerprint,
@@ -58,11 +59,8 @@ impl FakeServer {
         let greet = std::sync::Arc::new(greet);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let identity =
-            server::Identity::load(&server::TlsIdentity::Ephemeral, std::path::Path::new("."))
-                .unwrap();
-        let key = identity.fingerprint();
-        let tls = tokio_rustls::TlsAcceptor::from(identity.server_config().unwrap());
+        let (config, key) = crate::identity::ephemeral();
+        let tls = tokio_rustls::TlsAcceptor::from(config);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let mut answer = script();
@@ -100,6 +98,7 @@ impl FakeServer {
     }
 
     /// Trust in this server's key (and no other).
+    #[cfg(feature = "client")]
     pub fn trust(&self) -> client::Trust {
         client::Trust::pinned(self.key)
     }

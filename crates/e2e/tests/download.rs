@@ -54,7 +54,10 @@ async fn a_200_mb_file_arrives_intact() {
         .unwrap();
     let id = client.download("big.bin", opts(dest.path())).await.unwrap();
     assert_done(&mut events, id, &hash, size).await;
-    wait_until(|| server.handle.transfers().free_ports() == 2).await;
+    wait_until("2 free port(s)", || {
+        server.handle.transfers().free_ports() == 2
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +162,10 @@ async fn a_pool_of_two_ports_queues_the_third_request() {
     let (second, second_events, second_id) = &mut clients[1];
     second.resume(*second_id).unwrap();
     assert_done(second_events, *second_id, &hash, size).await;
-    wait_until(|| server.handle.transfers().free_ports() == 2).await;
+    wait_until("2 free port(s)", || {
+        server.handle.transfers().free_ports() == 2
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +191,10 @@ async fn a_disconnected_client_returns_its_port_and_resumes_later() {
         assert_eq!(server.handle.transfers().free_ports(), 0);
         client.quit().await.unwrap();
     }
-    wait_until(|| server.handle.transfers().free_ports() == 1).await;
+    wait_until("1 free port(s)", || {
+        server.handle.transfers().free_ports() == 1
+    })
+    .await;
     assert!(
         dest.path().join("r.bin.part").exists(),
         "the partial data is kept"
@@ -299,7 +308,10 @@ async fn cancel_frees_the_port_and_removes_the_part_file() {
     }
     client.cancel(id).await.unwrap();
     assert_eq!(outcome(&mut events, id).await, TransferState::Cancelled);
-    wait_until(|| server.handle.transfers().free_ports() == 1).await;
+    wait_until("1 free port(s)", || {
+        server.handle.transfers().free_ports() == 1
+    })
+    .await;
     assert!(!dest.path().join("c.bin.part").exists());
     let err = client.cancel(999).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NoSuchTransfer));

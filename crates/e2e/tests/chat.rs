@@ -411,39 +411,71 @@ async fn a_client_that_stops_reading_is_disconnected_and_stalls_nobody() {
     assert!(closed.is_ok(), "the slow consumer's socket was closed");
 }
 
-#[tokio::test]
+// On tokio's paused clock: the server's own timeouts, waited for in virtual time, so that a
+// slow machine can neither make these pass early nor fail late.
+#[tokio::test(start_paused = true)]
 async fn a_silent_connection_is_dropped_after_the_hello_timeout() {
-    let server = start_with(|c| c.hello_timeout = Duration::from_millis(300)).await;
+    let timeout = Duration::from_secs(10);
+    let server = start_with(|c| c.hello_timeout = timeout).await;
     let mut raw = RawClient::connect(&server.addr).await;
     let started = tokio::time::Instant::now();
-    let msg = raw.recv().await;
+    let msg = raw.recv_or_close().await;
     assert!(
         matches!(&msg, Some(ServerMsg::Bye { reason, .. }) if reason == "timeout"),
         "{msg:?}"
     );
-    assert_eq!(raw.recv().await, None);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(raw.recv_or_close().await, None);
+    let waited = started.elapsed();
+    assert!(waited >= timeout, "dropped after {waited:?}");
+    assert!(
+        waited < timeout + Duration::from_secs(1),
+        "dropped only after {waited:?}"
+    );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_joined_client_silent_past_the_idle_timeout_is_dropped() {
-    let server = start_with(|c| c.idle_timeout = Duration::from_millis(400)).await;
+    // Longer than the clients' keepalive (a ping every 15 s): the watcher, which only pings,
+    // stays; the mute one, which says nothing after its hello, goes.
+    let timeout = Duration::from_secs(40);
+    let server = start_with(|c| c.idle_timeout = timeout).await;
     let (watcher, mut events) = join(&server, "watcher").await;
-    // The watcher stays active (its own pings come only every 15 s).
-    let keep_alive = tokio::spawn(async move {
-        loop {
-            let _ = watcher.users().await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
     let mut raw = RawClient::connect(&server.addr).await;
     raw.hello("mute").await;
-    let left = wait_for(&mut events, |e| matches!(e, Event::Left { .. })).await;
+    let welcome = raw.recv_or_close().await;
+    assert!(
+        matches!(welcome, Some(ServerMsg::Welcome { .. })),
+        "{welcome:?}"
+    );
+    let joined = tokio::time::Instant::now();
+    let left = wait_for_long(&mut events, |e| matches!(e, Event::Left { .. })).await;
     assert!(
         matches!(&left, Event::Left { name, reason, .. } if name == "mute" && reason == "timeout"),
         "{left:?}"
     );
-    keep_alive.abort();
+    let waited = joined.elapsed();
+    assert!(waited >= timeout, "dropped after {waited:?}");
+    assert!(
+        waited < timeout + Duration::from_secs(1),
+        "dropped only after {waited:?}"
+    );
+    // Long after, the watcher is still there: its pings kept it.
+    tokio::time::sleep(3 * timeout).await;
+    let users = watcher.users().await.unwrap();
+    assert_eq!(users, ["watcher"]);
+}
+
+/// As [`wait_for`], for events that come only after a timeout longer than [`common::WAIT`].
+async fn wait_for_long(events: &mut client::Events, mut pred: impl FnMut(&Event) -> bool) -> Event {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(600), events.recv())
+            .await
+            .expect("no event in 10 minutes")
+            .expect("event stream ended");
+        if pred(&event) {
+            return event;
+        }
+    }
 }
 
 #[tokio::test]

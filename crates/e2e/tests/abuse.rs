@@ -8,6 +8,7 @@ mod common;
 use client::{
     Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState, Trust,
 };
+use common::process::{open_fds, rss};
 use common::{
     RawClient, ServerProcess, TestServer, WAIT, content, is_bad_request, join, join_many, next,
     spawn_server, start_with, wait_for, wait_until,
@@ -520,24 +521,6 @@ async fn a_sustained_flood_is_held_to_the_rate_and_does_not_delay_others() {
         worst < Duration::from_secs(2),
         "a calm message took {worst:?} during the flood"
     );
-}
-
-/// Resident memory of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
-/// Open file descriptors of a process.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

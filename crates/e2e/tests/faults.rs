@@ -88,7 +88,10 @@ async fn a_full_disk_fails_clearly_keeps_the_part_and_the_download_resumes_once_
     );
     assert!(disk.path().join("f.bin.part").exists(), "the .part is kept");
     assert!(!disk.path().join("f.bin").exists());
-    common::wait_until(|| server.handle.transfers().free_ports() == 2).await;
+    common::wait_until("2 free port(s)", || {
+        server.handle.transfers().free_ports() == 2
+    })
+    .await;
 
     disk.resize("32m");
     let id = client.download("f.bin", opts(disk.path())).await.unwrap();
@@ -126,7 +129,10 @@ async fn a_folder_that_cannot_be_written_fails_clearly_and_gives_the_port_back_a
     assert_eq!(std::fs::read(&file).unwrap(), b"not a folder");
     // Both ports come back at once, not after the server gives up waiting for the flow.
     let started = Instant::now();
-    common::wait_until(|| server.handle.transfers().free_ports() == 2).await;
+    common::wait_until("2 free port(s)", || {
+        server.handle.transfers().free_ports() == 2
+    })
+    .await;
     assert!(started.elapsed() < Duration::from_secs(5));
     let id = client.download("u.bin", opts(dest.path())).await.unwrap();
     assert_done(&mut events, id, &hash, size).await;

@@ -7,9 +7,10 @@ mod common;
 use client::{Client, Trust};
 use common::{ServerProcess, WAIT, spawn_server, start_with};
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use wire::{ClientMsg, Fingerprint};
 
 /// Reads until the peer closes (or fails) and returns what came, within `limit`.
@@ -79,7 +80,7 @@ async fn a_certificate_and_key_from_files_are_served_and_a_half_given_pair_is_re
     child.kill().unwrap();
     let _ = child.wait();
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_messenger-server"))
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-messenger-server"))
         .args(["--tls-cert", cert.to_str().unwrap()])
         .output()
         .unwrap();
@@ -122,10 +123,13 @@ async fn a_key_file_given_inside_the_shared_folder_is_refused() {
     assert!(err.to_string().contains("shared"), "{err}");
 }
 
-#[tokio::test]
+// On tokio's paused clock: the timeout is the server's real one, and the test waits for it
+// in virtual time, so a slow machine can neither make it pass early nor fail late.
+#[tokio::test(start_paused = true)]
 async fn a_connection_that_never_finishes_its_handshake_is_closed_in_time_and_holds_nobody_out() {
+    let timeout = Duration::from_secs(10);
     let server = start_with(|c| {
-        c.handshake_timeout = Duration::from_millis(300);
+        c.handshake_timeout = timeout;
         c.max_pending_per_address = 1;
     })
     .await;
@@ -134,24 +138,30 @@ async fn a_connection_that_never_finishes_its_handshake_is_closed_in_time_and_ho
     let mut silent = TcpStream::connect(&server.addr).await.unwrap();
     let opened = Instant::now();
     // ...until the handshake timeout closes it, without a word.
-    let got = read_until_closed(&mut silent, WAIT).await;
+    let got = read_until_closed(&mut silent, 6 * timeout).await;
     let held = opened.elapsed();
     assert!(got.is_empty(), "the server sent {got:?}");
-    assert!(held >= Duration::from_millis(250), "closed after {held:?}");
-    assert!(held < Duration::from_secs(5), "closed only after {held:?}");
+    assert!(held >= timeout, "closed after {held:?}");
+    assert!(
+        held < timeout + Duration::from_secs(1),
+        "closed only after {held:?}"
+    );
     // Then the place is free again.
     Client::connect(&server.addr, "after", &server.trust())
         .await
         .unwrap();
 }
 
-#[tokio::test]
+// On tokio's paused clock, as above.
+#[tokio::test(start_paused = true)]
 async fn silent_sockets_beyond_the_pending_cap_are_refused_and_timed_out() {
+    let timeout = Duration::from_secs(10);
     let server = start_with(|c| {
-        c.handshake_timeout = Duration::from_millis(500);
+        c.handshake_timeout = timeout;
         c.max_pending = 4;
     })
     .await;
+    let opened = Instant::now();
     let mut silent = Vec::new();
     for _ in 0..4 {
         silent.push(TcpStream::connect(&server.addr).await.unwrap());
@@ -162,10 +172,20 @@ async fn silent_sockets_beyond_the_pending_cap_are_refused_and_timed_out() {
             .await
             .is_err()
     );
+    assert!(
+        opened.elapsed() < timeout,
+        "refused only after {:?}",
+        opened.elapsed()
+    );
     // Once the handshake timeout has closed the crowd, users get in.
     for socket in &mut silent {
-        assert!(read_until_closed(socket, WAIT).await.is_empty());
+        assert!(read_until_closed(socket, 6 * timeout).await.is_empty());
     }
+    assert!(
+        opened.elapsed() >= timeout,
+        "closed after {:?}",
+        opened.elapsed()
+    );
     Client::connect(&server.addr, "late", &server.trust())
         .await
         .unwrap();
