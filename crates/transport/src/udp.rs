@@ -121,14 +121,12 @@ pub(crate) struct Received {
 }
 
 /// A UDP socket that sends [`Batch`]es and receives runs of datagrams.
-#[cfg(not(feature = "quinn-udp"))]
 pub(crate) struct Socket<'a> {
     io: &'a UdpSocket,
     /// Segmented sends work here (until the kernel says otherwise).
     gso: bool,
 }
 
-#[cfg(not(feature = "quinn-udp"))]
 impl<'a> Socket<'a> {
     /// Wraps `io`, asking the kernel to coalesce what it receives.
     pub(crate) fn new(io: &'a UdpSocket) -> Self {
@@ -205,7 +203,7 @@ pub(crate) fn datagrams_mut(buf: &mut [u8], segment: usize) -> impl Iterator<Ite
     buf.chunks_mut(segment.max(1))
 }
 
-#[cfg(all(target_os = "linux", not(feature = "quinn-udp")))]
+#[cfg(target_os = "linux")]
 mod os {
     use super::Received;
     use nix::errno::Errno;
@@ -382,7 +380,7 @@ mod os {
     }
 }
 
-#[cfg(all(not(target_os = "linux"), not(feature = "quinn-udp")))]
+#[cfg(not(target_os = "linux"))]
 mod os {
     use super::Received;
     use std::io;
@@ -433,101 +431,6 @@ mod os {
             from,
             to: None,
         })
-    }
-}
-
-/// The same socket on quinn-udp's system calls (GSO, GRO, destination addresses, ECN on
-/// every platform it knows), for the A/B of docs/BENCHMARKS.md.
-#[cfg(feature = "quinn-udp")]
-pub(crate) struct Socket<'a> {
-    io: &'a UdpSocket,
-    state: quinn_udp::UdpSocketState,
-    /// Answers name the address the peer wrote to (a wildcard-bound socket made with
-    /// [`Socket::answering`]).
-    answering: bool,
-}
-
-#[cfg(feature = "quinn-udp")]
-impl<'a> Socket<'a> {
-    pub(crate) fn new(io: &'a UdpSocket) -> Self {
-        // It fails only for what is not a UDP socket.
-        let state = match quinn_udp::UdpSocketState::new(io.into()) {
-            Ok(state) => state,
-            Err(err) => panic!("not a UDP socket: {err}"),
-        };
-        Self {
-            io,
-            state,
-            answering: false,
-        }
-    }
-
-    pub(crate) fn answering(io: &'a UdpSocket) -> Self {
-        let mut socket = Self::new(io);
-        socket.answering = io.local_addr().is_ok_and(|a| a.ip().is_unspecified());
-        socket
-    }
-
-    pub(crate) async fn send(&mut self, batch: &mut Batch, peer: SocketAddr, from: Option<IpAddr>) {
-        if batch.is_empty() {
-            return;
-        }
-        let whole = batch.count == 1 || self.state.max_gso_segments() >= batch.count;
-        let mut parts: Vec<&[u8]> = Vec::new();
-        if whole {
-            parts.push(&batch.buf[..batch.len]);
-        } else {
-            parts.extend(batch.datagrams());
-        }
-        for contents in parts {
-            let transmit = quinn_udp::Transmit {
-                destination: peer,
-                ecn: None,
-                contents,
-                segment_size: (whole && batch.count > 1).then_some(batch.segment),
-                src_ip: from,
-            };
-            let (io, state) = (self.io, &self.state);
-            let sent = io
-                .async_io(tokio::io::Interest::WRITABLE, || {
-                    state.send(io.into(), &transmit)
-                })
-                .await;
-            if let Err(err) = sent {
-                tracing::debug!(%err, "send failed");
-                break;
-            }
-        }
-        batch.sent();
-    }
-
-    fn recv_now(&self, buf: &mut [u8]) -> io::Result<Received> {
-        let mut meta = [quinn_udp::RecvMeta::default()];
-        let mut bufs = [std::io::IoSliceMut::new(buf)];
-        self.state.recv(self.io.into(), &mut bufs, &mut meta)?;
-        let [meta] = meta;
-        Ok(Received {
-            len: meta.len,
-            segment: meta.stride.max(1),
-            from: meta.addr,
-            // As ours: an IPv4 destination of an IPv6 socket in its IPv4 form.
-            to: if self.answering {
-                meta.dst_ip.map(|ip| ip.to_canonical())
-            } else {
-                None
-            },
-        })
-    }
-
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        self.io
-            .async_io(tokio::io::Interest::READABLE, || self.recv_now(buf))
-            .await
-    }
-
-    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        self.io
-            .try_io(tokio::io::Interest::READABLE, || self.recv_now(buf))
     }
 }
 
