@@ -1,4 +1,7 @@
-//! libFuzzer entry for [`fuzzing::client_msg`]; the stable runner calls the same function.
+//! libFuzzer entry for [`fuzzing::client_msg`], on the typed input libFuzzer's bytes build; the
+//! stable runner calls the same function on the same type.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzzing::client_msg(data));
+libfuzzer_sys::fuzz_target!(|input: fuzzing::MsgInput<fuzzing::ClientMsgChoice>| {
+    fuzzing::client_msg(&input)
+});

@@ -1,4 +1,5 @@
-//! libFuzzer entry for [`fuzzing::handshake`]; the stable runner calls the same function.
+//! libFuzzer entry for [`fuzzing::handshake`], on the typed input libFuzzer's bytes build; the
+//! stable runner calls the same function on the same type.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzzing::handshake(data));
+libfuzzer_sys::fuzz_target!(|input: fuzzing::HandshakeInput| fuzzing::handshake(&input));

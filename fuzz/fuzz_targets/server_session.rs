@@ -1,4 +1,5 @@
-//! libFuzzer entry for [`fuzzing::server_session`]; the stable runner calls the same function.
+//! libFuzzer entry for [`fuzzing::server_session`], on the typed input libFuzzer's bytes build; the
+//! stable runner calls the same function on the same type.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzzing::server_session(data));
+libfuzzer_sys::fuzz_target!(|input: fuzzing::Session| fuzzing::server_session(&input));

@@ -1,4 +1,5 @@
-//! libFuzzer entry for [`fuzzing::transport_receiver`]; the stable runner calls the same function.
+//! libFuzzer entry for [`fuzzing::transport_receiver`], on the typed input libFuzzer's bytes build; the
+//! stable runner calls the same function on the same type.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzzing::transport_receiver(data));
+libfuzzer_sys::fuzz_target!(|input: fuzzing::ReceiverScenario| fuzzing::transport_receiver(&input));

@@ -1,6 +1,7 @@
 //! The TCP control channel's decoders: the length-prefixed framing and the JSON messages.
 
-use crate::Input;
+use crate::choice::{Number, Text, position};
+use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 use wire::{
@@ -56,25 +57,72 @@ pub(crate) fn split(stream: &[u8], max: usize) -> Split<'_> {
     Split { frames, end }
 }
 
+/// The input of [`control_frame`].
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct FrameInput {
+    /// The frame cap.
+    pub cap: FrameCap,
+    /// How the stream is cut into reads: 0 for one read of everything, else reads of that
+    /// many bytes.
+    pub read: u8,
+    /// The stream, piece by piece.
+    pub stream: Vec<Piece>,
+}
+
+/// The largest frame the codec takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum FrameCap {
+    /// 1 plus this modulo 64 bytes, so that oversized frames are common.
+    Small(u8),
+    /// The real cap, [`MAX_FRAME_LEN`].
+    Real,
+}
+
+/// A piece of a byte stream on the control channel.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Piece {
+    /// Any bytes.
+    Bytes(Vec<u8>),
+    /// A frame around any payload (an empty one has a length of zero).
+    Frame(Vec<u8>),
+    /// A length header alone.
+    Header(u32),
+    /// A client message, framed.
+    Message(ClientMsgChoice),
+}
+
+impl Piece {
+    /// Appends the piece's bytes to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Piece::Bytes(bytes) => out.extend_from_slice(bytes),
+            Piece::Frame(payload) if payload.is_empty() => out.extend_from_slice(&[0; 4]),
+            Piece::Frame(payload) => out.extend_from_slice(&encode_frame(payload)),
+            Piece::Header(len) => out.extend_from_slice(&len.to_be_bytes()),
+            Piece::Message(msg) => out.extend_from_slice(&msg.msg().to_frame()),
+        }
+    }
+}
+
 /// The framing codec against the obvious reading of the same stream.
 ///
-/// The input picks a frame cap (a tiny one half the time, so oversized frames are common) and
-/// how the stream is cut into reads; the rest is the stream. Checks: the codec yields exactly
-/// the frames [`split`] finds, however the stream is cut; every frame is 1 to `max` bytes and
-/// re-encodes to the bytes it came from; an oversized or empty length is an error that reserves
-/// no memory; a stream that ends inside a frame is an error at the end of input, a clean one is
-/// not.
-pub fn control_frame(data: &[u8]) {
-    let mut input = Input::new(data);
-    let choice = input.u8();
-    let max = if choice < 128 {
-        1 + usize::from(choice % 64)
-    } else {
-        MAX_FRAME_LEN
+/// The input picks a frame cap (a tiny one half the time, so oversized frames are common),
+/// how the stream is cut into reads, and the stream: any bytes, frames, bare headers and
+/// framed messages, one after the other. Checks: the codec yields exactly the frames [`split`]
+/// finds, however the stream is cut; every frame is 1 to `max` bytes and re-encodes to the
+/// bytes it came from; an oversized or empty length is an error that reserves no memory; a
+/// stream that ends inside a frame is an error at the end of input, a clean one is not.
+pub fn control_frame(input: &FrameInput) {
+    let max = match input.cap {
+        FrameCap::Small(n) => 1 + usize::from(n % 64),
+        FrameCap::Real => MAX_FRAME_LEN,
     };
-    // 0: the whole stream in one read; otherwise reads of 1 to 255 bytes.
-    let read = usize::from(input.u8());
-    let stream = input.rest();
+    let read = usize::from(input.read);
+    let mut stream = Vec::new();
+    for piece in &input.stream {
+        piece.write(&mut stream);
+    }
+    let stream = &stream[..];
     let expected = split(stream, max);
 
     let mut codec = FrameCodec::new(max);
@@ -141,27 +189,153 @@ pub fn control_frame(data: &[u8]) {
     }
 }
 
-/// Client messages: every payload that decodes survives encoding and decoding unchanged, and
-/// so does every message built from the input (odd strings, extreme numbers), framed.
-pub fn client_msg(data: &[u8]) {
-    if let Ok(msg) = ClientMsg::decode(data) {
-        let again = ClientMsg::decode(&payload(&msg.to_frame()));
-        assert_eq!(again.ok().as_ref(), Some(&msg), "decode(encode(decode(x)))");
+/// The input of [`client_msg`] and [`server_msg`]: a payload for the decoder and a message
+/// for the encoder.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct MsgInput<M> {
+    /// Bytes the decoder gets.
+    pub payload: Payload<M>,
+    /// A message that must survive encoding and decoding.
+    pub msg: M,
+}
+
+/// A payload for a message decoder.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Payload<M> {
+    /// Any bytes.
+    Raw(Vec<u8>),
+    /// A message's JSON, then spoiled.
+    Spoiled {
+        /// The message.
+        msg: M,
+        /// What is done to its JSON.
+        spoil: JsonSpoil,
+    },
+}
+
+/// A change to a JSON text, of the kinds that find the decoder's corners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum JsonSpoil {
+    /// None.
+    None,
+    /// One bit flipped (where modulo the length, which bit modulo 8).
+    Flip(u16, u8),
+    /// Cut (where modulo the length).
+    Cut(u16),
+    /// A token of the protocol (index modulo [`JSON_TOKENS`]) inserted.
+    Insert(u16, u8),
+    /// A token written over the bytes there.
+    Overwrite(u16, u8),
+}
+
+/// Tokens of the control protocol: JSON syntax, message types, field names, odd values.
+pub const JSON_TOKENS: &[&[u8]] = &[
+    b"{",
+    b"}",
+    b"\"",
+    b":",
+    b",",
+    b"[]",
+    b"null",
+    b"true",
+    b"\"type\"",
+    b"\"hello\"",
+    b"\"send_all\"",
+    b"\"download\"",
+    b"\"error\"",
+    b"\"req\"",
+    b"\"text\"",
+    b"\"name\"",
+    b"\"version\"",
+    b"\"code\"",
+    b"\"id\"",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"-1",
+    b"1e999",
+    b"0.5",
+    b"\\u0000",
+    b"\\ud800",
+    b"\\udc00\\ud800",
+    b"\\\"",
+    b"\xff",
+    b"\xc3\x28",
+    b"\xed\xa0\x80",
+    b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+];
+
+impl JsonSpoil {
+    /// `json`, spoiled.
+    pub fn apply(self, mut json: Vec<u8>) -> Vec<u8> {
+        let token = |i: u8| JSON_TOKENS[usize::from(i) % JSON_TOKENS.len()];
+        match self {
+            JsonSpoil::None => {}
+            JsonSpoil::Flip(at, bit) => {
+                let at = position(at, json.len());
+                if let Some(byte) = json.get_mut(at) {
+                    *byte ^= 1 << (bit % 8);
+                }
+            }
+            JsonSpoil::Cut(at) => json.truncate(position(at, json.len())),
+            JsonSpoil::Insert(at, i) => {
+                let at = position(at, json.len() + 1);
+                json.splice(at..at, token(i).iter().copied());
+            }
+            JsonSpoil::Overwrite(at, i) => {
+                let at = position(at, json.len());
+                let end = (at + token(i).len()).min(json.len());
+                json.splice(at..end, token(i).iter().copied());
+            }
+        }
+        json
     }
-    let msg = client_msg_from(&mut Input::new(data));
-    let decoded = ClientMsg::decode(&payload(&msg.to_frame()));
-    assert_eq!(decoded.ok().as_ref(), Some(&msg), "decode(encode(x))");
+}
+
+/// A message type the fuzz inputs build: how it is made, and how it goes on the wire.
+pub trait Message {
+    /// The wire's message.
+    type Msg: PartialEq + std::fmt::Debug;
+    /// It.
+    fn msg(&self) -> Self::Msg;
+    /// Its frame.
+    fn frame(msg: &Self::Msg) -> Bytes;
+    /// Decodes a payload.
+    fn decode(payload: &[u8]) -> Option<Self::Msg>;
+}
+
+impl<M: Message> Payload<M> {
+    /// The bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Payload::Raw(bytes) => bytes.clone(),
+            Payload::Spoiled { msg, spoil } => spoil.apply(M::frame(&msg.msg())[4..].to_vec()),
+        }
+    }
+}
+
+/// Every payload that decodes survives encoding and decoding unchanged, and so does every
+/// message built from the input (odd strings, extreme numbers), framed.
+fn round_trips<M: Message>(input: &MsgInput<M>) {
+    let payload = input.payload.bytes();
+    if let Some(msg) = M::decode(&payload) {
+        let again = M::decode(&self::payload(&M::frame(&msg)));
+        assert_eq!(again.as_ref(), Some(&msg), "decode(encode(decode(x)))");
+    }
+    let msg = input.msg.msg();
+    let decoded = M::decode(&self::payload(&M::frame(&msg)));
+    assert_eq!(decoded.as_ref(), Some(&msg), "decode(encode(x))");
+}
+
+/// Client messages: every payload that decodes (any bytes, or a message's JSON spoiled)
+/// survives encoding and decoding unchanged, and so does every message built from the input
+/// (odd strings, extreme numbers), framed.
+pub fn client_msg(input: &MsgInput<ClientMsgChoice>) {
+    round_trips(input);
 }
 
 /// Server messages, as the client decodes them: the same properties as [`client_msg`].
-pub fn server_msg(data: &[u8]) {
-    if let Ok(msg) = ServerMsg::decode(data) {
-        let again = ServerMsg::decode(&payload(&msg.to_frame()));
-        assert_eq!(again.ok().as_ref(), Some(&msg), "decode(encode(decode(x)))");
-    }
-    let msg = server_msg_from(&mut Input::new(data));
-    let decoded = ServerMsg::decode(&payload(&msg.to_frame()));
-    assert_eq!(decoded.ok().as_ref(), Some(&msg), "decode(encode(x))");
+pub fn server_msg(input: &MsgInput<ServerMsgChoice>) {
+    round_trips(input);
 }
 
 /// The payload of a frame that must be exactly one well-formed frame.
@@ -175,118 +349,131 @@ fn payload(frame: &Bytes) -> Bytes {
     }
 }
 
-/// Characters that trouble encoders: quotes, escapes, controls, separators JSON and
-/// JavaScript disagree on, the edges of UTF-8.
-const ODD_CHARS: &[char] = &[
-    '"',
-    '\\',
-    '/',
-    '\0',
-    '\n',
-    '\r',
-    '\t',
-    '\u{7f}',
-    '\u{80}',
-    'é',
-    '\u{2028}',
-    '\u{2029}',
-    '\u{feff}',
-    '\u{fffd}',
-    '\u{ffff}',
-    '😀',
-    '\u{10ffff}',
-    ' ',
-    '{',
-    '}',
-];
-
 /// Every close reason, the one a newer server might send included.
-const REASONS: [wire::CloseReason; 7] = [
-    wire::CloseReason::Quit,
-    wire::CloseReason::Disconnected,
-    wire::CloseReason::Timeout,
-    wire::CloseReason::SlowConsumer,
-    wire::CloseReason::ProtocolError,
-    wire::CloseReason::ServerShutdown,
-    wire::CloseReason::Unknown,
-];
-
-fn reason_from(input: &mut Input<'_>) -> wire::CloseReason {
-    REASONS[input.below(REASONS.len() as u64) as usize]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Reason {
+    /// [`wire::CloseReason::Quit`].
+    Quit,
+    /// [`wire::CloseReason::Disconnected`].
+    Disconnected,
+    /// [`wire::CloseReason::Timeout`].
+    Timeout,
+    /// [`wire::CloseReason::SlowConsumer`].
+    SlowConsumer,
+    /// [`wire::CloseReason::ProtocolError`].
+    ProtocolError,
+    /// [`wire::CloseReason::ServerShutdown`].
+    ServerShutdown,
+    /// [`wire::CloseReason::Unknown`].
+    Unknown,
 }
 
-/// A hash or secret: 32 bytes of input.
-fn value_from(input: &mut Input<'_>) -> [u8; wire::HEX_VALUE_LEN] {
-    std::array::from_fn(|_| input.u8())
-}
-
-/// A string of up to `max` characters: mostly ASCII, some odd ones.
-pub(crate) fn string_from(input: &mut Input<'_>, max: usize) -> String {
-    let len = input.below(max as u64 + 1) as usize;
-    let mut out = String::new();
-    for _ in 0..len {
-        if input.is_empty() {
-            break;
+impl Reason {
+    fn reason(self) -> wire::CloseReason {
+        match self {
+            Reason::Quit => wire::CloseReason::Quit,
+            Reason::Disconnected => wire::CloseReason::Disconnected,
+            Reason::Timeout => wire::CloseReason::Timeout,
+            Reason::SlowConsumer => wire::CloseReason::SlowConsumer,
+            Reason::ProtocolError => wire::CloseReason::ProtocolError,
+            Reason::ServerShutdown => wire::CloseReason::ServerShutdown,
+            Reason::Unknown => wire::CloseReason::Unknown,
         }
-        let b = input.u8();
-        let c = match b {
-            0..=0xbf => char::from(b'!' + b % 94),
-            0xc0..=0xef => ODD_CHARS[usize::from(b) % ODD_CHARS.len()],
-            _ => char::from_u32(input.u32() % 0x11_0000).unwrap_or('\u{fffd}'),
-        };
-        out.push(c);
-    }
-    out
-}
-
-/// An integer that is often at an edge.
-pub(crate) fn u64_from(input: &mut Input<'_>) -> u64 {
-    match input.u8() % 4 {
-        0 => u64::from(input.u8()),
-        1 => u64::MAX - u64::from(input.u8()),
-        2 => 1 << (input.u8() % 64),
-        _ => input.u64(),
     }
 }
 
-fn req_from(input: &mut Input<'_>) -> Option<u64> {
-    input.bool().then(|| u64_from(input))
+fn req(req: &Option<Number>) -> Option<u64> {
+    req.map(|n| n.0)
 }
 
-/// Any client message, with fields from the input.
-pub(crate) fn client_msg_from(input: &mut Input<'_>) -> ClientMsg {
-    match input.u8() % 9 {
-        0 => ClientMsg::Hello {
-            version: u64_from(input) as u32,
-            name: string_from(input, 40),
-        },
-        1 => ClientMsg::SendAll {
-            text: string_from(input, 64),
-            req: req_from(input),
-        },
-        2 => ClientMsg::SendPrivate {
-            to: string_from(input, 40),
-            text: string_from(input, 64),
-            req: req_from(input),
-        },
-        3 => ClientMsg::ListUsers {
-            req: req_from(input),
-        },
-        4 => ClientMsg::ListFiles {
-            req: req_from(input),
-            after: None,
-            limit: None,
-        },
-        5 => ClientMsg::Download {
-            file: string_from(input, 40),
-            req: req_from(input),
-        },
-        6 => ClientMsg::Cancel {
-            id: u64_from(input),
-            req: req_from(input),
-        },
-        7 => ClientMsg::Ping,
-        _ => ClientMsg::Quit,
+/// Any client message, with odd strings and edge numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+#[allow(missing_docs)] // the fields are the message's
+pub enum ClientMsgChoice {
+    Hello {
+        version: Number,
+        name: Text,
+    },
+    SendAll {
+        text: Text,
+        req: Option<Number>,
+    },
+    SendPrivate {
+        to: Text,
+        text: Text,
+        req: Option<Number>,
+    },
+    ListUsers {
+        req: Option<Number>,
+    },
+    ListFiles {
+        req: Option<Number>,
+        after: Option<Text>,
+        limit: Option<Number>,
+    },
+    Download {
+        file: Text,
+        req: Option<Number>,
+    },
+    Cancel {
+        id: Number,
+        req: Option<Number>,
+    },
+    Ping,
+    Quit,
+}
+
+impl ClientMsgChoice {
+    /// The message.
+    pub fn msg(&self) -> ClientMsg {
+        match self {
+            Self::Hello { version, name } => ClientMsg::Hello {
+                version: version.0 as u32,
+                name: name.string(),
+            },
+            Self::SendAll { text, req: r } => ClientMsg::SendAll {
+                text: text.string(),
+                req: req(r),
+            },
+            Self::SendPrivate { to, text, req: r } => ClientMsg::SendPrivate {
+                to: to.string(),
+                text: text.string(),
+                req: req(r),
+            },
+            Self::ListUsers { req: r } => ClientMsg::ListUsers { req: req(r) },
+            Self::ListFiles {
+                req: r,
+                after,
+                limit,
+            } => ClientMsg::ListFiles {
+                req: req(r),
+                after: after.as_ref().map(Text::string),
+                limit: limit.map(|n| n.0 as u32),
+            },
+            Self::Download { file, req: r } => ClientMsg::Download {
+                file: file.string(),
+                req: req(r),
+            },
+            Self::Cancel { id, req: r } => ClientMsg::Cancel {
+                id: id.0,
+                req: req(r),
+            },
+            Self::Ping => ClientMsg::Ping,
+            Self::Quit => ClientMsg::Quit,
+        }
+    }
+}
+
+impl Message for ClientMsgChoice {
+    type Msg = ClientMsg;
+    fn msg(&self) -> ClientMsg {
+        ClientMsgChoice::msg(self)
+    }
+    fn frame(msg: &ClientMsg) -> Bytes {
+        msg.to_frame()
+    }
+    fn decode(payload: &[u8]) -> Option<ClientMsg> {
+        ClientMsg::decode(payload).ok()
     }
 }
 
@@ -307,84 +494,188 @@ const CODES: &[ErrorCode] = &[
     ErrorCode::Unknown,
 ];
 
-fn names_from(input: &mut Input<'_>) -> Vec<String> {
-    let n = input.below(5);
-    (0..n).map(|_| string_from(input, 12)).collect()
+/// A name in a list of users (up to 4 of them).
+fn names(names: &[Text]) -> Vec<String> {
+    names.iter().take(4).map(Text::string).collect()
 }
 
-/// Any server message, with fields from the input.
-pub(crate) fn server_msg_from(input: &mut Input<'_>) -> ServerMsg {
-    match input.u8() % 12 {
-        0 => ServerMsg::Welcome {
-            version: u64_from(input) as u32,
-            name: string_from(input, 40),
-            users: names_from(input),
-            server: string_from(input, 20),
-        },
-        1 => ServerMsg::Joined {
-            name: string_from(input, 40),
-            time: u64_from(input),
-        },
-        2 => ServerMsg::Left {
-            name: string_from(input, 40),
-            time: u64_from(input),
-            reason: reason_from(input),
-        },
-        3 => ServerMsg::Message {
-            from: string_from(input, 40),
-            text: string_from(input, 64),
-            private: input.bool(),
-            time: u64_from(input),
-        },
-        4 => ServerMsg::Users {
-            req: req_from(input),
-            names: names_from(input),
-        },
-        5 => {
-            let req = req_from(input);
-            let n = input.below(4);
-            let files = (0..n)
-                .map(|_| FileEntry {
-                    name: string_from(input, 20),
-                    size: u64_from(input),
-                })
-                .collect();
-            ServerMsg::Files {
-                req,
+/// Any server message, with odd strings and edge numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+#[allow(missing_docs)] // the fields are the message's
+pub enum ServerMsgChoice {
+    Welcome {
+        version: Number,
+        name: Text,
+        users: Vec<Text>,
+        server: Text,
+    },
+    Joined {
+        name: Text,
+        time: Number,
+    },
+    Left {
+        name: Text,
+        time: Number,
+        reason: Reason,
+    },
+    Message {
+        from: Text,
+        text: Text,
+        private: bool,
+        time: Number,
+    },
+    Users {
+        req: Option<Number>,
+        names: Vec<Text>,
+    },
+    Files {
+        req: Option<Number>,
+        files: Vec<(Text, Number)>,
+        next: Option<Text>,
+    },
+    Error {
+        req: Option<Number>,
+        /// Index into the error codes (modulo their number).
+        code: u8,
+        message: Text,
+    },
+    DownloadReady {
+        req: Option<Number>,
+        id: Number,
+        file: Text,
+        size: Number,
+        hash: [u8; wire::HEX_VALUE_LEN],
+        secret: [u8; wire::HEX_VALUE_LEN],
+        port: u16,
+    },
+    DownloadQueued {
+        req: Option<Number>,
+        id: Number,
+        file: Text,
+        position: Number,
+        preparing: bool,
+    },
+    Cancelled {
+        req: Option<Number>,
+        id: Number,
+    },
+    Pong,
+    Bye {
+        reason: Reason,
+        message: Text,
+    },
+}
+
+impl Message for ServerMsgChoice {
+    type Msg = ServerMsg;
+    fn msg(&self) -> ServerMsg {
+        match self {
+            Self::Welcome {
+                version,
+                name,
+                users,
+                server,
+            } => ServerMsg::Welcome {
+                version: version.0 as u32,
+                name: name.string(),
+                users: names(users),
+                server: server.string(),
+            },
+            Self::Joined { name, time } => ServerMsg::Joined {
+                name: name.string(),
+                time: time.0,
+            },
+            Self::Left { name, time, reason } => ServerMsg::Left {
+                name: name.string(),
+                time: time.0,
+                reason: reason.reason(),
+            },
+            Self::Message {
+                from,
+                text,
+                private,
+                time,
+            } => ServerMsg::Message {
+                from: from.string(),
+                text: text.string(),
+                private: *private,
+                time: time.0,
+            },
+            Self::Users { req: r, names: n } => ServerMsg::Users {
+                req: req(r),
+                names: names(n),
+            },
+            Self::Files {
+                req: r,
                 files,
-                next: None,
-            }
+                next,
+            } => ServerMsg::Files {
+                req: req(r),
+                files: files
+                    .iter()
+                    .take(3)
+                    .map(|(name, size)| FileEntry {
+                        name: name.string(),
+                        size: size.0,
+                    })
+                    .collect(),
+                next: next.as_ref().map(Text::string),
+            },
+            Self::Error {
+                req: r,
+                code,
+                message,
+            } => ServerMsg::Error {
+                req: req(r),
+                code: CODES[usize::from(*code) % CODES.len()],
+                message: message.string(),
+            },
+            Self::DownloadReady {
+                req: r,
+                id,
+                file,
+                size,
+                hash,
+                secret,
+                port,
+            } => ServerMsg::DownloadReady {
+                req: req(r),
+                id: id.0,
+                file: file.string(),
+                size: size.0,
+                hash: wire::FileHash(*hash),
+                secret: wire::TransferSecret(*secret),
+                port: *port,
+            },
+            Self::DownloadQueued {
+                req: r,
+                id,
+                file,
+                position,
+                preparing,
+            } => ServerMsg::DownloadQueued {
+                req: req(r),
+                id: id.0,
+                file: file.string(),
+                position: position.0 as u32,
+                preparing: *preparing,
+            },
+            Self::Cancelled { req: r, id } => ServerMsg::Cancelled {
+                req: req(r),
+                id: id.0,
+            },
+            Self::Pong => ServerMsg::Pong,
+            Self::Bye { reason, message } => ServerMsg::Bye {
+                reason: reason.reason(),
+                message: message.string(),
+            },
         }
-        6 => ServerMsg::Error {
-            req: req_from(input),
-            code: CODES[input.below(CODES.len() as u64) as usize],
-            message: string_from(input, 40),
-        },
-        7 => ServerMsg::DownloadReady {
-            req: req_from(input),
-            id: u64_from(input),
-            file: string_from(input, 40),
-            size: u64_from(input),
-            hash: wire::FileHash(value_from(input)),
-            secret: wire::TransferSecret(value_from(input)),
-            port: input.u16(),
-        },
-        8 => ServerMsg::DownloadQueued {
-            req: req_from(input),
-            id: u64_from(input),
-            file: string_from(input, 40),
-            position: u64_from(input) as u32,
-            preparing: input.u8() & 1 == 1,
-        },
-        9 => ServerMsg::Cancelled {
-            req: req_from(input),
-            id: u64_from(input),
-        },
-        10 => ServerMsg::Pong,
-        _ => ServerMsg::Bye {
-            reason: reason_from(input),
-            message: string_from(input, 40),
-        },
+    }
+    fn frame(msg: &ServerMsg) -> Bytes {
+        msg.to_frame()
+    }
+    fn decode(payload: &[u8]) -> Option<ServerMsg> {
+        ServerMsg::decode(payload).ok()
     }
 }
 

@@ -1,11 +1,11 @@
 //! The decision that opens a UDP flow: [`transport::Sender::accept`], which the driver calls
 //! on every datagram that reaches a transfer's port before the flow is open.
 
-use crate::Input;
-use crate::control::u64_from;
-use crate::net::CONN_ID;
-use crate::packet::packet_from;
-use crate::sealed::{Injected, SECRET, Spoil, open, receiver_keys, seal};
+use crate::bench::CONN_ID;
+use crate::choice::Number;
+use crate::packet::PacketChoice;
+use crate::sealed::{SECRET, Spoil, open, receiver_keys, seal};
+use arbitrary::Arbitrary;
 use std::time::Instant;
 use transport::crypto::Role;
 use transport::packet::{self, Frame, HEADER_LEN, Packet, VERSION};
@@ -51,13 +51,84 @@ impl Hello {
 struct Built {
     plain: Vec<u8>,
     spoil: Spoil,
+    intact: bool,
+}
+
+/// The input of [`handshake`].
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct HandshakeInput {
+    /// The stream's length (modulo 20 000).
+    pub total: u16,
+    /// The sender's datagram setting.
+    pub max_datagram: DatagramSetting,
+    /// The datagram at the port.
+    pub datagram: FirstDatagram,
+}
+
+/// The sender's `max_datagram` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum DatagramSetting {
+    /// 0 (the default).
+    Zero,
+    /// [`transport::SAFE_DATAGRAM`].
+    Safe,
+    /// Any.
+    Any(u16),
+    /// One more than [`transport::MAX_DATAGRAM`].
+    TooLarge,
+}
+
+/// The first datagram at a transfer's port.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum FirstDatagram {
+    /// Any bytes.
+    Raw(Vec<u8>),
+    /// A HELLO, sealed with the receiver's keys, then spoiled or not.
+    Hello {
+        /// Its connection id.
+        conn_id: u64,
+        /// Its packet number.
+        pn: Number,
+        /// The suite it names.
+        suite: SuiteCode,
+        /// Where it asks the stream from.
+        offset: Number,
+        /// Its window.
+        max_offset: Number,
+        /// The largest datagram it accepts.
+        max_datagram: u16,
+        /// What becomes of it.
+        spoil: Spoil,
+    },
+    /// Any packet, sealed with the receiver's keys, then spoiled or not.
+    Packet {
+        /// Its connection id.
+        conn_id: u64,
+        /// The packet.
+        packet: PacketChoice,
+        /// What becomes of it.
+        spoil: Spoil,
+    },
+    /// Any bytes behind a HELLO's version and type: garbage all the way to the tag check.
+    BehindHelloHeader(Vec<u8>),
+}
+
+/// The suite a HELLO names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum SuiteCode {
+    /// AES-256-GCM.
+    Aes256Gcm,
+    /// ChaCha20-Poly1305.
+    ChaCha20Poly1305,
+    /// Any code, known or not.
+    Other(u8),
 }
 
 /// Datagrams at a transfer's port before the flow is open.
 ///
 /// The input picks the stream, the datagram size and a datagram: raw bytes, raw bytes behind
-/// a HELLO's header, or a packet built from the input (a HELLO, often, with any suite code and
-/// datagram size) sealed with the receiver's keys and then left intact, sent in clear, sealed
+/// a HELLO's header, or a packet built from the input (a HELLO, with any suite code and
+/// datagram size, or any other) sealed with the receiver's keys and then left intact, sent in clear, sealed
 /// with another transfer's keys, changed by one bit anywhere, cut, or given trailing bytes.
 ///
 /// Checks: a flow opens exactly for a datagram that the transfer's keys open to a well-formed
@@ -70,40 +141,40 @@ struct Built {
 /// receiver's keys in the suite the HELLO named, and then sends nothing, not even on its
 /// timers, until the peer proves its address; its datagram size stays within what both sides
 /// allow.
-pub fn handshake(data: &[u8]) {
-    run(data);
+pub fn handshake(input: &HandshakeInput) {
+    run(input);
 }
 
 /// Runs one input; returns whether its datagram opened a flow.
-fn run(data: &[u8]) -> bool {
-    let mut input = Input::new(data);
-    let total = input.below(20_000);
-    let _pattern = input.u8(); // the stream's bytes: the handshake reads none of them
+pub(crate) fn run(input: &HandshakeInput) -> bool {
+    let total = u64::from(input.total % 20_000);
     let config = Config {
-        max_datagram: match input.u8() % 4 {
-            0 => 0,
-            1 => transport::SAFE_DATAGRAM,
-            2 => usize::from(input.u16()),
-            _ => transport::MAX_DATAGRAM + 1,
+        max_datagram: match input.max_datagram {
+            DatagramSetting::Zero => 0,
+            DatagramSetting::Safe => transport::SAFE_DATAGRAM,
+            DatagramSetting::Any(n) => usize::from(n),
+            DatagramSetting::TooLarge => transport::MAX_DATAGRAM + 1,
         },
         ..Config::default()
     };
-    let (datagram, built) = datagram_from(&mut input);
+    let (datagram, built) = datagram_from(&input.datagram);
 
     // What the sender's keys find in the datagram, opened apart from the sender.
     let mut shadow = Keys::for_sender(&SECRET);
     let opened = open(&mut shadow, &datagram);
     if let Some(built) = &built {
-        match built.spoil {
-            Spoil::Intact => assert!(
+        if built.intact {
+            assert!(
                 opened.as_ref() == Some(&built.plain),
                 "an intact sealed packet opened as {opened:02x?}, not {:02x?}",
                 built.plain
-            ),
-            spoil => assert!(
+            );
+        } else {
+            assert!(
                 opened.is_none(),
-                "a packet ({spoil:?}) opened: {datagram:02x?}"
-            ),
+                "a packet ({:?}) opened: {datagram:02x?}",
+                built.spoil
+            );
         }
     }
     let hello = opened.as_deref().and_then(Hello::valid);
@@ -171,45 +242,58 @@ fn run(data: &[u8]) -> bool {
 }
 
 /// The datagram the input describes, and how it was built if it was built from a packet.
-fn datagram_from(input: &mut Input<'_>) -> (Vec<u8>, Option<Built>) {
+fn datagram_from(choice: &FirstDatagram) -> (Vec<u8>, Option<Built>) {
     let keys = receiver_keys(&SECRET, Suite::Aes256Gcm);
-    let packet = match input.u8() % 4 {
-        0 => return (input.rest().to_vec(), None),
-        1 => Packet {
-            conn_id: input.u64(),
-            pn: u64_from(input),
-            frame: Frame::Hello {
-                suite: match input.u8() % 4 {
-                    0 | 1 => Suite::Aes256Gcm.code(),
-                    2 => Suite::ChaCha20Poly1305.code(),
-                    _ => input.u8(),
-                },
-                offset: u64_from(input),
-                max_offset: u64_from(input),
-                max_datagram: input.u16(),
-            },
-        },
-        2 => {
-            let conn_id = input.u64();
-            packet_from(input, conn_id)
-        }
-        _ => {
-            // Garbage behind a HELLO's header: all the way to the tag check.
-            let mut raw = input.rest().to_vec();
+    let (packet, spoil) = match choice {
+        FirstDatagram::Raw(bytes) => return (bytes.clone(), None),
+        FirstDatagram::BehindHelloHeader(bytes) => {
+            let mut raw = bytes.clone();
             if let [version, kind, ..] = &mut raw[..] {
                 *version = VERSION;
                 *kind = 1;
             }
             return (raw, None);
         }
+        FirstDatagram::Hello {
+            conn_id,
+            pn,
+            suite,
+            offset,
+            max_offset,
+            max_datagram,
+            spoil,
+        } => {
+            let suite = match suite {
+                SuiteCode::Aes256Gcm => Suite::Aes256Gcm.code(),
+                SuiteCode::ChaCha20Poly1305 => Suite::ChaCha20Poly1305.code(),
+                SuiteCode::Other(code) => *code,
+            };
+            let packet = Packet {
+                conn_id: *conn_id,
+                pn: pn.0,
+                frame: Frame::Hello {
+                    suite,
+                    offset: offset.0,
+                    max_offset: max_offset.0,
+                    max_datagram: *max_datagram,
+                },
+            };
+            (packet, spoil)
+        }
+        FirstDatagram::Packet {
+            conn_id,
+            packet,
+            spoil,
+        } => (packet.packet(*conn_id), spoil),
     };
-    let injected = Injected::from_input(input, &keys, Role::Receiver, &packet);
+    let injected = spoil.apply(&keys, Role::Receiver, &packet);
     let mut plain = vec![0u8; transport::MAX_DATAGRAM];
     let n = packet::encode(&packet, &mut plain).unwrap_or(0);
     plain.truncate(n);
     let built = Built {
         plain,
-        spoil: injected.spoil,
+        spoil: spoil.clone(),
+        intact: injected.intact,
     };
     (injected.wire, Some(built))
 }
@@ -292,12 +376,84 @@ fn check_flow(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::FrameChoice;
+    use crate::sealed::{SECRET, receiver_keys};
+
+    fn hello(suite: SuiteCode, max_datagram: u16, spoil: Spoil) -> FirstDatagram {
+        FirstDatagram::Hello {
+            conn_id: CONN_ID,
+            pn: Number(3),
+            suite,
+            offset: Number(100),
+            max_offset: Number(1 << 20),
+            max_datagram,
+            spoil,
+        }
+    }
+
+    fn sealed_hello() -> Vec<u8> {
+        let packet = Packet {
+            conn_id: CONN_ID,
+            pn: 5,
+            frame: Frame::Hello {
+                suite: Suite::Aes256Gcm.code(),
+                offset: 0,
+                max_offset: 1 << 20,
+                max_datagram: 1452,
+            },
+        };
+        seal(&receiver_keys(&SECRET, Suite::Aes256Gcm), &packet).unwrap_or_default()
+    }
 
     #[test]
-    fn only_the_intact_sealed_hellos_among_the_seeds_open_a_flow() {
-        let opened: Vec<&str> = crate::seeds::handshake()
+    fn only_the_intact_sealed_hellos_open_a_flow() {
+        use SuiteCode::{Aes256Gcm as Aes, ChaCha20Poly1305 as ChaCha};
+        let datagrams = [
+            ("hello", hello(Aes, 1452, Spoil::Intact)),
+            ("hello-chacha", hello(ChaCha, 1452, Spoil::Intact)),
+            (
+                "unknown-suite",
+                hello(SuiteCode::Other(9), 1452, Spoil::Intact),
+            ),
+            ("tiny-datagrams", hello(Aes, 100, Spoil::Intact)),
+            (
+                "bit-flipped",
+                hello(Aes, 1452, Spoil::BitFlipped { at: 30, bit: 5 }),
+            ),
+            ("in-clear", hello(Aes, 1452, Spoil::InClear)),
+            ("other-secret", hello(Aes, 1452, Spoil::OtherSecret)),
+            ("cut", hello(Aes, 1452, Spoil::Cut { at: 40 })),
+            ("trailing", hello(Aes, 1452, Spoil::Trailing(vec![0]))),
+            (
+                "sealed-data",
+                FirstDatagram::Packet {
+                    conn_id: CONN_ID,
+                    packet: PacketChoice {
+                        pn: Number(9),
+                        frame: FrameChoice::Data {
+                            offset: Number(0),
+                            payload: b"x".to_vec(),
+                        },
+                    },
+                    spoil: Spoil::Intact,
+                },
+            ),
+            ("raw-sealed-hello", FirstDatagram::Raw(sealed_hello())),
+            ("raw-garbage", FirstDatagram::Raw(vec![2, 3, 0, 0, 1])),
+            (
+                "garbage-behind-a-header",
+                FirstDatagram::BehindHelloHeader(vec![1; 60]),
+            ),
+        ];
+        let opened: Vec<&str> = datagrams
             .into_iter()
-            .filter(|(_, input)| run(input))
+            .filter(|(_, datagram)| {
+                run(&HandshakeInput {
+                    total: 5000,
+                    max_datagram: DatagramSetting::Safe,
+                    datagram: datagram.clone(),
+                })
+            })
             .map(|(name, _)| name)
             .collect();
         assert_eq!(opened, ["hello", "hello-chacha", "raw-sealed-hello"]);

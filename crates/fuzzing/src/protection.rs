@@ -2,11 +2,9 @@
 //! [`transport::Keys::seal`] and [`transport::Keys::open`] held to their contract, as part of
 //! the `udp_packet` target.
 
-use crate::Input;
-use crate::control::u64_from;
-use crate::sealed::{
-    OTHER_SECRET, SECRET, receiver_keys, sender_keys, suite_from, with_shared_keys,
-};
+use crate::choice::{End, Number, SuiteChoice, position};
+use crate::sealed::{OTHER_SECRET, SECRET, receiver_keys, sender_keys, with_shared_keys};
+use arbitrary::Arbitrary;
 use std::collections::HashSet;
 use transport::crypto::{OpenError, Role};
 use transport::packet::{self, Frame, HEADER_LEN, Packet, VERSION};
@@ -37,25 +35,18 @@ fn peer(role: Role) -> Role {
     }
 }
 
-/// `data` as a datagram, opened by fresh keys of the end that gets packets of its type (either,
-/// for the types both send): nothing panics; a datagram too short or of another version is
+/// `data` as a datagram, opened by fresh keys in `suite` of the end that gets packets of its
+/// type (`end`, for the types both send and unknown ones): nothing panics; a datagram too short or of another version is
 /// malformed, any other that does not open is forged (fresh keys have seen no packet number);
 /// one that opens was sealed by the peer exactly (sealing its plaintext again gives the same
 /// bytes), keeps its header and opens only once. Returns whether it opened.
-pub(crate) fn open_anything(data: &[u8]) -> bool {
-    // The suite, and for types both ends send the end, from the connection id's last byte.
-    let choice = data.get(HEADER_LEN - 9).copied().unwrap_or(0);
-    let suite = if choice & 1 == 1 {
-        Suite::ChaCha20Poly1305
-    } else {
-        Suite::Aes256Gcm
-    };
+pub(crate) fn open_anything(data: &[u8], suite: SuiteChoice, end: End) -> bool {
+    let suite = suite.suite();
     // HELLO_ACK, DATA and CLOSE come from the sender; HELLO, ACK and DONE from the receiver.
     let role = match data.get(1) {
         Some(2 | 3 | 6) => Role::Receiver,
         Some(1 | 4 | 5) => Role::Sender,
-        _ if choice & 2 == 2 => Role::Receiver,
-        _ => Role::Sender,
+        _ => end.role(),
     };
     let mut opener = keys(role, suite);
     let mut copy = data.to_vec();
@@ -90,19 +81,34 @@ pub(crate) fn open_anything(data: &[u8]) -> bool {
     false
 }
 
+/// How [`seal_and_open`] seals a packet and spoils copies of it.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct SealChoice {
+    /// The suite.
+    pub suite: SuiteChoice,
+    /// The end that seals it (always the receiver for a HELLO).
+    pub by: End,
+    /// Where a bit is flipped (modulo the length), and which (modulo 8).
+    pub flip: (u16, u8),
+    /// Where a copy is cut (modulo the length).
+    pub cut: u16,
+    /// How many bytes follow another copy (1 plus modulo 16).
+    pub trailing: u8,
+}
+
 /// `packet`, whose plaintext form is `plain`, sealed by the end the input picks (the receiver,
 /// for a HELLO) in the suite it picks: the seal needs room for exactly a tag more, keeps the
 /// header, hides the body, and opens with the peer's keys, once, to exactly `plain`; not with
 /// the sealing end's own keys, another transfer's or (but for the HELLO, always in AES-256-GCM)
 /// another suite's; and not at all once a bit anywhere is flipped, it is cut anywhere, or bytes
 /// follow it.
-pub(crate) fn seal_and_open(input: &mut Input<'_>, packet: &Packet<'_>, plain: &[u8]) {
+pub(crate) fn seal_and_open(choice: &SealChoice, packet: &Packet<'_>, plain: &[u8]) {
     let hello = matches!(packet.frame, Frame::Hello { .. });
-    let suite = suite_from(input);
-    let by = if hello || input.bool() {
+    let suite = choice.suite.suite();
+    let by = if hello {
         Role::Receiver
     } else {
-        Role::Sender
+        choice.by.role()
     };
     let len = plain.len();
     let mut buf = plain.to_vec();
@@ -135,11 +141,11 @@ pub(crate) fn seal_and_open(input: &mut Input<'_>, packet: &Packet<'_>, plain: &
     let mut opener = keys(peer(by), suite);
     // Spoiled copies first: that they do not open must leave the packet number unused.
     let mut flipped = sealed.clone();
-    let at = input.below(sealed.len() as u64) as usize;
-    flipped[at] ^= 1 << (input.u8() % 8);
-    let cut = input.below(sealed.len() as u64) as usize;
+    let at = position(choice.flip.0, sealed.len());
+    flipped[at] ^= 1 << (choice.flip.1 % 8);
+    let cut = position(choice.cut, sealed.len());
     let mut trailing = sealed.clone();
-    trailing.extend_from_slice(&[0; 16][..1 + input.below(16) as usize]);
+    trailing.extend_from_slice(&[0; 16][..1 + usize::from(choice.trailing % 16)]);
     for (spoil, mut datagram) in [
         ("with a bit flipped", flipped),
         ("cut", sealed[..cut].to_vec()),
@@ -184,34 +190,69 @@ pub(crate) fn seal_and_open(input: &mut Input<'_>, packet: &Packet<'_>, plain: &
     }
 }
 
+/// A sequence of packet numbers for [`replays`].
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct Replays {
+    /// The suite.
+    pub suite: SuiteChoice,
+    /// The end that seals them.
+    pub by: End,
+    /// The first number.
+    pub first: Number,
+    /// The numbers after it (up to 64), each maybe preceded by a changed copy.
+    pub steps: Vec<ReplayStep>,
+}
+
+/// One packet of [`Replays`].
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct ReplayStep {
+    /// Its number.
+    pub pn: NextPn,
+    /// A copy with a byte changed, sent first: where (modulo the length) and the change (a
+    /// non-zero xor).
+    pub forged: Option<(u16, u8)>,
+}
+
+/// A packet number relative to the last one and to the largest opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum NextPn {
+    /// The last one again.
+    Same,
+    /// One past the largest.
+    Next,
+    /// Up to 65535 past the largest.
+    Ahead(u16),
+    /// Up to 8191 below the largest.
+    Behind(u16),
+    /// At the edge of the replay window (0 to 2 past it).
+    EdgeOfWindow(u8),
+    /// Any number.
+    Any(Number),
+    /// Up to 3 past the last one.
+    Near(u8),
+}
+
 /// A sequence of packets, numbered as the input says (in order, repeated, old, far ahead,
 /// at the edges of the range), some of them forged first: each opens exactly if its number
 /// was not opened before and is not [`REPLAY_WINDOW`] or more below the largest opened, and a
 /// forged packet never uses a number up.
-pub(crate) fn replays(input: &mut Input<'_>) {
-    let suite = suite_from(input);
-    let by = if input.bool() {
-        Role::Receiver
-    } else {
-        Role::Sender
-    };
+pub(crate) fn replays(input: &Replays) {
+    let suite = input.suite.suite();
+    let by = input.by.role();
     let mut opener = keys(peer(by), suite);
     let mut opened: HashSet<u64> = HashSet::new();
     let mut largest: Option<u64> = None;
-    let mut last = u64_from(input);
-    for _ in 0..64 {
-        if input.is_empty() {
-            break;
-        }
+    let mut last = input.first.0;
+    for step in input.steps.iter().take(64) {
         let top = largest.unwrap_or(last);
-        let pn = match input.u8() % 8 {
-            0 => last,
-            1 => top.wrapping_add(1),
-            2 => top.wrapping_add(u64::from(input.u16())),
-            3 => top.wrapping_sub(u64::from(input.u16() % 8192)),
-            4 => top.wrapping_sub(REPLAY_WINDOW - 1 + u64::from(input.u8() % 3)),
-            5 => u64_from(input),
-            _ => last.wrapping_add(u64::from(input.u8() % 4)),
+        let pn = match step.pn {
+            NextPn::Same => last,
+            NextPn::Next => top.wrapping_add(1),
+            NextPn::Ahead(by) => top.wrapping_add(u64::from(by)),
+            NextPn::Behind(by) => top.wrapping_sub(u64::from(by % 8192)),
+            NextPn::EdgeOfWindow(past) => top.wrapping_sub(REPLAY_WINDOW - 1 + u64::from(past % 3)),
+            NextPn::Any(pn) => pn.0,
+            NextPn::Near(by) => last.wrapping_add(u64::from(by % 4)),
         };
         last = pn;
         let Some(mut datagram) = shared(by, suite, |sealer| seal_ping(sealer, pn)) else {
@@ -223,10 +264,10 @@ pub(crate) fn replays(input: &mut Input<'_>) {
                 pn > largest || (largest - pn < REPLAY_WINDOW && !opened.contains(&pn))
             }
         };
-        if input.u8() < 64 {
+        if let Some((at, xor)) = step.forged {
             let mut forged = datagram.clone();
-            let at = input.below(forged.len() as u64) as usize;
-            forged[at] ^= input.u8().max(1);
+            let at = position(at, forged.len());
+            forged[at] ^= xor.max(1);
             assert!(
                 opener.open(&mut forged).is_err(),
                 "a changed packet number {pn} opened"
@@ -265,12 +306,46 @@ fn seal_ping(keys: &Keys, pn: u64) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::{FrameChoice, PacketChoice};
+    use crate::sealed::{Spoil, seal};
+
+    fn ack() -> Packet<'static> {
+        Packet {
+            conn_id: 5,
+            pn: 7,
+            frame: Frame::Ack {
+                ack_delay_us: 250,
+                max_offset: 1 << 20,
+                ranges: vec![(9, 12), (3, 5)],
+            },
+        }
+    }
 
     #[test]
-    fn the_sealed_seeds_open_and_no_other_does() {
-        for (name, seed) in crate::seeds::udp_packet() {
-            let sealed = name.starts_with("sealed-") && !name.ends_with("-flipped");
-            assert_eq!(open_anything(&seed), sealed, "{name}");
-        }
+    fn only_what_the_peer_sealed_opens() {
+        let suite = SuiteChoice::ChaCha20Poly1305;
+        let sealed = seal(&receiver_keys(&SECRET, suite.suite()), &ack()).unwrap();
+        assert!(open_anything(&sealed, suite, End::Receiver));
+        assert!(!open_anything(
+            &sealed,
+            SuiteChoice::Aes256Gcm,
+            End::Receiver
+        ));
+        let mut flipped = sealed.clone();
+        flipped[30] ^= 4;
+        assert!(!open_anything(&flipped, suite, End::Receiver));
+        let choice = PacketChoice {
+            pn: Number(3),
+            frame: FrameChoice::Ping,
+        };
+        let wire = Spoil::Intact.apply(
+            &sender_keys(&SECRET, suite.suite()),
+            Role::Sender,
+            &choice.packet(5),
+        );
+        assert!(wire.intact);
+        // A PING from the sender: opened by the receiver (the end picked for a type both send).
+        assert!(open_anything(&wire.wire, suite, End::Receiver));
+        assert!(!open_anything(&wire.wire, suite, End::Sender));
     }
 }

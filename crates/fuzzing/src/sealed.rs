@@ -1,8 +1,9 @@
-//! Sealed datagrams from fuzzer choices: the transfer's keys as each end holds them, and
-//! packets sealed with them and then, as the input says, spoiled, so that the endpoint targets
-//! reach past the tag check and also prove that nothing spoiled gets through it.
+//! Sealed datagrams from typed choices: the transfer's keys as each end holds them, and packets
+//! sealed with them and then, as the input says, spoiled ([`Spoil`]), so that the endpoint
+//! targets reach past the tag check and also prove that nothing spoiled gets through it.
 
-use crate::Input;
+use crate::choice::position;
+use arbitrary::Arbitrary;
 use std::cell::RefCell;
 use transport::crypto::Role;
 use transport::packet::{self, Packet};
@@ -51,15 +52,6 @@ pub(crate) fn with_shared_keys<R>(
     })
 }
 
-/// A suite from one byte of choice: both, equally often.
-pub(crate) fn suite_from(input: &mut Input<'_>) -> Suite {
-    if input.bool() {
-        Suite::ChaCha20Poly1305
-    } else {
-        Suite::Aes256Gcm
-    }
-}
-
 /// `packet` encoded and sealed with `keys`: the datagram as it goes on the wire, or `None` if
 /// it does not fit a datagram or `keys` may not seal it (a HELLO, by the sender).
 pub fn seal(keys: &Keys, packet: &Packet<'_>) -> Option<Vec<u8>> {
@@ -79,82 +71,80 @@ pub fn in_clear(packet: &Packet<'_>) -> Vec<u8> {
     buf
 }
 
-/// What became of a packet on its way from the one who sealed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What becomes of a packet on its way from the one who sealed it.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
 pub enum Spoil {
     /// Nothing: it is exactly what the right keys sealed.
     Intact,
-    /// It was never sealed (see [`in_clear`]), or sealed by an end that may not seal it.
+    /// It is never sealed (see [`in_clear`]).
     InClear,
     /// Sealed with [`OTHER_SECRET`]'s keys.
     OtherSecret,
     /// One bit flipped, anywhere.
-    BitFlipped,
+    BitFlipped {
+        /// Where (modulo the length).
+        at: u16,
+        /// Which bit (modulo 8).
+        bit: u8,
+    },
     /// Cut short, anywhere.
-    Cut,
-    /// With bytes after its end.
-    Trailing,
+    Cut {
+        /// The length left (modulo the length).
+        at: u16,
+    },
+    /// With bytes after its end (up to 16; a zero if none).
+    Trailing(Vec<u8>),
 }
 
-/// A packet built from choices, on its way to one end.
+/// A packet sealed, then spoiled, on its way to one end.
 #[derive(Debug, Clone)]
 pub struct Injected {
     /// The datagram.
     pub wire: Vec<u8>,
-    /// How it differs from what the right keys sealed.
-    pub spoil: Spoil,
+    /// True if it is exactly what the right keys sealed: nothing else may open.
+    pub intact: bool,
 }
 
-impl Injected {
-    /// `packet` sealed with `keys`, the keys of the end `by`, then spoiled as the input says.
-    /// The first choice, modulo 8: 0 to 2 intact, 3 a bit flipped, 4 in clear, 5 sealed with
-    /// another transfer's keys, 6 cut, 7 with trailing bytes.
-    pub(crate) fn from_input(
-        input: &mut Input<'_>,
-        keys: &Keys,
-        by: Role,
-        packet: &Packet<'_>,
-    ) -> Self {
-        let choice = input.u8() % 8;
-        let sealed = match choice {
-            4 => None,
-            5 => {
+impl Spoil {
+    /// `packet` sealed with `keys`, the keys of the end `by`, then spoiled. A packet that
+    /// `keys` may not seal (a HELLO, by the sender) goes in clear.
+    pub fn apply(&self, keys: &Keys, by: Role, packet: &Packet<'_>) -> Injected {
+        let sealed = match self {
+            Spoil::InClear => None,
+            Spoil::OtherSecret => {
                 let wire =
                     with_shared_keys(&OTHER_SECRET, by, keys.suite(), |other| seal(other, packet));
                 let wire = wire.unwrap_or_else(|| in_clear(packet));
-                return Self::new(wire, Spoil::OtherSecret);
+                return Injected {
+                    wire,
+                    intact: false,
+                };
             }
             _ => seal(keys, packet),
         };
         let Some(mut wire) = sealed else {
-            return Self::new(in_clear(packet), Spoil::InClear);
+            return Injected {
+                wire: in_clear(packet),
+                intact: false,
+            };
         };
-        let spoil = match choice {
-            0..=2 => Spoil::Intact,
-            3 => {
-                let at = input.below(wire.len() as u64) as usize;
-                wire[at] ^= 1 << (input.u8() % 8);
-                Spoil::BitFlipped
+        match self {
+            Spoil::Intact | Spoil::InClear | Spoil::OtherSecret => {}
+            Spoil::BitFlipped { at, bit } => {
+                let at = position(*at, wire.len());
+                wire[at] ^= 1 << (bit % 8);
             }
-            6 => {
-                wire.truncate(input.below(wire.len() as u64) as usize);
-                Spoil::Cut
-            }
-            _ => {
-                let len = 1 + input.below(16) as usize;
-                match input.bytes(len) {
-                    // Out of input: a zero, so that the datagram still changed.
-                    [] => wire.push(0),
-                    extra => wire.extend_from_slice(extra),
-                }
-                Spoil::Trailing
-            }
-        };
-        Self::new(wire, spoil)
-    }
-
-    fn new(wire: Vec<u8>, spoil: Spoil) -> Self {
-        Self { wire, spoil }
+            Spoil::Cut { at } => wire.truncate(position(*at, wire.len())),
+            Spoil::Trailing(extra) => match &extra[..extra.len().min(16)] {
+                // Nothing to add: a zero, so that the datagram still changed.
+                [] => wire.push(0),
+                extra => wire.extend_from_slice(extra),
+            },
+        }
+        Injected {
+            wire,
+            intact: *self == Spoil::Intact,
+        }
     }
 }
 

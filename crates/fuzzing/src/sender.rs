@@ -1,9 +1,11 @@
 //! A live sender among real acks and hostile datagrams.
 
-use crate::Input;
-use crate::net::{CONN_ID, Outcome, Pair, Sent, Watch};
-use crate::packet::packet_from;
-use crate::sealed::{Injected, SECRET, Spoil, receiver_keys};
+use crate::bench::{
+    Bench, CONN_ID, Ending, Ends, Injection, MAX_OPS, Net, Outcome, Sent, Setup, Watch,
+};
+use crate::sealed::{SECRET, receiver_keys};
+use arbitrary::Arbitrary;
+use netsim::Side;
 use std::time::Duration;
 use transport::Event;
 use transport::crypto::Role;
@@ -61,10 +63,10 @@ impl Told {
     }
 
     /// Checks one datagram the sender sent.
-    fn check(&mut self, pair: &Pair, sent: &Sent) {
-        let source = &pair.source;
+    fn check(&mut self, ends: &Ends, sent: &Sent) {
+        let source = &ends.source;
         let len = source.len() as u64;
-        if let Some(sender) = &pair.sender {
+        if let Some(sender) = &ends.sender {
             assert!(sent.wire.len() <= sender.max_datagram());
         }
         let packet = match packet::decode(&sent.plain) {
@@ -119,11 +121,30 @@ impl Told {
     }
 }
 
+/// The input of [`transport_sender`].
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct SenderScenario {
+    /// The transfer.
+    pub setup: Setup,
+    /// What happens after the receiver's HELLO opened the sender, in order (up to
+    /// [`MAX_OPS`]).
+    pub ops: Vec<SenderOp>,
+}
+
+/// One thing that happens to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum SenderOp {
+    /// The network does something.
+    Net(Net),
+    /// Someone on the path sends the sender a datagram.
+    Inject(Injection),
+}
+
 /// A sender fed its receiver's real acks, lost, duplicated, reordered and replayed, plus
 /// garbage, well-formed hostile packets (acks of packets never sent, windows of any size,
 /// DONEs, ABORTs) sealed with the transfer's keys and then, as the input says, left intact,
 /// cut, extended, changed by a bit, sent in clear or sealed with another transfer's keys, and
-/// mutated copies of real acks.
+/// changed copies of real acks, all as the input's operations say.
 ///
 /// Checks, on every datagram the sender sends: it opens with the receiver's keys (its packet
 /// number never used before), decodes, belongs to the connection and fits the datagram size;
@@ -134,108 +155,62 @@ impl Told {
 /// every one that does not. Unless a packet that opened came from someone other than the
 /// receiver, the transfer then finishes on a clean network: garbage, replays and spoiled
 /// packets change nothing.
-pub fn transport_sender(data: &[u8]) {
-    run(data);
+pub fn transport_sender(scenario: &SenderScenario) {
+    transport_sender_ending(scenario);
 }
 
-/// Runs one input: how it ended, and how many datagrams the end under test rejected.
-fn run(data: &[u8]) -> (Outcome, u64) {
-    let mut input = Input::new(data);
-    let (mut pair, len) = Pair::from_input(&mut input);
+/// Runs [`transport_sender`] on one input, and tells how it ended.
+pub fn transport_sender_ending(scenario: &SenderScenario) -> Ending {
+    let mut bench = Bench::new(&scenario.setup);
+    let len = scenario.setup.stream_len();
     let mut told = Told::default();
     // What the receiver's keys seal: what an attacker who knows the secret could send.
-    let forger = receiver_keys(&SECRET, pair.suite());
+    let forger = receiver_keys(&SECRET, bench.suite());
     // The receiver's HELLO opens the sender.
-    pair.pump_receiver();
-    if let Some(hello) = pair.to_sender.pop_front() {
-        let plain = pair.deliver_to_sender(&hello);
-        told.hear(&hello, plain.as_deref(), true);
-    }
+    bench.net(&Net::Pump(crate::choice::End::Receiver), &mut ());
+    bench.net(&Net::Deliver(crate::choice::End::Sender), &mut told);
     assert!(
-        pair.sender.is_some(),
+        bench.ends().sender.is_some(),
         "the receiver's HELLO did not open the sender"
     );
-    let mut recent: Vec<Vec<u8>> = Vec::new();
-    for _ in 0..500 {
-        if input.is_empty() {
-            break;
-        }
-        match input.u8() % 13 {
-            0 | 1 => {
-                for sent in pair.pump_sender() {
-                    told.check(&pair, &sent);
-                }
+    for op in scenario.ops.iter().take(MAX_OPS) {
+        match op {
+            SenderOp::Net(net) => bench.net(net, &mut told),
+            SenderOp::Inject(Injection::Garbage(bytes)) => {
+                let datagram = &bytes[..bytes.len().min(1500)];
+                let plain = bench.hand(Side::Sender, datagram);
+                told.hear(datagram, plain.as_deref(), false);
             }
-            2 => {
-                for sent in pair.pump_receiver() {
-                    if recent.len() == 16 {
-                        recent.remove(0);
-                    }
-                    recent.push(sent.wire);
-                }
-            }
-            3 => {
-                if let Some(d) = pair.to_receiver.pop_front() {
-                    pair.deliver_to_receiver(&d);
-                }
-            }
-            4 => {
-                if let Some(d) = pair.to_sender.pop_front() {
-                    let plain = pair.deliver_to_sender(&d);
-                    told.hear(&d, plain.as_deref(), true);
-                }
-            }
-            5 => {
-                pair.to_receiver.pop_front();
-            }
-            6 => {
-                pair.to_sender.pop_front();
-            }
-            7 => {
-                if let Some(d) = pair.to_sender.front().cloned() {
-                    pair.to_sender.push_back(d);
-                }
-            }
-            8 => {
-                if let Some(d) = pair.to_sender.pop_front() {
-                    let at = input.below(pair.to_sender.len() as u64 + 1) as usize;
-                    pair.to_sender.insert(at, d);
-                }
-            }
-            9 => pair.advance(Duration::from_millis(input.below(3000))),
-            10 => {
-                let datagram = input.chunk(1500).to_vec();
-                let plain = pair.deliver_to_sender(&datagram);
-                told.hear(&datagram, plain.as_deref(), false);
-            }
-            11 => {
-                let conn_id = if input.bool() { CONN_ID } else { input.u64() };
-                let forged = packet_from(&mut input, conn_id);
-                let injected = Injected::from_input(&mut input, &forger, Role::Receiver, &forged);
-                let plain = pair.deliver_to_sender(&injected.wire);
+            SenderOp::Inject(Injection::Forged {
+                conn,
+                packet,
+                spoil,
+            }) => {
+                let forged = packet.packet(conn.id());
+                let injected = spoil.apply(&forger, Role::Receiver, &forged);
+                let plain = bench.hand(Side::Sender, &injected.wire);
                 assert!(
-                    injected.spoil == Spoil::Intact || plain.is_none(),
-                    "a packet {:?} opened at the sender: {forged:?}",
-                    injected.spoil
+                    injected.intact || plain.is_none(),
+                    "a packet {spoil:?} opened at the sender: {forged:?}"
                 );
                 told.hear(&injected.wire, plain.as_deref(), false);
             }
-            _ => {
-                if !recent.is_empty() {
-                    let original = &recent[input.below(recent.len() as u64) as usize];
-                    let d = changed_copy(&mut input, original);
-                    let plain = pair.deliver_to_sender(&d);
-                    // An exact copy is the network's duplicate; any other change is refused.
-                    let same = d == *original;
-                    assert!(
-                        same || plain.is_none(),
-                        "a changed ack opened at the sender"
-                    );
-                    told.hear(&d, plain.as_deref(), same);
-                }
+            SenderOp::Inject(Injection::Copy { which, change }) => {
+                let Some(original) = bench.recent(Side::Receiver, *which) else {
+                    continue;
+                };
+                let d = change.apply(original);
+                // An exact copy is the network's duplicate; any other change is refused.
+                let same = d == original;
+                let plain = bench.hand(Side::Sender, &d);
+                assert!(
+                    same || plain.is_none(),
+                    "a changed ack opened at the sender"
+                );
+                told.hear(&d, plain.as_deref(), same);
             }
         }
-        if let Some(sender) = &pair.sender {
+        if let Some(sender) = &bench.ends().sender {
             let _ = sender.stats();
             assert!(
                 told.proven || !sender.is_address_proven(),
@@ -243,77 +218,74 @@ fn run(data: &[u8]) -> (Outcome, u64) {
             );
         }
     }
-    check_events(&pair, &told);
+    check_events(&bench, &told);
     if told.hostile {
-        return (Outcome::Hostile, rejected(&pair));
+        return ending(&bench, Outcome::Hostile);
     }
-    if pair.aborted() {
-        return (Outcome::Aborted, rejected(&pair));
+    if bench.pair.aborted() {
+        return ending(&bench, Outcome::Aborted);
     }
-    if pair.finished() {
-        return (Outcome::Finished, rejected(&pair));
+    if bench.pair.finished() {
+        return ending(&bench, Outcome::Finished);
     }
     // From here on every datagram is the receiver's own: the transfer must complete.
-    pair.run_clean(Duration::from_secs(120), &mut told);
-    check_events(&pair, &told);
+    bench.run_clean(Duration::from_secs(120), &mut told);
+    check_events(&bench, &told);
     assert!(
-        pair.finished() && pair.sink == pair.source,
+        bench.pair.finished() && bench.sink() == bench.source(),
         "the transfer did not finish on a clean network: {:?} / {:?}, {} of {len} bytes",
-        pair.receiver_events,
-        pair.sender_events,
-        pair.receiver.contiguous()
+        bench.receiver_events(),
+        bench.sender_events(),
+        bench.ends().receiver.contiguous()
     );
-    (Outcome::FinishedClean, rejected(&pair))
+    ending(&bench, Outcome::FinishedClean)
 }
 
-/// Datagrams the end under test rejected.
-fn rejected(pair: &Pair) -> u64 {
-    pair.sender
-        .as_ref()
-        .map_or(0, |s| s.stats().packets_rejected)
+/// How the scenario ended, at the sender.
+fn ending(bench: &Bench, outcome: Outcome) -> Ending {
+    Ending {
+        outcome,
+        events: bench.sender_events().to_vec(),
+        stats: bench
+            .ends()
+            .sender
+            .as_ref()
+            .map(|s| s.stats())
+            .unwrap_or_default(),
+    }
 }
 
 impl Watch for Told {
-    fn sent(&mut self, pair: &Pair, datagram: &Sent) {
-        self.check(pair, datagram);
+    fn sent(&mut self, ends: &Ends, side: Side, datagram: &Sent) {
+        if side == Side::Sender {
+            self.check(ends, datagram);
+        }
     }
 
-    fn heard(&mut self, wire: &[u8], plain: Option<&[u8]>) {
-        self.hear(wire, plain, true);
+    fn handed(&mut self, side: Side, wire: &[u8], plain: Option<&[u8]>) {
+        if side == Side::Sender {
+            self.hear(wire, plain, true);
+        }
     }
-}
-
-/// A copy of a datagram one end sent, as the input says: the same (a replay, or a duplicate
-/// the network made), cut, or with a byte changed.
-pub(crate) fn changed_copy(input: &mut Input<'_>, original: &[u8]) -> Vec<u8> {
-    let mut d = original.to_vec();
-    let at = input.below(d.len() as u64) as usize;
-    match (input.u8() % 4, d.get_mut(at)) {
-        (1, _) => d.truncate(at),
-        (2, Some(byte)) => *byte ^= input.u8().max(1),
-        (3, Some(byte)) => *byte = input.u8(),
-        _ => {}
-    }
-    d
 }
 
 /// The sender finishes only when told, and the receiver holds only true bytes.
-fn check_events(pair: &Pair, told: &Told) {
-    for event in &pair.sender_events {
+fn check_events(bench: &Bench, told: &Told) {
+    for event in bench.sender_events() {
         if let Event::Finished { total, last_byte } = event {
             assert!(told.done, "the sender finished without a DONE");
             assert_eq!(
                 (*total, *last_byte),
-                (pair.source.len() as u64, pair.source.last().copied())
+                (bench.source().len() as u64, bench.source().last().copied())
             );
         }
     }
-    let sink = &pair.sink;
-    let contiguous = usize::try_from(pair.receiver.contiguous())
+    let sink = bench.sink();
+    let contiguous = usize::try_from(bench.ends().receiver.contiguous())
         .unwrap_or(usize::MAX)
         .min(sink.len());
     assert!(
-        sink[..contiguous] == pair.source[..contiguous],
+        sink[..contiguous] == bench.source()[..contiguous],
         "the receiver holds wrong bytes"
     );
 }
@@ -321,25 +293,126 @@ fn check_events(pair: &Pair, told: &Told) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::{Change, Conn, FirstPn, Resume};
+    use crate::choice::End::{Receiver as R, Sender as S};
+    use crate::choice::{Number, SuiteChoice};
+    use crate::packet::{FrameChoice, PacketChoice, Ranges, Top};
+    use crate::sealed::Spoil;
+
+    fn net(op: Net) -> SenderOp {
+        SenderOp::Net(op)
+    }
+
+    fn setup(len: u16, window: u16) -> Setup {
+        Setup {
+            len,
+            pattern: 3,
+            resume: Resume::Start,
+            datagram: 252,
+            window: window - 1200,
+            first_pn: FirstPn::Zero,
+            suite: SuiteChoice::Aes256Gcm,
+        }
+    }
+
+    fn clean(rounds: usize) -> Vec<SenderOp> {
+        let round = [
+            net(Net::Pump(S)),
+            net(Net::Deliver(R)),
+            net(Net::Pump(R)),
+            net(Net::Deliver(S)),
+        ];
+        round.iter().cycle().take(4 * rounds).cloned().collect()
+    }
+
+    /// An ACK of our connection with a window of 1 TiB acking the top packet numbers, sealed
+    /// with the receiver's keys, then spoiled.
+    fn ack(spoil: Spoil) -> SenderOp {
+        SenderOp::Inject(Injection::Forged {
+            conn: Conn::Ours,
+            packet: PacketChoice {
+                pn: Number(99),
+                frame: FrameChoice::Ack {
+                    ack_delay_us: 0,
+                    max_offset: Number(1 << 40),
+                    ranges: Ranges {
+                        top: Top::NearMax(0),
+                        spans: vec![(2, 3)],
+                    },
+                },
+            },
+            spoil,
+        })
+    }
+
+    fn outcome(setup: Setup, ops: Vec<SenderOp>) -> (Outcome, u64) {
+        let ending = transport_sender_ending(&SenderScenario { setup, ops });
+        (ending.outcome, ending.stats.packets_rejected)
+    }
 
     #[test]
-    fn the_seeds_reach_the_end_they_were_written_for() {
-        let outcomes: Vec<(&str, Outcome, u64)> = crate::seeds::transport_sender()
-            .iter()
-            .map(|(name, input)| {
-                let (outcome, rejected) = run(input);
-                (*name, outcome, rejected)
-            })
-            .collect();
+    fn a_clean_transfer_finishes_while_the_input_runs() {
         assert_eq!(
-            outcomes,
-            vec![
-                ("clean", Outcome::Finished, 0),
-                ("lossy", Outcome::FinishedClean, 0),
-                ("forged-ack", Outcome::Hostile, 0),
-                ("spoiled-acks", Outcome::Finished, 5),
-                ("garbage", Outcome::Finished, 4),
-            ]
+            outcome(setup(5000, 64_000), clean(12)),
+            (Outcome::Finished, 0)
         );
+    }
+
+    #[test]
+    fn a_lossy_transfer_finishes_on_the_clean_network_after() {
+        let mut ops = vec![
+            net(Net::Pump(S)),
+            net(Net::Deliver(R)),
+            net(Net::Pump(R)),
+            net(Net::Lose(S)),
+            net(Net::Wait(900)),
+            net(Net::Pump(S)),
+            net(Net::Lose(R)),
+            net(Net::Deliver(R)),
+            net(Net::Pump(R)),
+            net(Net::Duplicate(S)),
+            net(Net::Reorder(S, 1)),
+            net(Net::Deliver(S)),
+        ];
+        ops.extend(clean(2));
+        let mut setup = setup(8001, 3000);
+        setup.resume = Resume::At(100);
+        // The duplicated ack is refused as a replay.
+        assert_eq!(outcome(setup, ops), (Outcome::FinishedClean, 1));
+    }
+
+    #[test]
+    fn a_forged_ack_is_hostile() {
+        let mut ops = clean(2);
+        ops.push(ack(Spoil::Intact));
+        ops.extend(clean(12));
+        assert_eq!(outcome(setup(5000, 64_000), ops).0, Outcome::Hostile);
+    }
+
+    #[test]
+    fn spoiled_acks_are_counted_and_change_nothing() {
+        let mut ops = clean(2);
+        ops.extend([
+            ack(Spoil::BitFlipped { at: 20, bit: 1 }),
+            ack(Spoil::InClear),
+            ack(Spoil::OtherSecret),
+            ack(Spoil::Cut { at: 10 }),
+            ack(Spoil::Trailing(vec![9])),
+        ]);
+        ops.extend(clean(12));
+        assert_eq!(outcome(setup(5001, 64_000), ops), (Outcome::Finished, 5));
+    }
+
+    #[test]
+    fn garbage_and_changed_copies_of_acks_are_counted_and_change_nothing() {
+        let mut ops = clean(2);
+        let copy = |change| SenderOp::Inject(Injection::Copy { which: 0, change });
+        ops.extend([
+            SenderOp::Inject(Injection::Garbage(vec![2, 4, 0, 0, 0, 0, 0, 0, 0, 0])),
+            copy(Change::Xor(4, 4)),
+            copy(Change::Cut(4)),
+        ]);
+        ops.extend(clean(12));
+        assert_eq!(outcome(setup(2000, 64_000), ops), (Outcome::Finished, 3));
     }
 }

@@ -2,14 +2,16 @@
 //! against a model of what the server must answer.
 //!
 //! One server runs for the whole process (on its own tokio runtime), with a well-behaved
-//! *watcher* client online throughout. Each input is written, as it is, inside TLS on a fresh
+//! *watcher* client online throughout. Each input is a script of typed requests, frames and
+//! raw bytes ([`Session`]); its byte stream is written, as it is, inside TLS on a fresh
 //! connection (only as far as the server reads it: see [`model`]), and the connection is
 //! closed. Then a well-behaved *probe* client joins, chats and leaves. The model predicts,
 //! from the bytes alone, every frame the server sends back on the connection, and every frame
 //! the watcher sees, up to the probe's message; both are compared frame by frame.
 
-use crate::Input;
-use crate::control::{End, client_msg_from, split, string_from};
+use crate::choice::Text;
+use crate::control::{ClientMsgChoice, End, split};
+use arbitrary::Arbitrary;
 use bytes::Bytes;
 use server::{Config, Server, ServerHandle};
 use std::collections::HashSet;
@@ -598,7 +600,321 @@ fn is_fresh_secret(secret: &str) -> bool {
     spelled && seen.insert(secret.to_owned())
 }
 
-/// Arbitrary bytes on a fresh connection to a live server, then a well-behaved client.
+/// A client's byte stream built from a script: mostly well-formed requests (so the session
+/// gets far), with garbage frames, stray bytes, invalid UTF-8, cut frames and bad length
+/// headers among them.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct Session {
+    /// The first frame: a HELLO, or none at all.
+    pub opening: Opening,
+    /// What follows (up to 48 steps).
+    pub steps: Vec<Step>,
+}
+
+/// How a session opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Opening {
+    /// With a HELLO.
+    Hello(Version, Name),
+    /// With something else.
+    NoHello,
+}
+
+/// The protocol version a HELLO offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Version {
+    /// 0, which no server speaks.
+    Zero,
+    /// Any small one (newer than ours, often).
+    Other(u8),
+    /// Ours.
+    Current,
+}
+
+/// Names a script tries: valid, taken (any case), invalid, the probe's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Name {
+    /// `fuzz`.
+    Fuzz,
+    /// `Fuzz.2`.
+    FuzzDot2,
+    /// `a`.
+    A,
+    /// 32 characters, the longest allowed.
+    Longest,
+    /// 33.
+    TooLong,
+    /// The watcher's.
+    Watcher,
+    /// The watcher's in capitals.
+    WatcherCapitals,
+    /// With a space.
+    BadName,
+    /// `émile`.
+    Accented,
+    /// Empty.
+    Empty,
+    /// The probe's.
+    Probe,
+}
+
+impl Name {
+    fn name(self) -> &'static str {
+        match self {
+            Name::Fuzz => "fuzz",
+            Name::FuzzDot2 => "Fuzz.2",
+            Name::A => "a",
+            Name::Longest => "abcdefghijklmnopqrstuvwxyz012345",
+            Name::TooLong => "abcdefghijklmnopqrstuvwxyz0123456",
+            Name::Watcher => WATCHER,
+            Name::WatcherCapitals => "WATCHER",
+            Name::BadName => "bad name",
+            Name::Accented => "émile",
+            Name::Empty => "",
+            Name::Probe => PROBE,
+        }
+    }
+}
+
+/// File names a script asks for: the shared one, escapes, hidden and missing ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum FileName {
+    /// [`SHARED_FILE`].
+    Shared,
+    /// `../hello.txt`.
+    Parent,
+    /// `./hello.txt`.
+    Dot,
+    /// `hello.txt/`.
+    TrailingSlash,
+    /// `HELLO.TXT`.
+    Capitals,
+    /// `.hidden`.
+    Hidden,
+    /// Empty.
+    Empty,
+    /// `/etc/passwd`.
+    Absolute,
+    /// `nope`.
+    Missing,
+}
+
+impl FileName {
+    fn name(self) -> &'static str {
+        match self {
+            FileName::Shared => SHARED_FILE,
+            FileName::Parent => "../hello.txt",
+            FileName::Dot => "./hello.txt",
+            FileName::TrailingSlash => "hello.txt/",
+            FileName::Capitals => "HELLO.TXT",
+            FileName::Hidden => ".hidden",
+            FileName::Empty => "",
+            FileName::Absolute => "/etc/passwd",
+            FileName::Missing => "nope",
+        }
+    }
+}
+
+/// Whom a private message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum To {
+    /// The watcher.
+    Watcher,
+    /// The watcher, in capitals.
+    WatcherCapitals,
+    /// `fuzz` (often the sender itself).
+    Fuzz,
+    /// Nobody online.
+    Nobody,
+    /// The probe (not online yet).
+    Probe,
+}
+
+/// A chat text.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Said {
+    /// Any short text.
+    Text(Text),
+    /// Exactly as long as allowed.
+    Longest,
+    /// One byte too long.
+    TooLong,
+}
+
+/// A length header with no frame behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Header {
+    /// 0.
+    Zero,
+    /// One more than the cap.
+    JustTooLong,
+    /// `u32::MAX`.
+    Max,
+    /// Any.
+    Any(u32),
+}
+
+/// One step of a [`Session`].
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Step {
+    /// A chat message, to everyone or to one user.
+    Say {
+        /// The request number (all but HELLO-time messages may carry one).
+        req: Option<u8>,
+        /// The text.
+        text: Said,
+        /// Whom to, if private.
+        to: Option<To>,
+    },
+    /// `list_users`.
+    ListUsers(Option<u8>),
+    /// `list_files`.
+    ListFiles(Option<u8>),
+    /// `download`.
+    Download(Option<u8>, FileName),
+    /// `cancel` of transfer 0 to 7.
+    Cancel(Option<u8>, u8),
+    /// `ping`.
+    Ping,
+    /// Any client message.
+    Any(ClientMsgChoice),
+    /// A (second) HELLO.
+    Hello(Name),
+    /// A frame around any payload (up to 64 bytes; an empty one has a length of zero).
+    Frame(Vec<u8>),
+    /// A `send_all` whose text is any bytes (up to 8): invalid UTF-8, often.
+    RawText(Vec<u8>),
+    /// Any bytes (up to 16).
+    Bytes(Vec<u8>),
+    /// A message's frame, cut (where modulo its length).
+    Cut(ClientMsgChoice, u16),
+    /// A length header alone.
+    Header(Header),
+    /// `quit`.
+    Quit,
+}
+
+impl Session {
+    /// The byte stream.
+    pub fn stream(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Opening::Hello(version, name) = self.opening {
+            let version = match version {
+                Version::Zero => 0,
+                Version::Other(v) => u32::from(v),
+                Version::Current => wire::PROTOCOL_VERSION,
+            };
+            let name = name.name().to_owned();
+            out.extend_from_slice(&ClientMsg::Hello { version, name }.to_frame());
+        }
+        let req = |r: &Option<u8>| r.map(u64::from);
+        for step in self.steps.iter().take(48) {
+            match step {
+                Step::Say { req: r, text, to } => {
+                    let text = match text {
+                        Said::Text(text) => text.string(),
+                        Said::Longest => "x".repeat(MAX_TEXT_LEN),
+                        Said::TooLong => "x".repeat(MAX_TEXT_LEN + 1),
+                    };
+                    let req = req(r);
+                    let msg = match to {
+                        None => ClientMsg::SendAll { text, req },
+                        Some(to) => {
+                            let to = match to {
+                                To::Watcher => WATCHER,
+                                To::WatcherCapitals => "WATCHER",
+                                To::Fuzz => "fuzz",
+                                To::Nobody => "nobody",
+                                To::Probe => PROBE,
+                            };
+                            ClientMsg::SendPrivate {
+                                to: to.into(),
+                                text,
+                                req,
+                            }
+                        }
+                    };
+                    out.extend_from_slice(&msg.to_frame());
+                }
+                Step::ListUsers(r) => {
+                    out.extend_from_slice(&ClientMsg::ListUsers { req: req(r) }.to_frame());
+                }
+                Step::ListFiles(r) => out.extend_from_slice(
+                    &ClientMsg::ListFiles {
+                        req: req(r),
+                        after: None,
+                        limit: None,
+                    }
+                    .to_frame(),
+                ),
+                Step::Download(r, file) => {
+                    let file = file.name().to_owned();
+                    let msg = ClientMsg::Download { file, req: req(r) };
+                    out.extend_from_slice(&msg.to_frame());
+                }
+                Step::Cancel(r, id) => {
+                    let msg = ClientMsg::Cancel {
+                        id: u64::from(id % 8),
+                        req: req(r),
+                    };
+                    out.extend_from_slice(&msg.to_frame());
+                }
+                Step::Ping => out.extend_from_slice(&ClientMsg::Ping.to_frame()),
+                Step::Any(msg) => out.extend_from_slice(&first_page(msg).to_frame()),
+                Step::Hello(name) => {
+                    let hello = ClientMsg::Hello {
+                        version: wire::PROTOCOL_VERSION,
+                        name: name.name().to_owned(),
+                    };
+                    out.extend_from_slice(&hello.to_frame());
+                }
+                Step::Frame(payload) => match &payload[..payload.len().min(64)] {
+                    [] => out.extend_from_slice(&[0, 0, 0, 0]),
+                    payload => out.extend_from_slice(&encode_frame(payload)),
+                },
+                Step::RawText(bytes) => {
+                    let mut json = br#"{"type":"send_all","text":""#.to_vec();
+                    json.extend_from_slice(&bytes[..bytes.len().min(8)]);
+                    json.extend_from_slice(br#""}"#);
+                    out.extend_from_slice(&encode_frame(&json));
+                }
+                Step::Bytes(bytes) => out.extend_from_slice(&bytes[..bytes.len().min(16)]),
+                Step::Cut(msg, at) => {
+                    let frame = first_page(msg).to_frame();
+                    let keep = crate::choice::position(*at, frame.len());
+                    out.extend_from_slice(&frame[..keep]);
+                }
+                Step::Header(header) => {
+                    let len = match header {
+                        Header::Zero => 0,
+                        Header::JustTooLong => MAX_FRAME_LEN as u32 + 1,
+                        Header::Max => u32::MAX,
+                        Header::Any(len) => *len,
+                    };
+                    out.extend_from_slice(&len.to_be_bytes());
+                }
+                Step::Quit => out.extend_from_slice(&ClientMsg::Quit.to_frame()),
+            }
+        }
+        out
+    }
+}
+
+/// `choice`'s message, but a `list_files` asks for the first page at the default size: the
+/// model knows the catalog as one page of one file.
+fn first_page(choice: &ClientMsgChoice) -> ClientMsg {
+    match choice.msg() {
+        ClientMsg::ListFiles { req, .. } => ClientMsg::ListFiles {
+            req,
+            after: None,
+            limit: None,
+        },
+        msg => msg,
+    }
+}
+
+/// A client's session (a script of requests, frames and raw bytes, written as one byte
+/// stream) on a fresh connection to a live server, then a well-behaved client.
 ///
 /// Checks: every frame the server sends on the connection is a well-formed message, the
 /// stream ends at a frame boundary, and the frames are exactly what the protocol says
@@ -607,144 +923,14 @@ fn is_fresh_secret(secret: &str) -> bool {
 /// reasons that the bytes cause; afterwards a new client joins (its welcome lists only it and
 /// the watcher: nobody lingers), chats (the watcher gets it) and leaves with a proper goodbye;
 /// no server task panicked. Cases run one at a time (a lock), so the model holds.
-pub fn server_session(data: &[u8]) {
+pub fn server_session(session: &Session) {
+    server_stream(&session.stream());
+}
+
+/// [`server_session`] on a byte stream as it is.
+pub fn server_stream(stream: &[u8]) {
     let mut harness = harness().lock().unwrap_or_else(|e| e.into_inner());
-    harness.run(data);
-}
-
-/// Names a script tries: valid, taken (any case), invalid, the probe's.
-const NAMES: &[&str] = &[
-    "fuzz",
-    "Fuzz.2",
-    "a",
-    "abcdefghijklmnopqrstuvwxyz012345",
-    "abcdefghijklmnopqrstuvwxyz0123456",
-    "watcher",
-    "WATCHER",
-    "bad name",
-    "émile",
-    "",
-    "probe",
-];
-
-/// File names a script asks for: the shared one, escapes, hidden and missing ones.
-const FILES: &[&str] = &[
-    SHARED_FILE,
-    "../hello.txt",
-    "./hello.txt",
-    "hello.txt/",
-    "HELLO.TXT",
-    ".hidden",
-    "",
-    "/etc/passwd",
-    "nope",
-];
-
-fn pick<'a>(input: &mut Input<'_>, from: &[&'a str]) -> &'a str {
-    from[input.below(from.len() as u64) as usize]
-}
-
-/// A byte stream for [`server_session`] built from choices: mostly well-formed requests (so the
-/// session gets far), with garbage frames, stray bytes, invalid UTF-8, cut frames and bad length
-/// headers among them. The stable runner uses it next to mutated seeds.
-pub fn session_script(data: &[u8]) -> Vec<u8> {
-    let mut input = Input::new(data);
-    let mut out = Vec::new();
-    if input.u8() < 224 {
-        let version = match input.u8() {
-            0..8 => 0,
-            8..32 => u32::from(input.u8()),
-            _ => wire::PROTOCOL_VERSION,
-        };
-        let name = pick(&mut input, NAMES).to_owned();
-        out.extend_from_slice(&ClientMsg::Hello { version, name }.to_frame());
-    }
-    for _ in 0..48 {
-        if input.is_empty() {
-            break;
-        }
-        let req = input.bool().then(|| u64::from(input.u8()));
-        match input.u8() % 16 {
-            0..=2 => {
-                let text = if input.u8() < 16 {
-                    "x".repeat(MAX_TEXT_LEN + input.below(2) as usize)
-                } else {
-                    string_from(&mut input, 24)
-                };
-                let msg = if input.bool() {
-                    ClientMsg::SendAll { text, req }
-                } else {
-                    let to = pick(
-                        &mut input,
-                        &["watcher", "WATCHER", "fuzz", "nobody", "probe"],
-                    );
-                    ClientMsg::SendPrivate {
-                        to: to.into(),
-                        text,
-                        req,
-                    }
-                };
-                out.extend_from_slice(&msg.to_frame());
-            }
-            3 => out.extend_from_slice(&ClientMsg::ListUsers { req }.to_frame()),
-            4 => out.extend_from_slice(
-                &ClientMsg::ListFiles {
-                    req,
-                    after: None,
-                    limit: None,
-                }
-                .to_frame(),
-            ),
-            5 => {
-                let file = pick(&mut input, FILES).to_owned();
-                out.extend_from_slice(&ClientMsg::Download { file, req }.to_frame());
-            }
-            6 => {
-                let id = u64::from(input.u8() % 8);
-                out.extend_from_slice(&ClientMsg::Cancel { id, req }.to_frame());
-            }
-            7 => out.extend_from_slice(&ClientMsg::Ping.to_frame()),
-            8 => {
-                let msg = client_msg_from(&mut input);
-                out.extend_from_slice(&msg.to_frame());
-            }
-            9 => {
-                let name = pick(&mut input, NAMES).to_owned();
-                let hello = ClientMsg::Hello {
-                    version: wire::PROTOCOL_VERSION,
-                    name,
-                };
-                out.extend_from_slice(&hello.to_frame());
-            }
-            10 => match input.chunk(64) {
-                [] => out.extend_from_slice(&[0, 0, 0, 0]),
-                payload => out.extend_from_slice(&encode_frame(payload)),
-            },
-            11 => {
-                let mut json = br#"{"type":"send_all","text":""#.to_vec();
-                json.extend_from_slice(input.chunk(8));
-                json.extend_from_slice(br#""}"#);
-                out.extend_from_slice(&encode_frame(&json));
-            }
-            12 => out.extend_from_slice(input.chunk(16)),
-            13 => {
-                let frame = client_msg_from(&mut input).to_frame();
-                let keep = input.below(frame.len() as u64) as usize;
-                out.extend_from_slice(&frame[..keep]);
-            }
-            14 => {
-                let len = match input.u8() % 4 {
-                    0 => 0,
-                    1 => MAX_FRAME_LEN as u32 + 1,
-                    2 => u32::MAX,
-                    _ => input.u32(),
-                };
-                out.extend_from_slice(&len.to_be_bytes());
-            }
-            _ => out.extend_from_slice(&ClientMsg::Quit.to_frame()),
-        }
-    }
-    out
+    harness.run(stream);
 }
 
 #[cfg(test)]

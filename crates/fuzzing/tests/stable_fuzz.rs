@@ -1,6 +1,8 @@
-//! The fuzz targets on stable Rust: each runs its seed corpus mutated, a few thousand to a
-//! hundred thousand inputs (`FUZZ_SCALE` multiplies that, `FUZZ_SEED` picks other inputs).
-//! A failing input is saved under `target/fuzz-failures/` and printed in hex.
+//! The fuzz targets on stable Rust: each runs from a few thousand to a million inputs, built
+//! by `arbitrary` from bytes of a seeded generator (`FUZZ_SCALE` multiplies the count,
+//! `FUZZ_SEED` picks other inputs). Files libFuzzer left in `fuzz/corpus/TARGET/` are run
+//! first. A failing input is saved under `target/fuzz-failures/` and printed in hex, with the
+//! typed input it builds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -11,7 +13,6 @@ fn fuzz(name: &str) {
         .iter()
         .find(|t| t.name == name)
         .unwrap_or_else(|| panic!("no target {name}"));
-    // Whatever libFuzzer found and left in the corpus folder is worth mutating too.
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/corpus")
         .join(name);
