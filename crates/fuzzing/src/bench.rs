@@ -123,7 +123,7 @@ pub enum Net {
     Duplicate(End),
     /// It is held back behind this many others (modulo the queue's length plus one).
     Reorder(End, u16),
-    /// Time passes: this many milliseconds, modulo 3000 (and within [`INPUT_TIME`]).
+    /// Time passes: this many milliseconds, modulo 3000 (and within `INPUT_TIME`).
     Wait(u16),
     /// A good stretch of network: everything queued arrives, both ways.
     DeliverAll,
@@ -156,7 +156,7 @@ pub enum Injection {
 /// A connection id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
 pub enum Conn {
-    /// Ours, [`CONN_ID`].
+    /// Ours (the receiver's connection id in every endpoint target).
     Ours,
     /// Another.
     Other(u64),

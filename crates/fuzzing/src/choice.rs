@@ -54,7 +54,7 @@ const ODD_CHARS: &[char] = &[
 /// Longest [`Text`].
 pub const TEXT_MAX: usize = 64;
 
-/// A string of up to [`TEXT_MAX`] characters: mostly printable ASCII, some odd ones, some from
+/// A string of up to `TEXT_MAX` characters: mostly printable ASCII, some odd ones, some from
 /// anywhere in Unicode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text(pub String);

@@ -22,9 +22,11 @@ mod campaign;
 mod choice;
 mod control;
 mod handshake;
+mod messages;
 mod packet;
 mod protection;
 mod receiver;
+mod script;
 mod sealed;
 mod sender;
 mod session;
@@ -33,19 +35,18 @@ pub use bench::{Change, Conn, Ending, FirstPn, Injection, Net, Outcome, Resume, 
 pub use campaign::{Campaign, DEFAULT_SEED, hex, run_one};
 pub use choice::{End, Number, SuiteChoice, Text};
 pub use control::{
-    ClientMsgChoice, FrameCap, FrameInput, JsonSpoil, MsgInput, Payload, Piece, Reason,
-    ServerMsgChoice, client_msg, control_frame, server_msg,
+    ClientMsgChoice, FrameCap, FrameInput, JsonSpoil, MsgInput, Payload, Piece, ServerMsgChoice,
+    client_msg, control_frame, server_msg,
 };
 pub use handshake::{DatagramSetting, FirstDatagram, HandshakeInput, SuiteCode, handshake};
+pub use messages::{Message, Reason};
 pub use packet::{Datagram, FrameChoice, PacketChoice, PacketInput, Ranges, Top, udp_packet};
 pub use protection::{NextPn, ReplayStep, Replays, SealChoice};
 pub use receiver::{ReceiverOp, ReceiverScenario, transport_receiver, transport_receiver_ending};
+pub use script::{FileName, Header, Name, Opening, Said, Session, Step, To, Version};
 pub use sealed::Spoil;
 pub use sender::{SenderOp, SenderScenario, transport_sender, transport_sender_ending};
-pub use session::{
-    FileName, Header, Name, Opening, Said, Session, Step, To, Version, server_session,
-    server_stream,
-};
+pub use session::{server_session, server_stream};
 
 use arbitrary::{Arbitrary, Unstructured};
 

@@ -81,7 +81,7 @@ pub(crate) fn open_anything(data: &[u8], suite: SuiteChoice, end: End) -> bool {
     false
 }
 
-/// How [`seal_and_open`] seals a packet and spoils copies of it.
+/// How `seal_and_open` seals a packet and spoils copies of it.
 #[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
 pub struct SealChoice {
     /// The suite.
@@ -190,7 +190,7 @@ pub(crate) fn seal_and_open(choice: &SealChoice, packet: &Packet<'_>, plain: &[u
     }
 }
 
-/// A sequence of packet numbers for [`replays`].
+/// A sequence of packet numbers for `replays`.
 #[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
 pub struct Replays {
     /// The suite.

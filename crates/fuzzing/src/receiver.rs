@@ -67,7 +67,7 @@ pub struct ReceiverScenario {
     pub setup: Setup,
     /// Where the receiver's application pauses it at first (modulo the length plus one).
     pub pause_at: Option<u16>,
-    /// What happens, in order (up to [`MAX_OPS`]).
+    /// What happens, in order (up to `MAX_OPS`).
     pub ops: Vec<ReceiverOp>,
 }
 

@@ -76,9 +76,9 @@ pub fn in_clear(packet: &Packet<'_>) -> Vec<u8> {
 pub enum Spoil {
     /// Nothing: it is exactly what the right keys sealed.
     Intact,
-    /// It is never sealed (see [`in_clear`]).
+    /// It is never sealed (see `in_clear`).
     InClear,
-    /// Sealed with [`OTHER_SECRET`]'s keys.
+    /// Sealed with `OTHER_SECRET`'s keys.
     OtherSecret,
     /// One bit flipped, anywhere.
     BitFlipped {

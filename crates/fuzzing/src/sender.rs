@@ -127,7 +127,7 @@ pub struct SenderScenario {
     /// The transfer.
     pub setup: Setup,
     /// What happens after the receiver's HELLO opened the sender, in order (up to
-    /// [`MAX_OPS`]).
+    /// `MAX_OPS`).
     pub ops: Vec<SenderOp>,
 }
 
