@@ -1,13 +1,10 @@
 //! Chat behaviour, proven with a real server on 127.0.0.1 and real clients.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use client::{Client, ErrorCode, Event};
-use common::{
+use crate::common::{
     RawClient, WAIT, assert_quiet, is_bad_request, join, join_many, next, start, start_with,
     wait_for,
 };
+use client::{Client, ErrorCode, Event};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -465,7 +462,7 @@ async fn a_joined_client_silent_past_the_idle_timeout_is_dropped() {
     assert_eq!(users, ["watcher"]);
 }
 
-/// As [`wait_for`], for events that come only after a timeout longer than [`common::WAIT`].
+/// As [`wait_for`], for events that come only after a timeout longer than [`crate::common::WAIT`].
 async fn wait_for_long(events: &mut client::Events, mut pred: impl FnMut(&Event) -> bool) -> Event {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(600), events.recv())

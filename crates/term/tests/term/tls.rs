@@ -2,12 +2,9 @@
 //! a terminal), then known; a changed key and a wrong pin refused; a certificate from a CA
 //! given with `--ca`, accepted for its host only. (A man in the middle is refused by the
 //! library itself: see the `client` crate's tests.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{Cli, TestServer, WAIT, messenger, serve, start_with};
 use client::{Client, ClientError, KeyStatus, NewKey, Trust};
-use common::{Cli, TestServer, WAIT, messenger, serve, start_with};
 use std::path::Path;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
@@ -230,7 +227,7 @@ async fn at_a_terminal(addr: &str, file: &Path, answer: &str, then: &str) -> i32
     );
     let mut child = tokio::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
-        .env("XDG_CONFIG_HOME", common::NO_CONFIG)
+        .env("XDG_CONFIG_HOME", crate::common::NO_CONFIG)
         .env("TERM", "dumb")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,12 +1,9 @@
 //! Users against users: the attacks of issue 14 (items 7, 8, 10, 11, 14) carried out against a
 //! real server, each asserting that the attack no longer works.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::process::rss;
+use crate::common::*;
 use client::{Client, Event, Trust};
-use common::process::rss;
-use common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Decoder;

@@ -1,11 +1,10 @@
 //! The `messenger-server` binary as an operator runs it, with real clients: a signal ends it
 //! cleanly, `--max-frame` applies, and a server killed mid-download restarts where it was.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{
+    RawClient, ServerProcess, content, is_bad_request, next, spawn_server, wait_for,
+};
 use client::{Client, DownloadOptions, ErrorCode, Event, TransferEvent, TransferState, Trust};
-use common::{RawClient, ServerProcess, content, is_bad_request, next, spawn_server, wait_for};
 use std::process::Command;
 use std::time::Duration;
 use wire::{ClientMsg, ServerMsg};
@@ -71,7 +70,7 @@ async fn max_frame_sets_the_largest_frame_a_client_may_send() {
     assert!(matches!(raw.recv().await, Some(ServerMsg::Users { .. })));
     // One byte more (which the default cap of 1 MiB allows) ends it.
     raw.send_bytes(&65_537u32.to_be_bytes()).await;
-    let msgs = raw.until_closed(common::WAIT).await;
+    let msgs = raw.until_closed(crate::common::WAIT).await;
     assert!(
         matches!(msgs.as_slice(), [
             ServerMsg::Error { code: ErrorCode::BadRequest, message, .. },
@@ -89,7 +88,7 @@ async fn a_server_killed_mid_download_restarts_on_its_ports_and_the_download_res
     let size = 24 * 1024 * 1024;
     let (data, hash) = content(size);
     std::fs::write(files.path().join("k.bin"), &data).unwrap();
-    let udp = common::free_udp_port();
+    let udp = crate::common::free_udp_port();
     let ports = format!("{udp}-{udp}");
     // The same data folder on both starts: the server comes back with the same key.
     let data = tempfile::tempdir().unwrap();

@@ -1,9 +1,6 @@
 //! Whom the client library trusts, at the handshake: a man in the middle showing the server's
 //! certificate without its key is refused. (The trust the terminal client's flags ask for is
 //! tested with the binary, in the `term` crate.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use client::{Client, ClientError, NewKey, Trust};
 use rustls_pki_types::pem::PemObject;

@@ -1,12 +1,9 @@
 //! Faults on the client's side of a download: a full disk, a folder that cannot be written,
 //! and a file that changes on the server while it travels. (A client whose network vanishes
 //! is tested with the binary, in the `term` crate.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{assert_done, make_file, next_of, opts, outcome, start_with};
 use client::{Client, DownloadOptions, TransferState};
-use common::{assert_done, make_file, next_of, opts, outcome, start_with};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -88,7 +85,7 @@ async fn a_full_disk_fails_clearly_keeps_the_part_and_the_download_resumes_once_
     );
     assert!(disk.path().join("f.bin.part").exists(), "the .part is kept");
     assert!(!disk.path().join("f.bin").exists());
-    common::wait_until("2 free port(s)", || {
+    crate::common::wait_until("2 free port(s)", || {
         server.handle.transfers().free_ports() == 2
     })
     .await;
@@ -129,7 +126,7 @@ async fn a_folder_that_cannot_be_written_fails_clearly_and_gives_the_port_back_a
     assert_eq!(std::fs::read(&file).unwrap(), b"not a folder");
     // Both ports come back at once, not after the server gives up waiting for the flow.
     let started = Instant::now();
-    common::wait_until("2 free port(s)", || {
+    crate::common::wait_until("2 free port(s)", || {
         server.handle.transfers().free_ports() == 2
     })
     .await;
@@ -141,7 +138,7 @@ async fn a_folder_that_cannot_be_written_fails_clearly_and_gives_the_port_back_a
 /// Downloads `name` pausing at 10 %, lets `change` alter the file on the server, resumes, and
 /// returns how the download ended.
 async fn download_while_it_changes(
-    server: &common::TestServer,
+    server: &crate::common::TestServer,
     dest: &Path,
     name: &str,
     change: impl FnOnce(&Path),

@@ -1,11 +1,8 @@
 //! Attacks through the shared folder itself: a file swapped or rewritten between the moment the
 //! server announced it (size and hash) and the moment it serves it. What leaves the server must
 //! be exactly the bytes it announced, or nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{RawClient, TestServer, start_with};
+use crate::common::{RawClient, TestServer, start_with};
 use std::net::SocketAddr;
 use tokio::sync::watch;
 use transport::driver::{Control, FetchOptions};
@@ -111,7 +108,7 @@ async fn fetch_raw(port: u16, secret: &wire::TransferSecret) -> (Event, Vec<u8>)
     };
     let (_control_tx, control) = watch::channel(Control::Run);
     let fetched = transport::driver::fetch(&socket, opts, Vec::new(), control, None);
-    let (outcome, bytes) = tokio::time::timeout(common::WAIT, fetched)
+    let (outcome, bytes) = tokio::time::timeout(crate::common::WAIT, fetched)
         .await
         .expect("the transfer never ended");
     (outcome.event, bytes)
@@ -200,9 +197,9 @@ fn hold_hashing_of(name: &'static str) -> (server::HashHook, std::sync::mpsc::Se
 async fn the_first_download_of_a_file_still_being_hashed_is_told_so_and_does_not_time_out() {
     let (hook, release) = hold_hashing_of("big.bin");
     let server = start_with(|c| c.hash_hook = Some(hook)).await;
-    let (data, hash) = common::content(3 << 20);
+    let (data, hash) = crate::common::content(3 << 20);
     std::fs::write(server.files.path().join("big.bin"), &data).unwrap();
-    let (client, mut events) = common::join(&server, "patient").await;
+    let (client, mut events) = crate::common::join(&server, "patient").await;
     let dest = tempfile::tempdir().unwrap();
     let opts = client::DownloadOptions {
         dir: dest.path().to_path_buf(),
@@ -210,11 +207,11 @@ async fn the_first_download_of_a_file_still_being_hashed_is_told_so_and_does_not
     };
     // Hashing is held for as long as the test likes: the request is answered all the same
     // (before, it waited for the hash and failed after the client's 10 s request timeout).
-    let id = tokio::time::timeout(common::WAIT, client.download("big.bin", opts))
+    let id = tokio::time::timeout(crate::common::WAIT, client.download("big.bin", opts))
         .await
         .expect("the request waited for the hash")
         .unwrap();
-    let first = common::next(&mut events).await;
+    let first = crate::common::next(&mut events).await;
     assert_eq!(
         first,
         client::Event::Transfer(client::TransferEvent {
@@ -226,9 +223,9 @@ async fn the_first_download_of_a_file_still_being_hashed_is_told_so_and_does_not
     let listed = server.handle.transfers().list();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].port, None);
-    common::assert_quiet(&mut events).await;
+    crate::common::assert_quiet(&mut events).await;
     release.send(()).unwrap();
-    let done = common::wait_for(&mut events, |e| {
+    let done = crate::common::wait_for(&mut events, |e| {
         matches!(
             e,
             client::Event::Transfer(client::TransferEvent {

@@ -1,10 +1,7 @@
 //! The terminal client's download commands and `--json` transfer events, and the one-shot
 //! `get`, proven by running the real binary against a real server on 127.0.0.1.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{Cli, start_with};
+use crate::common::{Cli, start_with};
 use serde_json::Value;
 use std::process::Stdio;
 
@@ -181,7 +178,7 @@ async fn small_datagrams_on_request_and_a_clear_error_below_the_minimum() {
     std::fs::write(server.files.path().join("s.bin"), &data).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let get = |name: &'static str, size: &'static str| {
-        let mut cmd = common::messenger(Some(&server.key()));
+        let mut cmd = crate::common::messenger(Some(&server.key()));
         cmd.args(["--server", &server.addr, "--name", name])
             .args(["--max-datagram", size, "--download-dir"])
             .arg(dest.path())
@@ -210,7 +207,7 @@ async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
     std::fs::write(server.files.path().join("one.bin"), &data).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let target = dest.path().join("saved.bin");
-    let output = common::messenger(Some(&server.key()))
+    let output = crate::common::messenger(Some(&server.key()))
         .args([
             "--server",
             &server.addr,
@@ -233,7 +230,7 @@ async fn one_shot_get_prints_the_verified_path_and_exits_zero() {
     assert_eq!(std::fs::read(&target).unwrap(), data);
     assert!(stderr.contains("last byte 42"), "{stderr}");
 
-    let output = common::messenger(Some(&server.key()))
+    let output = crate::common::messenger(Some(&server.key()))
         .args([
             "--server",
             &server.addr,
@@ -258,7 +255,7 @@ async fn a_killed_client_returns_its_port_and_resumes_after_a_restart() {
     std::fs::write(server.files.path().join("k.bin"), &data).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let dir = dest.path().to_str().unwrap();
-    let free = |s: &common::TestServer| s.handle.transfers().free_ports();
+    let free = |s: &crate::common::TestServer| s.handle.transfers().free_ports();
     assert_eq!(free(&server), 2);
 
     let mut cli = Cli::spawn_with(&server, "victim", &["--download-dir", dir]);

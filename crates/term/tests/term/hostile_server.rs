@@ -2,13 +2,10 @@
 //! folder, plants links where downloads land, floods the chat while a request waits, and
 //! trickles data to keep a download alive for ever. Each test carries the attack out against
 //! the real `messenger` binary (those against the library are in the `client` crate).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
+use crate::common::{make_file, opts, start_with};
 use client::Client;
-use common::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
-use common::{make_file, opts, start_with};
 use std::path::Path;
 use std::time::Duration;
 use transport::packet::{self, Frame, Packet};
@@ -25,7 +22,7 @@ async fn get(
 ) -> (i32, String, String) {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        common::messenger(Some(key))
+        crate::common::messenger(Some(key))
             .args(["--server", addr, "--name", "victim"])
             .args(["--download-dir", dir.to_str().unwrap()])
             .args(extra)

@@ -1,11 +1,8 @@
 //! The terminal client's `--json` contract and exit codes, proven by running the real binary
 //! against a real server on 127.0.0.1.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{Cli, WAIT, start_with};
 use client::{Client, Event, Events};
-use common::{Cli, WAIT, start_with};
 use serde_json::Value;
 use std::process::Stdio;
 
@@ -166,7 +163,7 @@ async fn an_unreachable_server_is_one_clear_sentence_and_a_failure() {
         .unwrap()
         .port();
     for addr in [format!("127.0.0.1:{port}"), "not an address".to_string()] {
-        let output = common::messenger(None)
+        let output = crate::common::messenger(None)
             .args(["--server", &addr, "--name", "x", "--json"])
             .stdin(Stdio::null())
             .output()

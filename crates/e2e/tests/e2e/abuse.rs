@@ -1,17 +1,14 @@
 //! Hostile peers: garbage, broken framing, floods, slowloris crowds and sprayed datagrams. Each
 //! test proves that the offender gets an error or is disconnected while everybody else keeps
 //! chatting and downloading, with the bytes of every download intact.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use client::{
-    Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState, Trust,
-};
-use common::process::{open_fds, rss};
-use common::{
+use crate::common::process::{open_fds, rss};
+use crate::common::{
     RawClient, ServerProcess, TestServer, WAIT, content, is_bad_request, join, join_many, next,
     spawn_server, start_with, wait_for, wait_until,
+};
+use client::{
+    Client, DownloadOptions, ErrorCode, Event, Events, TransferEvent, TransferState, Trust,
 };
 use futures_util::StreamExt;
 use rand::rngs::StdRng;
@@ -735,11 +732,11 @@ async fn relay(server: SocketAddr, captured: Arc<Mutex<Captured>>) -> u16 {
 async fn proxy(server: String, captured: Arc<Mutex<Captured>>) -> (String, wire::Fingerprint) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let (acceptor, key) = common::tls_acceptor();
+    let (acceptor, key) = crate::common::tls_acceptor();
     tokio::spawn(async move {
         let (client, _) = listener.accept().await.unwrap();
         let client = acceptor.accept(client).await.unwrap();
-        let upstream = common::tls_connect(TcpStream::connect(&server).await.unwrap())
+        let upstream = crate::common::tls_connect(TcpStream::connect(&server).await.unwrap())
             .await
             .unwrap();
         let (mut client_rd, mut client_wr) = tokio::io::split(client);

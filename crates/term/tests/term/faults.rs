@@ -1,12 +1,9 @@
 //! Faults on the client's side of a download, with the `messenger` binary: a client whose
 //! network vanishes is timed out and gives its port back. (Other faults, a full disk or a file
 //! that changes on the server, are tested on the library in the `client` crate.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{Cli, TRANSFER_WAIT, assert_done, make_file, opts, start_with};
 use client::{Client, Event};
-use common::{Cli, TRANSFER_WAIT, assert_done, make_file, opts, start_with};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -67,7 +64,7 @@ async fn active_until(cli: &mut Cli, mut pred: impl FnMut(&Value) -> bool) -> Va
     }
 }
 
-fn free_ports(server: &common::TestServer) -> usize {
+fn free_ports(server: &crate::common::TestServer) -> usize {
     server.handle.transfers().free_ports()
 }
 
@@ -116,7 +113,7 @@ async fn a_vanished_client_is_timed_out_and_gives_its_port_back_while_others_car
             other => panic!("the victim was never timed out: {other:?}"),
         }
     }
-    common::wait_until("2 free ports", || free_ports(&server) == 2).await;
+    crate::common::wait_until("2 free ports", || free_ports(&server) == 2).await;
     healthy.send_all("still here").await.unwrap();
     loop {
         let event = tokio::time::timeout(TRANSFER_WAIT, watching.recv()).await;

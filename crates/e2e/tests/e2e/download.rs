@@ -1,11 +1,10 @@
 //! Downloads end to end: a real server and real clients over 127.0.0.1, files on disk, the
 //! reliable UDP transport in between.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{
+    TestServer, assert_done, make_file, next_of, opts, outcome, start_with, wait_until,
+};
 use client::{Client, DownloadOptions, ErrorCode, Event, TransferState};
-use common::{TestServer, assert_done, make_file, next_of, opts, outcome, start_with, wait_until};
 use server::{Config, Server, UdpPorts};
 
 async fn start(udp_ports: usize) -> TestServer {
@@ -13,7 +12,7 @@ async fn start(udp_ports: usize) -> TestServer {
 }
 
 async fn serve(files: tempfile::TempDir, udp_ports: usize) -> TestServer {
-    common::serve(files, |c| c.udp_ports = UdpPorts::Ephemeral(udp_ports)).await
+    crate::common::serve(files, |c| c.udp_ports = UdpPorts::Ephemeral(udp_ports)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,12 +2,9 @@
 //! holds up nothing else in the terminal client: chat arriving meanwhile is shown at once, and
 //! a pause typed meanwhile applies at once. Proven with the real binary against a server that
 //! never answers that request (the client gives up on it after 10 s).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::Cli;
-use common::fake_server::slow_to_answer;
+use crate::common::Cli;
+use crate::common::fake_server::slow_to_answer;
 use serde_json::Value;
 
 /// The next event that is not a transfer's progress.

@@ -1,11 +1,8 @@
 //! The control channel is TLS 1.3 and nothing else: the server's identity, kept across
 //! restarts, and what a peer that does not finish its handshake, or speaks plain text, gets.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{ServerProcess, WAIT, spawn_server, start_with};
 use client::{Client, Trust};
-use common::{ServerProcess, WAIT, spawn_server, start_with};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

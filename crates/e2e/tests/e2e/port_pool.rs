@@ -1,12 +1,9 @@
 //! Attacks on the pool of UDP ports: holding every port, filling the queue, and pausing for
 //! ever. An honest download gets a port all the same.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{TestServer, TlsStream, WAIT, start_with, tls_connect};
 use bytes::BytesMut;
 use client::{DownloadOptions, Event, TransferEvent, TransferState};
-use common::{TestServer, TlsStream, WAIT, start_with, tls_connect};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::Decoder;
@@ -114,7 +111,7 @@ async fn one_address_hoarding_ports_and_queue_leaves_an_honest_download_a_port()
         c.max_queued_per_address = 4;
     })
     .await;
-    let (data, hash) = common::content(1 << 20);
+    let (data, hash) = crate::common::content(1 << 20);
     std::fs::write(server.files.path().join("f.bin"), &data).unwrap();
     // Two connections from one address ask for far more than their share.
     let mut answers = Vec::new();
@@ -129,7 +126,7 @@ async fn one_address_hoarding_ports_and_queue_leaves_an_honest_download_a_port()
     assert_eq!((ready, queued, busy), (2, 4, 4), "{answers:?}");
     assert_eq!(server.handle.transfers().free_ports(), 2);
 
-    let (honest, mut events) = common::join(&server, "honest").await;
+    let (honest, mut events) = crate::common::join(&server, "honest").await;
     let dest = tempfile::tempdir().unwrap();
     let opts = DownloadOptions {
         dir: dest.path().to_path_buf(),
@@ -154,9 +151,9 @@ async fn a_transfer_paused_too_long_gives_its_port_back_and_resumes_where_it_was
         c.max_pause = Duration::from_millis(500);
     })
     .await;
-    let (data, hash) = common::content(8 << 20);
+    let (data, hash) = crate::common::content(8 << 20);
     std::fs::write(server.files.path().join("f.bin"), &data).unwrap();
-    let (client, mut events) = common::join(&server, "pauser").await;
+    let (client, mut events) = crate::common::join(&server, "pauser").await;
     let dest = tempfile::tempdir().unwrap();
     let opts = DownloadOptions {
         dir: dest.path().to_path_buf(),
@@ -178,7 +175,7 @@ async fn a_transfer_paused_too_long_gives_its_port_back_and_resumes_where_it_was
             "{state:?}"
         );
     }
-    common::wait_until("the port is back", || {
+    crate::common::wait_until("the port is back", || {
         server.handle.transfers().free_ports() == 1
     })
     .await;

@@ -2,12 +2,9 @@
 //! the client wrote to: a client that reaches it at 127.0.0.2, or at `::1` on a `[::]` bind, gets
 //! its transfer's packets from that address (from another, it drops them and the download
 //! fails).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{TestServer, make_file, next_of, opts, start_with};
 use client::{Client, TransferState};
-use common::{TestServer, make_file, next_of, opts, start_with};
 use server::UdpPorts;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,12 +1,9 @@
 //! The terminal client's output for people, when the texts it shows are hostile: no string
 //! from the network may forge a line or reach the terminal as an escape sequence.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::fake_server::{FakeServer, Script};
+use crate::common::{WAIT, messenger, start_with};
 use client::Client;
-use common::fake_server::{FakeServer, Script};
-use common::{WAIT, messenger, start_with};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -1,9 +1,6 @@
 //! A sniffer on the path: relays in the middle record every byte of the control channel (TCP)
 //! and of a download (UDP), both ways, and none of the chat texts, the file's bytes, the
 //! transfer's secret or any protocol message is in them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use client::{DownloadOptions, Event, TransferState};
 use std::net::SocketAddr;
@@ -93,7 +90,8 @@ async fn a_sniffer_on_the_path_finds_no_plaintext_in_any_byte() {
         .local_addr()
         .unwrap()
         .port();
-    let server = common::start_with(|c| c.udp_ports = server::UdpPorts::Range(port..=port)).await;
+    let server =
+        crate::common::start_with(|c| c.udp_ports = server::UdpPorts::Range(port..=port)).await;
     // A file whose every 40 bytes say what it is.
     let line = |i: usize| format!("the shared file, line {i:09} of many...\n");
     let content: String = (0..50_000).map(line).collect();
@@ -145,7 +143,7 @@ async fn a_sniffer_on_the_path_finds_no_plaintext_in_any_byte() {
     // Bob got everything, through the sniffer's relays.
     assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
     while heard.len() < 2 {
-        match tokio::time::timeout(common::WAIT, bob_events.recv()).await {
+        match tokio::time::timeout(crate::common::WAIT, bob_events.recv()).await {
             Ok(Some(Event::Message { text, .. })) => heard.push(text),
             Ok(Some(_)) => {}
             other => panic!("bob missed a message: {other:?} ({heard:?})"),
