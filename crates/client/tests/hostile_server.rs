@@ -6,29 +6,10 @@
 
 use bytes::Bytes;
 use client::{Client, Event, TransferState};
-use std::path::Path;
 use std::time::Duration;
 use test_support::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
-use test_support::{WAIT, next_of, opts, outcome, wait_until};
+use test_support::{WAIT, files_under, next_of, opts, outcome, wait_until};
 use wire::{ClientMsg, ServerMsg};
-
-/// Every file under `dir`, as paths relative to it.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_offer_that_changes_its_name_when_ready_is_refused() {

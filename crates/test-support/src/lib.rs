@@ -19,7 +19,7 @@ mod raw;
 #[cfg(feature = "server")]
 mod server;
 
-pub use data::{content, make_file};
+pub use data::{content, files_under, make_file};
 #[cfg(feature = "client")]
 pub use events::*;
 pub use raw::{RawClient, TlsStream, is_bad_request, tls_acceptor, tls_connect, tls_connector};

@@ -4,7 +4,7 @@
 //! the real `messenger` binary (those against the library are in the `client` crate).
 
 use crate::common::fake_server::{FakeServer, Script, ready, serve_once, udp_socket};
-use crate::common::{make_file, opts, start_with};
+use crate::common::{files_under, make_file, opts, start_with};
 use client::Client;
 use std::path::Path;
 use std::time::Duration;
@@ -38,24 +38,6 @@ async fn get(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Every file under `dir`, as paths relative to it.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// A server that answers every download by offering `offered` instead, and serves `data`.
