@@ -42,6 +42,17 @@ pub enum ErrorCode {
     RateLimited,
     /// The server failed in a way that is not the client's fault.
     Internal,
+    /// Wrong password, a registered name without one, or (on a server that admits no guests)
+    /// a name that is not an account. Which of these is never said.
+    AuthFailed,
+    /// A password shorter than [`crate::MIN_PASSWORD_LEN`] or longer than
+    /// [`crate::MAX_PASSWORD_LEN`] bytes.
+    InvalidPassword,
+    /// The request is for accounts, and this session is a guest's.
+    NotRegistered,
+    /// The recipient, offline, has as many messages waiting as the server keeps for one
+    /// account (`--max-offline-messages`); the message was not stored.
+    MailboxFull,
     /// A code this version does not know.
     #[serde(other)]
     Unknown,
@@ -65,6 +76,10 @@ impl ErrorCode {
             Self::NoSuchTransfer => "no_such_transfer",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::AuthFailed => "auth_failed",
+            Self::InvalidPassword => "invalid_password",
+            Self::NotRegistered => "not_registered",
+            Self::MailboxFull => "mailbox_full",
             Self::Unknown => "unknown",
         }
     }

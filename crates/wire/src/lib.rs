@@ -21,7 +21,8 @@ pub use fingerprint::{Fingerprint, FingerprintError};
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, announced_len, encode_frame};
 pub use hex::{FileHash, HEX_VALUE_LEN, HexError, TransferSecret};
 pub use message::{
-    ClientMsg, DecodeError, FileEntry, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES, ServerMsg,
+    ClientMsg, DecodeError, FileEntry, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES, MAX_HISTORY_PAGE,
+    MAX_HISTORY_PAGE_BYTES, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, ServerMsg, StoredMessage,
 };
 pub use name::{MAX_NAME_LEN, NameError, lookalike_key, name_key, validate_name};
 pub use reason::CloseReason;
@@ -29,7 +30,7 @@ pub use text::is_hidden_control;
 
 /// The protocol version this crate speaks. A client announces it in its hello; the server
 /// answers with the version both will use, or `unsupported_version`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The ALPN protocol id of the control channel: clients offer it in their TLS ClientHello,
 /// the server selects it (see docs/PROTOCOL.md, "TLS"). It names the protocol's major

@@ -24,6 +24,63 @@ pub enum ClientMsg {
         version: u32,
         /// Wanted user name.
         name: String,
+        /// The account's password: required for a registered name, and for any name on a
+        /// server that runs with `--require-accounts`. Absent: join as a guest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// With `password`: make `name` an account with that password and join with it (the
+        /// way to register on a server that admits no guests). Absent means false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        register: bool,
+    },
+    /// Makes the current (guest) name an account with `password`. Answered with
+    /// [`ServerMsg::Registered`], or `invalid_password`, `name_taken` (already an account).
+    Register {
+        /// The new account's password, [`MIN_PASSWORD_LEN`] to [`MAX_PASSWORD_LEN`] bytes.
+        password: String,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Changes the account's password. Answered with [`ServerMsg::PasswordChanged`], or
+    /// `auth_failed` (wrong `password`), `not_registered`, `invalid_password`.
+    ChangePassword {
+        /// The current password.
+        password: String,
+        /// The new one.
+        new_password: String,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Deletes the account (its name becomes free; this session stays online as a guest, the
+    /// account's other sessions are closed). Answered with [`ServerMsg::AccountDeleted`], or
+    /// `auth_failed`, `not_registered`.
+    DeleteAccount {
+        /// The current password.
+        password: String,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Asks for a page of stored messages, newest first in what is chosen, oldest first in the
+    /// page: of the broadcast conversation, or (`with`) of the private conversation between
+    /// this account and that user. Answered with [`ServerMsg::History`].
+    History {
+        /// The other party of a private conversation; absent for the broadcast one. Only an
+        /// account may read its private conversations (`not_registered` for a guest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// Only messages with an id below this one (the `id` of the oldest message of the
+        /// previous page); absent for the latest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// Most messages wanted, at most [`MAX_HISTORY_PAGE`] (the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
     },
     /// A message to every other user online.
     SendAll {
@@ -95,6 +152,36 @@ pub const MAX_FILES_PAGE: usize = 1000;
 /// few dozen bytes).
 pub const MAX_FILES_PAGE_BYTES: usize = 64 * 1024;
 
+/// Most messages in one page of [`ServerMsg::History`]; a page also stays under
+/// [`MAX_HISTORY_PAGE_BYTES`] of JSON.
+pub const MAX_HISTORY_PAGE: usize = 200;
+
+/// Most bytes of messages in one page of [`ServerMsg::History`] (the frame is this plus one
+/// message at most, and a few dozen bytes).
+pub const MAX_HISTORY_PAGE_BYTES: usize = 256 * 1024;
+
+/// Fewest bytes in a password.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Most bytes in a password.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// A stored message, as a page of [`ServerMsg::History`] carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// The server's id of the message: ids grow with time, and are never reused.
+    pub id: u64,
+    /// The sender's name.
+    pub from: String,
+    /// The recipient of a private message; absent for a broadcast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The text.
+    pub text: String,
+    /// When the server received it.
+    pub time: u64,
+}
+
 /// A file the server shares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -120,6 +207,9 @@ pub enum ServerMsg {
         users: Vec<String>,
         /// Server software and version, for humans.
         server: String,
+        /// True when the client logged in to a registered account (absent: a guest).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        account: bool,
     },
     /// Another user came online.
     Joined {
@@ -139,6 +229,10 @@ pub enum ServerMsg {
     },
     /// A chat message.
     Message {
+        /// The server's id of the message (every message is stored); absent only from servers
+        /// of protocol version 2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
         /// The sender's name.
         from: String,
         /// The text.
@@ -147,6 +241,14 @@ pub enum ServerMsg {
         private: bool,
         /// When the server received it.
         time: u64,
+        /// True for the stored broadcast messages a client receives right after its welcome,
+        /// said before it joined; absent (false) for messages said live.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        history: bool,
+        /// True for a private message that waited for this account to log in (its `time` is
+        /// when it was sent); absent (false) otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        offline: bool,
     },
     /// Reply to [`ClientMsg::ListUsers`].
     Users {
@@ -167,6 +269,51 @@ pub enum ServerMsg {
         /// name of this page). Absent on the last page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next: Option<String>,
+    },
+    /// Reply to [`ClientMsg::History`]: one page, oldest first.
+    History {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The other party, for a private conversation; absent for the broadcast one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// The messages, oldest first.
+        messages: Vec<StoredMessage>,
+        /// True when older messages remain: ask again with `before` set to the first id here.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+    },
+    /// A private message to a registered user who is offline was stored: it is delivered when
+    /// they next log in.
+    MessageQueued {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The recipient.
+        to: String,
+        /// The message's id.
+        id: u64,
+    },
+    /// Answer to [`ClientMsg::Register`]: the name is an account now.
+    Registered {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+        /// The account's name.
+        name: String,
+    },
+    /// Answer to [`ClientMsg::ChangePassword`].
+    PasswordChanged {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// Answer to [`ClientMsg::DeleteAccount`]: the account is gone and this session is a guest.
+    AccountDeleted {
+        /// The request number, if the client sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
     },
     /// A request failed, or the hello was refused.
     Error {
@@ -238,6 +385,16 @@ pub enum ServerMsg {
 }
 
 impl ClientMsg {
+    /// A guest's hello: `name`, no password.
+    pub fn hello(version: u32, name: impl Into<String>) -> Self {
+        Self::Hello {
+            version,
+            name: name.into(),
+            password: None,
+            register: false,
+        }
+    }
+
     /// Parses a frame payload.
     pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         Ok(serde_json::from_slice(payload)?)
@@ -267,13 +424,30 @@ impl ClientMsg {
             | Self::ListUsers { req }
             | Self::ListFiles { req, .. }
             | Self::Download { req, .. }
-            | Self::Cancel { req, .. } => *req,
+            | Self::Cancel { req, .. }
+            | Self::Register { req, .. }
+            | Self::ChangePassword { req, .. }
+            | Self::DeleteAccount { req, .. }
+            | Self::History { req, .. } => *req,
             Self::Hello { .. } | Self::Ping | Self::Quit => None,
         }
     }
 }
 
 impl ServerMsg {
+    /// A live chat message (not history, not from the offline queue).
+    pub fn message(id: Option<u64>, from: &str, text: &str, private: bool, time: u64) -> Self {
+        Self::Message {
+            id,
+            from: from.to_owned(),
+            text: text.to_owned(),
+            private,
+            time,
+            history: false,
+            offline: false,
+        }
+    }
+
     /// Parses a frame payload.
     pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         Ok(serde_json::from_slice(payload)?)
@@ -292,7 +466,12 @@ impl ServerMsg {
             | Self::Error { req, .. }
             | Self::DownloadReady { req, .. }
             | Self::DownloadQueued { req, .. }
-            | Self::Cancelled { req, .. } => *req,
+            | Self::Cancelled { req, .. }
+            | Self::History { req, .. }
+            | Self::MessageQueued { req, .. }
+            | Self::Registered { req, .. }
+            | Self::PasswordChanged { req }
+            | Self::AccountDeleted { req } => *req,
             Self::Welcome { .. }
             | Self::Joined { .. }
             | Self::Left { .. }

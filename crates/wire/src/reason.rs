@@ -22,6 +22,8 @@ pub enum CloseReason {
     ProtocolError,
     /// The server is stopping.
     ServerShutdown,
+    /// The session's account was deleted (from another of its sessions).
+    AccountDeleted,
     /// A reason this version does not know.
     #[serde(other)]
     Unknown,
@@ -37,6 +39,7 @@ impl CloseReason {
             Self::SlowConsumer => "slow_consumer",
             Self::ProtocolError => "protocol_error",
             Self::ServerShutdown => "server_shutdown",
+            Self::AccountDeleted => "account_deleted",
             Self::Unknown => "unknown",
         }
     }
@@ -50,6 +53,7 @@ impl CloseReason {
             Self::SlowConsumer => "the client fell too far behind reading its messages",
             Self::ProtocolError => "the client broke the protocol's framing",
             Self::ServerShutdown => "the server is shutting down",
+            Self::AccountDeleted => "the account was deleted from another of its sessions",
             Self::Unknown => "for a reason this version does not know",
         }
     }
@@ -87,6 +91,7 @@ mod tests {
             CloseReason::SlowConsumer,
             CloseReason::ProtocolError,
             CloseReason::ServerShutdown,
+            CloseReason::AccountDeleted,
         ] {
             let json = serde_json::to_string(&reason).unwrap();
             assert_eq!(json, format!("\"{}\"", reason.as_str()));

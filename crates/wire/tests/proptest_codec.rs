@@ -13,7 +13,18 @@ fn any_text() -> impl Strategy<Value = String> {
 fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
     let req = proptest::option::of(any::<u64>());
     prop_oneof![
-        (any::<u32>(), any_text()).prop_map(|(version, name)| ClientMsg::Hello { version, name }),
+        (
+            any::<u32>(),
+            any_text(),
+            proptest::option::of(any_text()),
+            any::<bool>()
+        )
+            .prop_map(|(version, name, password, register)| ClientMsg::Hello {
+                version,
+                name,
+                password,
+                register
+            }),
         (any_text(), req.clone()).prop_map(|(text, req)| ClientMsg::SendAll { text, req }),
         (any_text(), any_text(), req.clone()).prop_map(|(to, text, req)| ClientMsg::SendPrivate {
             to,
@@ -27,7 +38,29 @@ fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
             limit: None,
         }),
         (any_text(), req.clone()).prop_map(|(file, req)| ClientMsg::Download { file, req }),
-        (any::<u64>(), req).prop_map(|(id, req)| ClientMsg::Cancel { id, req }),
+        (any::<u64>(), req.clone()).prop_map(|(id, req)| ClientMsg::Cancel { id, req }),
+        (
+            proptest::option::of(any_text()),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u32>()),
+            req.clone()
+        )
+            .prop_map(|(with, before, limit, req)| ClientMsg::History {
+                with,
+                before,
+                limit,
+                req
+            }),
+        (any_text(), req.clone()).prop_map(|(password, req)| ClientMsg::Register { password, req }),
+        (any_text(), any_text(), req.clone()).prop_map(|(password, new_password, req)| {
+            ClientMsg::ChangePassword {
+                password,
+                new_password,
+                req,
+            }
+        }),
+        (any_text(), req.clone())
+            .prop_map(|(password, req)| ClientMsg::DeleteAccount { password, req }),
         Just(ClientMsg::Ping),
         Just(ClientMsg::Quit),
     ]
