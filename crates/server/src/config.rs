@@ -13,8 +13,26 @@ use std::time::Duration;
 /// however it is escaped (six bytes a character at worst), with margin.
 pub const MIN_MAX_FRAME: usize = 64 * 1024;
 
+/// The smallest database bound accepted (`--max-db-size`).
+pub const MIN_DB_BYTES: u64 = 1 << 20;
+
 /// Hello attempts one connection may make at once before it gets one a second.
 pub const HELLOS_PER_CONNECTION: u32 = 5;
+
+/// Most broadcast messages a client can get as history right after its welcome.
+pub const MAX_HISTORY_ON_JOIN: usize = 1000;
+
+/// Where the server's database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `messenger.db` in the data folder (`--data-dir`): what `messenger-server` uses.
+    InDataDir,
+    /// This file.
+    File(PathBuf),
+    /// A file in a new temporary folder, removed when the server is dropped: for tests and
+    /// embedding that need no lasting state.
+    Temporary,
+}
 
 /// Everything the server can be told at start-up.
 #[derive(Debug, Clone)]
@@ -91,6 +109,24 @@ pub struct Config {
     /// How long join and leave notices are gathered before they go out together (they go out
     /// at once when a message from the user concerned is about to be delivered).
     pub notice_delay: Duration,
+    /// Where the database (accounts, history, offline messages) lives.
+    pub database: Database,
+    /// Refuse guests: every name must be an account (a new one registers at its hello).
+    pub require_accounts: bool,
+    /// How many of the latest broadcast messages a client gets, marked as history, right
+    /// after its welcome (at most [`MAX_HISTORY_ON_JOIN`]).
+    pub history_on_join: usize,
+    /// Most private messages kept for one offline account; more get `mailbox_full`.
+    pub max_offline_messages: usize,
+    /// Messages older than this are deleted (`None`: kept until the size bound needs room).
+    pub history_retention: Option<Duration>,
+    /// Most bytes the database may use; the oldest messages are deleted to stay under it.
+    pub max_db_bytes: u64,
+    /// Commit with `synchronous=FULL`: a message is on disk, not just handed to the system,
+    /// before anyone sees it (it survives a power cut, not only a crash of the server).
+    pub db_full_sync: bool,
+    /// Argon2id's cost for new password hashes.
+    pub password_cost: crate::accounts::Cost,
     /// Runs before each shared file is hashed, on the hashing thread: for tests that hold
     /// hashing up to see what clients meet meanwhile. `None` in real use.
     #[doc(hidden)]
@@ -107,6 +143,7 @@ impl Config {
             files_dir: files_dir.into(),
             udp_ports: UdpPorts::Ephemeral(udp_ports),
             tls: TlsIdentity::Ephemeral,
+            database: Database::Temporary,
             ..Self::default()
         }
     }
@@ -143,6 +180,14 @@ impl Default for Config {
             rate_limit: 50.0,
             rate_burst: 200,
             notice_delay: Duration::from_millis(50),
+            database: Database::InDataDir,
+            require_accounts: false,
+            history_on_join: 50,
+            max_offline_messages: 1000,
+            history_retention: None,
+            max_db_bytes: 1 << 30,
+            db_full_sync: true,
+            password_cost: crate::accounts::Cost::default(),
             hash_hook: None,
         }
     }
@@ -164,6 +209,16 @@ impl Config {
         ];
         if let Some((flag, _)) = counts.into_iter().find(|(_, n)| *n == 0) {
             return Err(ConfigError::ZeroCount { flag });
+        }
+        if self.history_on_join > MAX_HISTORY_ON_JOIN {
+            return Err(ConfigError::TooMuchHistory {
+                asked: self.history_on_join,
+            });
+        }
+        if self.max_db_bytes < MIN_DB_BYTES {
+            return Err(ConfigError::DatabaseTooSmall {
+                asked: self.max_db_bytes,
+            });
         }
         if self.max_frame < MIN_MAX_FRAME {
             return Err(ConfigError::MaxFrameTooSmall {
@@ -192,6 +247,18 @@ pub enum ConfigError {
     ZeroCount {
         /// The setting, by its flag.
         flag: &'static str,
+    },
+    /// More history on join than a welcome carries.
+    #[error("--history-on-join is at most {MAX_HISTORY_ON_JOIN}, not {asked}")]
+    TooMuchHistory {
+        /// Asked for.
+        asked: usize,
+    },
+    /// A database bound too small to hold the schema and some messages.
+    #[error("--max-db-size must be at least {MIN_DB_BYTES} bytes, not {asked}")]
+    DatabaseTooSmall {
+        /// Asked for.
+        asked: u64,
     },
     /// The frame cap leaves no room for a hello and a 4 KiB chat text.
     #[error(

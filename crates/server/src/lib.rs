@@ -10,20 +10,27 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod catalog;
+mod chat;
 mod config;
 mod hashes;
 mod identity;
 mod inbound;
 mod limit;
+mod login;
 mod notices;
 mod registry;
 mod session;
+pub mod store;
 mod transfers;
 mod udp;
 
 pub use catalog::{FileCatalog, SharedFile, Version};
-pub use config::{Config, ConfigError, HELLOS_PER_CONNECTION, MIN_MAX_FRAME, PortRangeError};
+pub use config::{
+    Config, ConfigError, Database, HELLOS_PER_CONNECTION, MAX_HISTORY_ON_JOIN, MIN_DB_BYTES,
+    MIN_MAX_FRAME, PortRangeError,
+};
 pub use hashes::{HashCache, HashHook, hash_file};
 pub use identity::{CERT_FILE, Identity, KEY_FILE, TlsIdentity};
 pub use registry::{CloseReason, JoinError, Registry};
@@ -56,6 +63,56 @@ pub(crate) struct Shared {
     pub(crate) tls: tokio_rustls::TlsAcceptor,
     /// The fingerprint of the server's key.
     pub(crate) fingerprint: wire::Fingerprint,
+    /// The database.
+    pub(crate) store: store::Store,
+    /// Hashes and checks passwords, a few at a time.
+    pub(crate) passwords: accounts::Passwords,
+    /// Failed logins per name and address.
+    pub(crate) logins: accounts::LoginGuard,
+    /// The temporary folder of a [`Database::Temporary`], removed with the server.
+    _temporary: Option<TempFolder>,
+}
+
+/// A folder removed when dropped.
+struct TempFolder(std::path::PathBuf);
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Opens the database `config` names (blocking), with the folder to remove afterwards for a
+/// temporary one.
+fn open_database(config: &Config) -> io::Result<(store::Store, Option<TempFolder>)> {
+    let (path, temporary) = match &config.database {
+        Database::InDataDir => (config.data_dir.join(store::sqlite::DB_FILE), None),
+        Database::File(path) => (path.clone(), None),
+        Database::Temporary => {
+            let folder = std::env::temp_dir().join(format!(
+                "messenger-db-{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            std::fs::create_dir_all(&folder)?;
+            (
+                folder.join(store::sqlite::DB_FILE),
+                Some(TempFolder(folder)),
+            )
+        }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let options = store::sqlite::Options {
+        path: path.clone(),
+        max_bytes: config.max_db_bytes,
+        full_sync: config.db_full_sync,
+    };
+    let store = store::Store::open_sqlite(&options).map_err(|e| {
+        io::Error::other(format!("cannot open the database {}: {e}", path.display()))
+    })?;
+    Ok((store, temporary))
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -96,6 +153,22 @@ impl Server {
         })
         .await
         .map_err(io::Error::other)??;
+        let db_config = config.clone();
+        let (store, temporary, recent, passwords) = tokio::task::spawn_blocking(move || {
+            let (store, temporary) = open_database(&db_config)?;
+            let recent = store
+                .reader()
+                .latest_broadcast(db_config.history_on_join)
+                .map_err(|e| io::Error::other(format!("cannot read the database: {e}")))?;
+            let passwords = accounts::Passwords::new(
+                db_config.password_cost,
+                accounts::Passwords::default_permits(),
+            )
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Ok::<_, io::Error>((store, temporary, recent, passwords))
+        })
+        .await
+        .map_err(io::Error::other)??;
         let tls = identity
             .server_config()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -124,8 +197,18 @@ impl Server {
             shares,
             udp::serve_fn(config.max_pause, config.unprotected_transfers),
         ));
+        let registry = Registry::with_history(
+            config.max_clients,
+            config.max_clients_per_address,
+            config.history_on_join,
+        );
+        registry.remember(recent);
         let shared = Arc::new(Shared {
-            registry: Registry::new(config.max_clients, config.max_clients_per_address),
+            registry,
+            store,
+            passwords,
+            logins: accounts::LoginGuard::default(),
+            _temporary: temporary,
             addresses: Arc::new(limit::Addresses::new(
                 config.max_pending_per_address,
                 config.hello_rate,
@@ -173,6 +256,7 @@ impl Server {
         let tracker = TaskTracker::new();
         tracker.spawn(warm_hashes(Arc::clone(&self.shared)));
         tracker.spawn(deliver_notices(Arc::clone(&self.shared)));
+        tracker.spawn(prune_history(Arc::clone(&self.shared)));
         let mut next_session: u64 = 1;
         let pending = Arc::new(tokio::sync::Semaphore::new(self.shared.config.max_pending));
         loop {
@@ -249,6 +333,45 @@ async fn deliver_notices(shared: Arc<Shared>) {
         }
         tokio::time::sleep(shared.config.notice_delay).await;
         shared.registry.flush_notices();
+    }
+}
+
+/// How often old messages are looked for (retention and the size bound).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes messages past `--history-days`, and the oldest while the database is over
+/// `--max-db-size`, a chunk at a time so the writer never stops long for it.
+async fn prune_history(shared: Arc<Shared>) {
+    loop {
+        let before = shared
+            .config
+            .history_retention
+            .map(|keep| registry::now_millis().saturating_sub(keep.as_millis() as u64));
+        let write = store::Write::Prune {
+            before,
+            max_bytes: shared.config.max_db_bytes,
+        };
+        let pause = match shared.store.write(write).await {
+            Ok(store::Written::Pruned { deleted, more }) => {
+                if deleted > 0 {
+                    tracing::info!(deleted, "old messages deleted");
+                }
+                if more {
+                    Duration::from_millis(100)
+                } else {
+                    PRUNE_EVERY
+                }
+            }
+            Ok(_) => PRUNE_EVERY,
+            Err(err) => {
+                tracing::warn!(%err, "cannot prune the database");
+                PRUNE_EVERY
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shared.shutdown.cancelled() => return,
+        }
     }
 }
 
@@ -334,6 +457,15 @@ impl ServerHandle {
     /// Frames and bytes waiting to be written to the user called `name`, if online.
     pub fn queued_for(&self, name: &str) -> Option<(usize, usize)> {
         self.shared.registry.queued_for(name)
+    }
+
+    /// Messages stored, and bytes the database uses.
+    pub async fn stored(&self) -> io::Result<(u64, u64)> {
+        self.shared
+            .store
+            .read(|r| r.stats())
+            .await
+            .map_err(io::Error::other)
     }
 
     /// Bytes held now for partly received frames, all connections together.

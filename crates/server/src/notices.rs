@@ -41,6 +41,11 @@ impl Notices {
         seq
     }
 
+    /// The sequence number of the latest notice (delivered or not).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.first_seq + self.starts.len() as u64 - 1
+    }
+
     /// True when nothing waits for delivery.
     pub(crate) fn is_empty(&self) -> bool {
         self.starts.is_empty()

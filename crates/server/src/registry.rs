@@ -8,12 +8,13 @@
 
 use crate::limit::AddressKey;
 use crate::notices::Notices;
+use crate::store::AccountId;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
-use wire::{ErrorCode, ServerMsg, lookalike_key, name_key};
+use wire::{ErrorCode, ServerMsg, StoredMessage, lookalike_key, name_key};
 
 /// Why the server closes a connection: sent to the client in its last frame and to the others
 /// in the `left` notice.
@@ -128,7 +129,7 @@ enum Delivery {
     SenderOverShare,
 }
 
-fn lock_held(held: &Mutex<Occupancy>) -> std::sync::MutexGuard<'_, Occupancy> {
+fn lock_held<T>(held: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Counters only: a poisoned lock still holds usable numbers.
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -207,6 +208,16 @@ impl Outbox {
         (held.frames, held.bytes)
     }
 
+    /// Queues `frame` (one entry, however many frames it holds) if it fits now; false if not.
+    pub fn offer(&self, frame: Bytes) -> bool {
+        self.deliver(frame) == Delivery::Queued
+    }
+
+    /// True once the connection is closing.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
     /// Queues `msg`; a client whose queue is full is disconnected as a slow consumer (its
     /// session then leaves the registry as usual).
     pub fn send_or_close(&self, msg: &ServerMsg) {
@@ -251,17 +262,36 @@ impl OutboxReceiver {
     }
 }
 
-struct Member {
-    name: String,
+/// One connection of a member.
+struct Seat {
     session: u64,
     outbox: Outbox,
-    /// Where the member connects from, for the per-address limit.
+    /// Where the connection comes from, for the per-address limit.
     address: AddressKey,
+    /// Sequence number of the latest notice when this seat joined: its welcome listed
+    /// everyone up to there, so it gets only later notices.
+    seen: u64,
+}
+
+/// A user online: a guest on one connection, or an account on one or more ("multiclient":
+/// every seat gets everything for the account; the others see one `joined` for the first
+/// seat and one `left` for the last).
+struct Member {
+    name: String,
+    /// The account the member is logged in to; `None` for a guest.
+    account: Option<AccountId>,
     /// Its [`lookalike_key`], under which no other member may join.
     lookalike: String,
-    /// Sequence number of this member's own `joined` notice: its welcome listed everyone up to
-    /// there, so it gets only later notices.
-    seen: u64,
+    seats: Vec<Seat>,
+}
+
+/// A user online, as [`Registry::lookup`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Online {
+    /// The name as they joined.
+    pub name: String,
+    /// Their account, if logged in to one.
+    pub account: Option<AccountId>,
 }
 
 /// Most bytes of notices gathered before they go out without waiting for the interval, so a
@@ -275,8 +305,10 @@ struct Table {
     members: BTreeMap<String, Member>,
     /// The key of the member holding each look-alike key.
     lookalikes: HashMap<String, String>,
-    /// Members online per source address.
+    /// Seats (connections of members) online per source address.
     per_address: HashMap<AddressKey, usize>,
+    /// Seats online in all.
+    seats: usize,
     /// Join and leave notices not yet delivered.
     notices: Notices,
 }
@@ -291,10 +323,12 @@ impl Table {
         let batch = self.notices.take();
         let mut slow = Vec::new();
         for member in self.members.values() {
-            if let Some(frames) = batch.after(member.seen)
-                && member.outbox.deliver(frames) == Delivery::Full
-            {
-                slow.push((member.name.clone(), member.session));
+            for seat in &member.seats {
+                if let Some(frames) = batch.after(seat.seen)
+                    && seat.outbox.deliver(frames) == Delivery::Full
+                {
+                    slow.push((member.name.clone(), seat.session));
+                }
             }
         }
         slow
@@ -321,6 +355,11 @@ impl Table {
 /// user's messages never overtake the notice of their join.
 pub struct Registry {
     table: RwLock<Table>,
+    /// The latest broadcast messages, oldest first, at most `recent_max`: what a newcomer
+    /// gets as history. Changed only under the table's lock (read or write), so a join sees
+    /// a message either here or live, never both, never neither.
+    recent: Mutex<VecDeque<StoredMessage>>,
+    recent_max: usize,
     max_clients: usize,
     max_per_address: usize,
     /// Woken when notices start waiting.
@@ -331,8 +370,15 @@ impl Registry {
     /// An empty registry that admits at most `max_clients` users, and at most
     /// `max_per_address` of them from one source address.
     pub fn new(max_clients: usize, max_per_address: usize) -> Self {
+        Self::with_history(max_clients, max_per_address, 0)
+    }
+
+    /// As [`Registry::new`], keeping the latest `recent_max` broadcast messages for newcomers.
+    pub fn with_history(max_clients: usize, max_per_address: usize, recent_max: usize) -> Self {
         Self {
             table: RwLock::new(Table::default()),
+            recent: Mutex::new(VecDeque::with_capacity(recent_max.min(1024))),
+            recent_max,
             max_clients,
             max_per_address,
             noticed: Notify::new(),
@@ -359,31 +405,49 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Adds `name`, connected from `address`, and queues `welcome(users)` as its first frame;
-    /// everyone else hears of it with the next batch of notices.
+    /// Remembers `messages` (oldest first) as the latest broadcast ones, as at start-up.
+    pub fn remember(&self, messages: Vec<StoredMessage>) {
+        let _table = self.write();
+        let mut recent = lock_held(&self.recent);
+        recent.extend(messages);
+        while recent.len() > self.recent_max {
+            recent.pop_front();
+        }
+    }
+
+    /// Adds `name`, connected from `address` and logged in to `account` (a guest: `None`),
+    /// and queues as its first queue entry `welcome(users)` followed by the latest `history`
+    /// broadcast messages (marked as history); everyone else hears of it with the next batch
+    /// of notices. An account already online gets one more seat, and nobody hears of it.
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &self,
         name: &str,
         session: u64,
         address: AddressKey,
+        account: Option<AccountId>,
         outbox: Outbox,
+        history: usize,
         welcome: impl FnOnce(Vec<String>) -> ServerMsg,
     ) -> Result<(), JoinError> {
         let key = name_key(name);
         let lookalike = lookalike_key(name);
         let slow = {
             let mut table = self.write();
-            if table.members.contains_key(&key) {
-                return Err(JoinError::Taken);
-            }
-            if let Some(twin) = table
-                .lookalikes
-                .get(&lookalike)
-                .and_then(|other| table.members.get(other))
+            let again = match table.members.get(&key) {
+                Some(m) if account.is_some() && m.account == account => true,
+                Some(_) => return Err(JoinError::Taken),
+                None => false,
+            };
+            if !again
+                && let Some(twin) = table
+                    .lookalikes
+                    .get(&lookalike)
+                    .and_then(|other| table.members.get(other))
             {
                 return Err(JoinError::LooksLike(twin.name.clone()));
             }
-            if table.members.len() >= self.max_clients {
+            if table.seats >= self.max_clients {
                 return Err(JoinError::Full(self.max_clients));
             }
             let from_address = table.per_address.get(&address).copied().unwrap_or(0);
@@ -391,7 +455,7 @@ impl Registry {
                 return Err(JoinError::AddressFull(self.max_per_address));
             }
             let mut users = Vec::with_capacity(table.members.len() + 1);
-            let mut me = Some(name.to_owned());
+            let mut me = (!again).then(|| name.to_owned());
             for (k, member) in &table.members {
                 if me.is_some() && k.as_str() > key.as_str() {
                     users.extend(me.take());
@@ -399,32 +463,97 @@ impl Registry {
                 users.push(member.name.clone());
             }
             users.extend(me);
-            // The queue is new and empty, so the welcome always fits and always comes first.
-            outbox.deliver(welcome(users).to_frame());
-            let joined = ServerMsg::Joined {
-                name: name.to_owned(),
-                time: now_millis(),
+            // The queue is new and empty, so the welcome and its history, one entry, always
+            // fit and always come first.
+            let mut first = welcome(users).to_frame().to_vec();
+            {
+                let recent = lock_held(&self.recent);
+                let skip = recent.len().saturating_sub(history);
+                for msg in recent.iter().skip(skip) {
+                    first.extend_from_slice(&history_frame(msg));
+                }
             }
-            .to_frame();
-            let (seen, slow) = table.notice(&joined);
+            outbox.deliver(Bytes::from(first));
             *table.per_address.entry(address).or_default() += 1;
-            table.lookalikes.insert(lookalike.clone(), key.clone());
-            table.members.insert(
-                key,
-                Member {
+            table.seats += 1;
+            let (seen, slow) = if again {
+                (table.notices.last_seq(), Vec::new())
+            } else {
+                let joined = ServerMsg::Joined {
                     name: name.to_owned(),
-                    session,
-                    outbox,
-                    address,
-                    lookalike,
-                    seen,
-                },
-            );
+                    time: now_millis(),
+                }
+                .to_frame();
+                table.notice(&joined)
+            };
+            let seat = Seat {
+                session,
+                outbox,
+                address,
+                seen,
+            };
+            if let Some(member) = table.members.get_mut(&key) {
+                member.seats.push(seat);
+            } else {
+                table.lookalikes.insert(lookalike.clone(), key.clone());
+                table.members.insert(
+                    key,
+                    Member {
+                        name: name.to_owned(),
+                        account,
+                        lookalike,
+                        seats: vec![seat],
+                    },
+                );
+            }
             slow
         };
         self.noticed.notify_one();
         self.evict(slow);
         Ok(())
+    }
+
+    /// The user online under `name` (any case), if any.
+    pub fn lookup(&self, name: &str) -> Option<Online> {
+        self.read().members.get(&name_key(name)).map(|m| Online {
+            name: m.name.clone(),
+            account: m.account,
+        })
+    }
+
+    /// Records that the member `name` (of `session`) is now logged in to `account` (it
+    /// registered), or a guest (`None`: its account was deleted; its other seats are closed).
+    pub fn set_account(&self, name: &str, session: u64, account: Option<AccountId>) {
+        let others = {
+            let mut table = self.write();
+            let Some(member) = table.members.get_mut(&name_key(name)) else {
+                return;
+            };
+            if !member.seats.iter().any(|s| s.session == session) {
+                return;
+            }
+            member.account = account;
+            member
+                .seats
+                .iter()
+                .filter(|s| s.session != session)
+                .map(|s| s.session)
+                .collect::<Vec<_>>()
+        };
+        if account.is_none() {
+            for other in others {
+                self.leave(name, other, CloseReason::AccountDeleted);
+            }
+        }
+    }
+
+    /// The outboxes of every seat of the member `name`, if online.
+    pub fn outboxes(&self, name: &str) -> Vec<Outbox> {
+        self.read()
+            .members
+            .get(&name_key(name))
+            .map(|m| m.seats.iter().map(|s| s.outbox.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Removes the user of `session` (if still registered) and tells the others why.
@@ -434,16 +563,30 @@ impl Registry {
         }
     }
 
-    /// Queues `frame` for every user but the sender.
-    pub fn broadcast(&self, from_session: u64, frame: &Bytes) {
+    /// Queues `frame` for every user but the sender's own connection, and remembers
+    /// `stored` (the same message) for newcomers.
+    pub fn broadcast(&self, from_session: u64, frame: &Bytes, stored: Option<StoredMessage>) {
+        let remember = |stored: Option<StoredMessage>| {
+            if let Some(msg) = stored
+                && self.recent_max > 0
+            {
+                let mut recent = lock_held(&self.recent);
+                if recent.len() >= self.recent_max {
+                    recent.pop_front();
+                }
+                recent.push_back(msg);
+            }
+        };
         let slow = {
             let table = self.read();
             if table.notices.is_empty() {
+                remember(stored);
                 fan_out(&table.members, from_session, frame)
             } else {
                 drop(table);
                 let mut table = self.write();
                 let mut slow = table.flush();
+                remember(stored);
                 slow.extend(fan_out(&table.members, from_session, frame));
                 slow
             }
@@ -485,7 +628,7 @@ impl Registry {
         self.read()
             .members
             .get(&name_key(name))
-            .map(|m| m.outbox.queued())
+            .and_then(|m| m.seats.iter().map(|s| s.outbox.queued()).max())
     }
 
     /// Names online, sorted ignoring case.
@@ -515,35 +658,47 @@ impl Registry {
         table.notices = Notices::default();
         table.lookalikes.clear();
         table.per_address.clear();
+        table.seats = 0;
         for member in std::mem::take(&mut table.members).into_values() {
-            member.outbox.close(reason);
+            for seat in member.seats {
+                seat.outbox.close(reason);
+            }
         }
     }
 
-    /// Removes the user of `session`, if still registered, closes its connection and queues
-    /// the notice of its leaving; returns the members found slow if that notice had to go out.
+    /// Removes the seat of `session` from the user `name`, if still there, and closes its
+    /// connection; the last seat's going is the user's, and queues the notice of its leaving.
+    /// Returns the members found slow if that notice had to go out.
     fn remove(&self, name: &str, session: u64, reason: CloseReason) -> Option<Vec<(String, u64)>> {
-        let (member, slow) = {
+        let (seat, shown, slow) = {
             let mut table = self.write();
             let key = name_key(name);
-            if !matches!(table.members.get(&key), Some(m) if m.session == session) {
-                return None;
-            }
-            let member = table.members.remove(&key)?;
-            table.lookalikes.remove(&member.lookalike);
-            if let Some(count) = table.per_address.get_mut(&member.address) {
+            let member = table.members.get_mut(&key)?;
+            let at = member.seats.iter().position(|s| s.session == session)?;
+            let seat = member.seats.swap_remove(at);
+            let last = member.seats.is_empty();
+            let shown = member.name.clone();
+            table.seats = table.seats.saturating_sub(1);
+            if let Some(count) = table.per_address.get_mut(&seat.address) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
-                    table.per_address.remove(&member.address);
+                    table.per_address.remove(&seat.address);
                 }
             }
-            let slow = table.notice(&left_frame(&member.name, reason)).1;
-            (member, slow)
+            let slow = if last {
+                if let Some(member) = table.members.remove(&key) {
+                    table.lookalikes.remove(&member.lookalike);
+                }
+                table.notice(&left_frame(&shown, reason)).1
+            } else {
+                Vec::new()
+            };
+            (seat, shown, slow)
         };
         if reason == CloseReason::SlowConsumer {
-            tracing::info!(user = %member.name, "disconnecting slow consumer");
+            tracing::info!(user = %shown, "disconnecting slow consumer");
         }
-        member.outbox.close(reason);
+        seat.outbox.close(reason);
         self.noticed.notify_one();
         Some(slow)
     }
@@ -569,15 +724,31 @@ fn left_frame(name: &str, reason: CloseReason) -> Bytes {
     .to_frame()
 }
 
-/// Queues `frame` for every member but `except`; returns the members whose queues were full.
+/// Queues `frame` for every seat but `except`; returns the seats whose queues were full.
 fn fan_out(members: &BTreeMap<String, Member>, except: u64, frame: &Bytes) -> Vec<(String, u64)> {
     let mut slow = Vec::new();
-    for member in members.values().filter(|m| m.session != except) {
-        if member.outbox.deliver(frame.clone()) == Delivery::Full {
-            slow.push((member.name.clone(), member.session));
+    for member in members.values() {
+        for seat in member.seats.iter().filter(|s| s.session != except) {
+            if seat.outbox.deliver(frame.clone()) == Delivery::Full {
+                slow.push((member.name.clone(), seat.session));
+            }
         }
     }
     slow
+}
+
+/// The frame of a stored broadcast message sent to a newcomer as history.
+fn history_frame(msg: &StoredMessage) -> Bytes {
+    ServerMsg::Message {
+        id: Some(msg.id),
+        from: msg.from.clone(),
+        text: msg.text.clone(),
+        private: false,
+        time: msg.time,
+        history: true,
+        offline: false,
+    }
+    .to_frame()
 }
 
 /// Queues the private message `frame` from session `from` for the member whose key is `key`,
@@ -590,14 +761,19 @@ fn deliver_to(
     slow: &mut Vec<(String, u64)>,
 ) -> Result<(), ErrorCode> {
     let member = members.get(key).ok_or(ErrorCode::NoSuchUser)?;
-    match member.outbox.deliver_private(from, frame) {
-        Delivery::Queued | Delivery::Gone => Ok(()),
-        Delivery::SenderOverShare => Err(ErrorCode::RateLimited),
-        Delivery::Full => {
-            slow.push((member.name.clone(), member.session));
-            Ok(())
+    let mut refused = false;
+    let mut taken = false;
+    for seat in &member.seats {
+        match seat.outbox.deliver_private(from, frame.clone()) {
+            Delivery::Queued | Delivery::Gone => taken = true,
+            Delivery::SenderOverShare => refused = true,
+            Delivery::Full => slow.push((member.name.clone(), seat.session)),
         }
     }
+    if refused && !taken {
+        return Err(ErrorCode::RateLimited);
+    }
+    Ok(())
 }
 
 /// Why a hello's name or connection could not join.
@@ -652,6 +828,7 @@ mod tests {
             name: String::new(),
             users,
             server: String::new(),
+            account: false,
         }
     }
 
@@ -676,14 +853,15 @@ mod tests {
         let (a, _ra) = queue(10);
         let (b, _rb) = queue(10);
         let (c, _rc) = queue(10);
-        reg.join("Alice", 1, here(), a.clone(), welcome).unwrap();
+        reg.join("Alice", 1, here(), None, a.clone(), 0, welcome)
+            .unwrap();
         assert_eq!(
-            reg.join("alice", 2, here(), b.clone(), welcome),
+            reg.join("alice", 2, here(), None, b.clone(), 0, welcome),
             Err(JoinError::Taken)
         );
-        reg.join("bob", 2, here(), b, welcome).unwrap();
+        reg.join("bob", 2, here(), None, b, 0, welcome).unwrap();
         assert_eq!(
-            reg.join("carol", 3, here(), c, welcome),
+            reg.join("carol", 3, here(), None, c, 0, welcome),
             Err(JoinError::Full(2))
         );
         assert_eq!(reg.names(), vec!["Alice", "bob"]);
@@ -718,7 +896,7 @@ mod tests {
         let mut rxs = Vec::new();
         for i in 0..50 {
             let (outbox, rx) = queue(3);
-            reg.join(&format!("u{i:02}"), i + 1, here(), outbox, welcome)
+            reg.join(&format!("u{i:02}"), i + 1, here(), None, outbox, 0, welcome)
                 .unwrap();
             rxs.push(rx);
         }
@@ -746,15 +924,10 @@ mod tests {
         let reg = Registry::new_for_tests(10);
         let (a, mut a_rx) = queue(10);
         let (b, _b_rx) = queue(10);
-        reg.join("alice", 1, here(), a, welcome).unwrap();
-        reg.join("bob", 2, here(), b, welcome).unwrap();
-        let hi = ServerMsg::Message {
-            from: "bob".into(),
-            text: "hi".into(),
-            private: false,
-            time: 0,
-        };
-        reg.broadcast(2, &hi.to_frame());
+        reg.join("alice", 1, here(), None, a, 0, welcome).unwrap();
+        reg.join("bob", 2, here(), None, b, 0, welcome).unwrap();
+        let hi = ServerMsg::message(None, "bob", "hi", false, 0);
+        reg.broadcast(2, &hi.to_frame(), None);
         reg.send_to(2, "alice", hi.to_frame()).unwrap();
         let entries = drain(&mut a_rx);
         assert!(matches!(&entries[0][..], [ServerMsg::Welcome { .. }]));
@@ -768,12 +941,14 @@ mod tests {
         let (slow, _slow_rx) = queue(2);
         let (fast, mut fast_rx) = queue(100);
         let (sender, _sender_rx) = queue(100);
-        reg.join("slow", 1, here(), slow.clone(), welcome).unwrap();
-        reg.join("fast", 2, here(), fast, welcome).unwrap();
+        reg.join("slow", 1, here(), None, slow.clone(), 0, welcome)
+            .unwrap();
+        reg.join("fast", 2, here(), None, fast, 0, welcome).unwrap();
         reg.flush_notices();
         // slow's queue holds: welcome, the batch with joined(fast); the next batch overflows it.
         assert_eq!(slow.reason(), None, "a batch takes one place in the queue");
-        reg.join("sender", 3, here(), sender, welcome).unwrap();
+        reg.join("sender", 3, here(), None, sender, 0, welcome)
+            .unwrap();
         reg.flush_notices();
         assert_eq!(slow.reason(), Some(CloseReason::SlowConsumer));
         assert_eq!(reg.names(), vec!["fast", "sender"]);
@@ -791,8 +966,8 @@ mod tests {
         let reg = Registry::new_for_tests(10);
         let (a, mut a_rx) = queue(10);
         let (b, mut b_rx) = queue(10);
-        reg.join("alice", 1, here(), a, welcome).unwrap();
-        reg.join("bob", 2, here(), b, welcome).unwrap();
+        reg.join("alice", 1, here(), None, a, 0, welcome).unwrap();
+        reg.join("bob", 2, here(), None, b, 0, welcome).unwrap();
         reg.leave("bob", 2, CloseReason::Quit);
         reg.flush_notices();
         let entries = drain(&mut a_rx);
@@ -808,7 +983,7 @@ mod tests {
     fn leave_of_a_stale_session_does_not_remove_the_new_one() {
         let reg = Registry::new_for_tests(10);
         let (a, _ra) = queue(10);
-        reg.join("alice", 7, here(), a, welcome).unwrap();
+        reg.join("alice", 7, here(), None, a, 0, welcome).unwrap();
         reg.leave("alice", 6, CloseReason::Disconnected);
         assert_eq!(reg.names(), vec!["alice"]);
         reg.leave("ALICE", 7, CloseReason::Quit);
@@ -820,13 +995,13 @@ mod tests {
         let reg = Registry::new_for_tests(10);
         let (a, _ra) = queue(10);
         let (b, _rb) = queue(10);
-        reg.join("alice", 1, here(), a, welcome).unwrap();
+        reg.join("alice", 1, here(), None, a, 0, welcome).unwrap();
         assert_eq!(
-            reg.join("aIice", 2, here(), b.clone(), welcome),
+            reg.join("aIice", 2, here(), None, b.clone(), 0, welcome),
             Err(JoinError::LooksLike("alice".into()))
         );
         reg.leave("alice", 1, CloseReason::Quit);
-        reg.join("aIice", 2, here(), b, welcome).unwrap();
+        reg.join("aIice", 2, here(), None, b, 0, welcome).unwrap();
     }
 
     #[test]
@@ -834,32 +1009,28 @@ mod tests {
         let reg = Registry::new(10, 2);
         let other = AddressKey::of("127.0.0.2:1".parse().unwrap());
         for (i, name) in ["a", "b"].into_iter().enumerate() {
-            reg.join(name, i as u64, here(), queue(10).0, welcome)
+            reg.join(name, i as u64, here(), None, queue(10).0, 0, welcome)
                 .unwrap();
         }
         assert_eq!(
-            reg.join("c", 3, here(), queue(10).0, welcome),
+            reg.join("c", 3, here(), None, queue(10).0, 0, welcome),
             Err(JoinError::AddressFull(2))
         );
-        reg.join("d", 4, other, queue(10).0, welcome).unwrap();
+        reg.join("d", 4, other, None, queue(10).0, 0, welcome)
+            .unwrap();
         reg.leave("a", 0, CloseReason::Quit);
-        reg.join("c", 3, here(), queue(10).0, welcome).unwrap();
+        reg.join("c", 3, here(), None, queue(10).0, 0, welcome)
+            .unwrap();
     }
 
     #[test]
     fn a_private_flood_is_refused_at_its_senders_and_never_evicts_the_recipient() {
         let reg = Registry::new_for_tests(100);
         let (target, mut target_rx) = queue(20);
-        reg.join("target", 1, here(), target.clone(), welcome)
+        reg.join("target", 1, here(), None, target.clone(), 0, welcome)
             .unwrap();
         reg.flush_notices();
-        let text = ServerMsg::Message {
-            from: "x".into(),
-            text: "x".repeat(4000),
-            private: true,
-            time: 0,
-        }
-        .to_frame();
+        let text = ServerMsg::message(None, "x", &"x".repeat(4000), true, 0).to_frame();
         // One sender gets a quarter of the queue; forty together get half of it.
         let sent = (0..10)
             .filter(|_| reg.send_to(2, "target", text.clone()).is_ok())

@@ -2,9 +2,11 @@
 //! writer task draining the client's bounded outbox onto the connection.
 
 use crate::Shared;
+use crate::chat::{self, Me, Pipeline};
 use crate::inbound::FrameReader;
 use crate::limit::{AddressKey, PendingSlot, TokenBucket};
-use crate::registry::{CloseReason, JoinError, Outbox, OutboxReceiver, QueueLimits, now_millis};
+use crate::login::{self, LoggedIn};
+use crate::registry::{CloseReason, JoinError, Outbox, OutboxReceiver, QueueLimits};
 use crate::transfers::{Admitted, Request};
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -18,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use wire::{
     ClientMsg, ErrorCode, FileEntry, FrameError, MAX_FILES_PAGE, MAX_FILES_PAGE_BYTES,
-    MAX_TEXT_LEN, PROTOCOL_VERSION, ServerMsg,
+    PROTOCOL_VERSION, ServerMsg,
 };
 
 /// Most bytes the writer gathers from the outbox into one socket write.
@@ -91,15 +93,32 @@ pub(crate) async fn run(
     let address = AddressKey::of(peer);
     let joined = hello(&mut frames, &mut wr, &shared, &outbox, session, address).await;
     drop(pending);
-    let Some(name) = joined else {
+    let Some((name, account)) = joined else {
         let _ = timeout(LINGER, wr.shutdown()).await;
         let _ = timeout(LINGER, frames.drain(DRAIN)).await;
         return;
     };
-    tracing::info!(%peer, user = %name, "joined");
+    tracing::info!(%peer, user = %name, account = account.is_some(), "joined");
     shared.transfers.open_session(session, peer.ip());
     let writer = tokio::spawn(write_loop(wr, rx, outbox.clone()));
-    let reason = read_loop(&mut frames, &shared, &outbox, &name, session).await;
+    if let Some(account) = &account {
+        tokio::spawn(crate::login::deliver_waiting(
+            Arc::clone(&shared),
+            account.id,
+            outbox.clone(),
+        ));
+    }
+    let mut me = Me {
+        name: name.clone(),
+        session,
+        address,
+        outbox: outbox.clone(),
+        account,
+    };
+    let pipe = Pipeline::new();
+    let reason = read_loop(&mut frames, &shared, &mut me, &pipe).await;
+    // Messages already stored still go out before the user is gone.
+    pipe.finish().await;
     tracing::info!(%peer, user = %name, reason = reason.as_str(), "left");
     shared.registry.leave(&name, session, reason);
     shared.transfers.end_session(session);
@@ -108,8 +127,8 @@ pub(crate) async fn run(
     let _ = timeout(LINGER, frames.drain(DRAIN)).await;
 }
 
-/// Waits for a valid hello and registers the user. A refused name may be retried on the same
-/// connection until the hello deadline.
+/// Waits for a valid hello, logs it in (a guest, or an account) and registers the user. A
+/// refused name may be retried on the same connection until the hello deadline.
 async fn hello(
     frames: &mut Frames,
     wr: &mut Writer,
@@ -117,7 +136,7 @@ async fn hello(
     outbox: &Outbox,
     session: u64,
     address: AddressKey,
-) -> Option<String> {
+) -> Option<(String, Option<LoggedIn>)> {
     let deadline = Instant::now() + shared.config.hello_timeout;
     // Retrying names is paced per connection and per address, so a squatter hammering hello
     // cannot grab a name the instant its owner's connection closes.
@@ -144,8 +163,13 @@ async fn hello(
             }
             Ok(Some(Ok(payload))) => payload,
         };
-        let (version, name) = match ClientMsg::decode(&payload) {
-            Ok(ClientMsg::Hello { version, name }) => (version, name),
+        let (version, name, password, register) = match ClientMsg::decode(&payload) {
+            Ok(ClientMsg::Hello {
+                version,
+                name,
+                password,
+                register,
+            }) => (version, name, password, register),
             Ok(_) => {
                 refuse(
                     wr,
@@ -183,17 +207,40 @@ async fn hello(
             refuse(wr, ErrorCode::InvalidName, &err.to_string()).await;
             continue;
         }
+        let account = match login::authenticate(shared, &name, password, register, address).await {
+            Ok(account) => account,
+            Err((code, text)) => {
+                refuse(wr, code, &text).await;
+                continue;
+            }
+        };
+        // An account joins under its name as registered (its case), whatever was typed.
+        let name = account.as_ref().map_or(name, |a| a.name.clone());
+        let version = version.min(PROTOCOL_VERSION);
         let welcome = |users| ServerMsg::Welcome {
-            version: version.min(PROTOCOL_VERSION),
+            version,
             name: name.clone(),
             users,
             server: concat!("messenger-server ", env!("CARGO_PKG_VERSION")).into(),
+            account: account.is_some(),
         };
-        match shared
-            .registry
-            .join(&name, session, address, outbox.clone(), welcome)
-        {
-            Ok(()) => return Some(name),
+        // History on join is protocol 3's: an older client would show it as live messages.
+        let history = if version >= 3 {
+            shared.config.history_on_join
+        } else {
+            0
+        };
+        let id = account.as_ref().map(|a| a.id);
+        match shared.registry.join(
+            &name,
+            session,
+            address,
+            id,
+            outbox.clone(),
+            history,
+            welcome,
+        ) {
+            Ok(()) => return Some((name, account)),
             Err(err) => {
                 let text = match &err {
                     JoinError::Taken => format!("the name {name:?} is already taken"),
@@ -217,11 +264,12 @@ async fn hello(
 /// Reads requests until the connection ends; returns why it ended.
 async fn read_loop(
     frames: &mut Frames,
-    shared: &Shared,
-    outbox: &Outbox,
-    name: &str,
-    session: u64,
+    shared: &Arc<Shared>,
+    me: &mut Me,
+    pipe: &Pipeline,
 ) -> CloseReason {
+    let outbox = me.outbox.clone();
+    let outbox = &outbox;
     let idle = shared.config.idle_timeout;
     let mut bucket = TokenBucket::new(
         shared.config.rate_limit,
@@ -240,7 +288,7 @@ async fn read_loop(
             Ok(Some(Err(FrameError::Io(_)))) => return CloseReason::Disconnected,
             Ok(Some(Err(err @ FrameError::BadLength { .. }))) => {
                 let msg = ServerMsg::error(None, ErrorCode::BadRequest, err.to_string());
-                shared.registry.reply(outbox, name, session, &msg);
+                pipe.reply(shared, me, msg).await;
                 return CloseReason::ProtocolError;
             }
             Ok(Some(Ok(payload))) => payload,
@@ -256,7 +304,7 @@ async fn read_loop(
                 );
                 Some(ServerMsg::error(msg.req(), ErrorCode::RateLimited, text).into())
             }
-            Ok(msg) => handle(msg, shared, outbox, name, session).await,
+            Ok(msg) => handle(msg, shared, me, pipe).await,
             Err(err) => Some(
                 ServerMsg::error(
                     ClientMsg::req_of(&payload),
@@ -268,7 +316,7 @@ async fn read_loop(
         };
         match reply {
             Some(Reply::Quit) => return CloseReason::Quit,
-            Some(Reply::Send(msg)) => shared.registry.reply(outbox, name, session, &msg),
+            Some(Reply::Send(msg)) => pipe.reply(shared, me, msg).await,
             None => {}
         }
         // Let the writers woken by this request run before the next one: a client that pipelines
@@ -292,41 +340,45 @@ impl From<ServerMsg> for Reply {
 /// Carries out one request; returns what to answer, if anything.
 async fn handle(
     msg: ClientMsg,
-    shared: &Shared,
-    outbox: &Outbox,
-    name: &str,
-    session: u64,
+    shared: &Arc<Shared>,
+    me: &mut Me,
+    pipe: &Pipeline,
 ) -> Option<Reply> {
+    let (outbox, name, session) = (&me.outbox.clone(), me.name.clone(), me.session);
+    let name = name.as_str();
     match msg {
-        ClientMsg::SendAll { text, req } => {
-            if let Some(err) = check_text(&text, req) {
-                return Some(err.into());
-            }
-            let frame = message_frame(name, text, false);
-            shared.registry.broadcast(session, &frame);
-            None
-        }
+        ClientMsg::SendAll { text, req } => chat::send_all(shared, me, pipe, text, req)
+            .await
+            .map(Reply::from),
         ClientMsg::SendPrivate { to, text, req } => {
-            if let Some(err) = check_text(&text, req) {
-                return Some(err.into());
-            }
-            let frame = message_frame(name, text, true);
-            match shared.registry.send_to(session, &to, frame) {
-                Ok(()) => None,
-                Err(ErrorCode::RateLimited) => Some(
-                    ServerMsg::error(
-                        req,
-                        ErrorCode::RateLimited,
-                        format!(
-                            "slow down: too many messages wait for {to:?} to read them; try again shortly"
-                        ),
-                    )
-                    .into(),
-                ),
-                Err(code) => {
-                    Some(ServerMsg::error(req, code, format!("{to:?} is not online")).into())
-                }
-            }
+            chat::send_private(shared, me, pipe, to, text, req)
+                .await
+                .map(Reply::from)
+        }
+        ClientMsg::History {
+            with,
+            before,
+            limit,
+            req,
+        } => Some(
+            chat::history(shared, me, with, before, limit, req)
+                .await
+                .into(),
+        ),
+        ClientMsg::Register { password, req } => {
+            Some(chat::register(shared, me, password, req).await.into())
+        }
+        ClientMsg::ChangePassword {
+            password,
+            new_password,
+            req,
+        } => Some(
+            chat::change_password(shared, me, password, new_password, req)
+                .await
+                .into(),
+        ),
+        ClientMsg::DeleteAccount { password, req } => {
+            Some(chat::delete_account(shared, me, password, req).await.into())
         }
         ClientMsg::ListUsers { req } => Some(
             ServerMsg::Users {
@@ -608,26 +660,6 @@ async fn prepare(
         request.file
     );
     transfers.prepare_failed(id, &request.outbox, ErrorCode::NoSuchFile, message);
-}
-
-fn check_text(text: &str, req: Option<u64>) -> Option<ServerMsg> {
-    (text.len() > MAX_TEXT_LEN).then(|| {
-        let detail = format!(
-            "messages are at most {MAX_TEXT_LEN} bytes, this one has {}",
-            text.len()
-        );
-        ServerMsg::error(req, ErrorCode::TooLong, detail)
-    })
-}
-
-fn message_frame(from: &str, text: String, private: bool) -> Bytes {
-    ServerMsg::Message {
-        from: from.to_owned(),
-        text,
-        private,
-        time: now_millis(),
-    }
-    .to_frame()
 }
 
 /// Drains the outbox onto the socket, many frames per write. When the connection is closed it
