@@ -445,10 +445,7 @@ async fn join_messenger(
 ) -> anyhow::Result<Member<WriteHalf<client::TlsStream>, Frames>> {
     let (stream, _) = client::connect_tls(addr, trust).await?;
     let (rd, mut wr) = tokio::io::split(stream);
-    let hello = ClientMsg::Hello {
-        version: PROTOCOL_VERSION,
-        name: name.to_owned(),
-    };
+    let hello = ClientMsg::hello(PROTOCOL_VERSION, name.to_owned());
     wr.write_all(&hello.to_frame()).await?;
     wr.flush().await?;
     let mut frames = Frames {

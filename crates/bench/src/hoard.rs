@@ -105,10 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut attackers = Vec::new();
     for i in 0..args.clients {
         let (mut stream, _) = client::connect_tls(&addr, &trust).await?;
-        let hello = ClientMsg::Hello {
-            version: wire::PROTOCOL_VERSION,
-            name: format!("hoarder{i}"),
-        };
+        let hello = ClientMsg::hello(wire::PROTOCOL_VERSION, format!("hoarder{i}"));
         stream.write_all(&hello.to_frame()).await?;
         stream.flush().await?;
         // Written from a task of its own: a server that stops reading must not stall us.

@@ -101,10 +101,7 @@ impl Client {
         let (rd, mut wr) = tokio::io::split(stream);
         let mut frames = FramedRead::new(rd, FrameCodec::default());
 
-        let hello = ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: name.to_owned(),
-        };
+        let hello = ClientMsg::hello(PROTOCOL_VERSION, name.to_owned());
         write_frame(&mut wr, &hello.to_frame())
             .await
             .map_err(|_| ClientError::Disconnected)?;

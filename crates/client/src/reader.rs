@@ -207,6 +207,7 @@ pub(crate) async fn read_loop(
                 text,
                 private,
                 time,
+                ..
             } => Event::Message {
                 from,
                 text,
@@ -226,7 +227,12 @@ pub(crate) async fn read_loop(
             | ServerMsg::Welcome { .. }
             | ServerMsg::DownloadReady { .. }
             | ServerMsg::DownloadQueued { .. }
-            | ServerMsg::Cancelled { .. } => continue,
+            | ServerMsg::Cancelled { .. }
+            | ServerMsg::History { .. }
+            | ServerMsg::MessageQueued { .. }
+            | ServerMsg::Registered { .. }
+            | ServerMsg::PasswordChanged { .. }
+            | ServerMsg::AccountDeleted { .. } => continue,
         };
         if !queue.deliver(event) {
             return; // nobody listens any more

@@ -58,13 +58,8 @@ async fn a_chat_flood_never_holds_up_the_answer_to_a_request() {
             ClientMsg::ListUsers { req } => {
                 let mut out: Vec<Bytes> = (0..FLOOD)
                     .map(|i| {
-                        ServerMsg::Message {
-                            from: "flooder".into(),
-                            text: format!("spam {i}"),
-                            private: false,
-                            time: 0,
-                        }
-                        .to_frame()
+                        ServerMsg::message(None, "flooder", &format!("spam {i}"), false, 0)
+                            .to_frame()
                     })
                     .collect();
                 out.push(

@@ -33,6 +33,8 @@ pub enum Reason {
     ProtocolError,
     /// [`wire::CloseReason::ServerShutdown`].
     ServerShutdown,
+    /// [`wire::CloseReason::AccountDeleted`].
+    AccountDeleted,
     /// [`wire::CloseReason::Unknown`].
     Unknown,
 }
@@ -46,6 +48,7 @@ impl Reason {
             Reason::SlowConsumer => wire::CloseReason::SlowConsumer,
             Reason::ProtocolError => wire::CloseReason::ProtocolError,
             Reason::ServerShutdown => wire::CloseReason::ServerShutdown,
+            Reason::AccountDeleted => wire::CloseReason::AccountDeleted,
             Reason::Unknown => wire::CloseReason::Unknown,
         }
     }
@@ -62,6 +65,8 @@ pub enum ClientMsgChoice {
     Hello {
         version: Number,
         name: Text,
+        password: Option<Text>,
+        register: bool,
     },
     SendAll {
         text: Text,
@@ -88,6 +93,25 @@ pub enum ClientMsgChoice {
         id: Number,
         req: Option<Number>,
     },
+    History {
+        with: Option<Text>,
+        before: Option<Number>,
+        limit: Option<Number>,
+        req: Option<Number>,
+    },
+    Register {
+        password: Text,
+        req: Option<Number>,
+    },
+    ChangePassword {
+        password: Text,
+        new_password: Text,
+        req: Option<Number>,
+    },
+    DeleteAccount {
+        password: Text,
+        req: Option<Number>,
+    },
     Ping,
     Quit,
 }
@@ -96,9 +120,44 @@ impl ClientMsgChoice {
     /// The message.
     pub fn msg(&self) -> ClientMsg {
         match self {
-            Self::Hello { version, name } => ClientMsg::Hello {
+            Self::Hello {
+                version,
+                name,
+                password,
+                register,
+            } => ClientMsg::Hello {
                 version: version.0 as u32,
                 name: name.string(),
+                password: password.as_ref().map(Text::string),
+                register: *register,
+            },
+            Self::History {
+                with,
+                before,
+                limit,
+                req: r,
+            } => ClientMsg::History {
+                with: with.as_ref().map(Text::string),
+                before: before.map(|n| n.0),
+                limit: limit.map(|n| n.0 as u32),
+                req: req(r),
+            },
+            Self::Register { password, req: r } => ClientMsg::Register {
+                password: password.string(),
+                req: req(r),
+            },
+            Self::ChangePassword {
+                password,
+                new_password,
+                req: r,
+            } => ClientMsg::ChangePassword {
+                password: password.string(),
+                new_password: new_password.string(),
+                req: req(r),
+            },
+            Self::DeleteAccount { password, req: r } => ClientMsg::DeleteAccount {
+                password: password.string(),
+                req: req(r),
             },
             Self::SendAll { text, req: r } => ClientMsg::SendAll {
                 text: text.string(),
@@ -160,6 +219,10 @@ const CODES: &[ErrorCode] = &[
     ErrorCode::NoSuchTransfer,
     ErrorCode::RateLimited,
     ErrorCode::Internal,
+    ErrorCode::AuthFailed,
+    ErrorCode::InvalidPassword,
+    ErrorCode::NotRegistered,
+    ErrorCode::MailboxFull,
     ErrorCode::Unknown,
 ];
 
@@ -177,6 +240,7 @@ pub enum ServerMsgChoice {
         name: Text,
         users: Vec<Text>,
         server: Text,
+        account: bool,
     },
     Joined {
         name: Text,
@@ -188,10 +252,35 @@ pub enum ServerMsgChoice {
         reason: Reason,
     },
     Message {
+        id: Option<Number>,
         from: Text,
         text: Text,
         private: bool,
         time: Number,
+        history: bool,
+        offline: bool,
+    },
+    History {
+        req: Option<Number>,
+        with: Option<Text>,
+        /// (id, from, to, text, time), up to 4 of them.
+        messages: Vec<(Number, Text, Option<Text>, Text, Number)>,
+        more: bool,
+    },
+    MessageQueued {
+        req: Option<Number>,
+        to: Text,
+        id: Number,
+    },
+    Registered {
+        req: Option<Number>,
+        name: Text,
+    },
+    PasswordChanged {
+        req: Option<Number>,
+    },
+    AccountDeleted {
+        req: Option<Number>,
     },
     Users {
         req: Option<Number>,
@@ -244,11 +333,13 @@ impl Message for ServerMsgChoice {
                 name,
                 users,
                 server,
+                account,
             } => ServerMsg::Welcome {
                 version: version.0 as u32,
                 name: name.string(),
                 users: names(users),
                 server: server.string(),
+                account: *account,
             },
             Self::Joined { name, time } => ServerMsg::Joined {
                 name: name.string(),
@@ -260,16 +351,54 @@ impl Message for ServerMsgChoice {
                 reason: reason.reason(),
             },
             Self::Message {
+                id,
                 from,
                 text,
                 private,
                 time,
+                history,
+                offline,
             } => ServerMsg::Message {
+                id: id.map(|n| n.0),
                 from: from.string(),
                 text: text.string(),
                 private: *private,
                 time: time.0,
+                history: *history,
+                offline: *offline,
             },
+            Self::History {
+                req: r,
+                with,
+                messages,
+                more,
+            } => ServerMsg::History {
+                req: req(r),
+                with: with.as_ref().map(Text::string),
+                messages: messages
+                    .iter()
+                    .take(4)
+                    .map(|(id, from, to, text, time)| wire::StoredMessage {
+                        id: id.0,
+                        from: from.string(),
+                        to: to.as_ref().map(Text::string),
+                        text: text.string(),
+                        time: time.0,
+                    })
+                    .collect(),
+                more: *more,
+            },
+            Self::MessageQueued { req: r, to, id } => ServerMsg::MessageQueued {
+                req: req(r),
+                to: to.string(),
+                id: id.0,
+            },
+            Self::Registered { req: r, name } => ServerMsg::Registered {
+                req: req(r),
+                name: name.string(),
+            },
+            Self::PasswordChanged { req: r } => ServerMsg::PasswordChanged { req: req(r) },
+            Self::AccountDeleted { req: r } => ServerMsg::AccountDeleted { req: req(r) },
             Self::Users { req: r, names: n } => ServerMsg::Users {
                 req: req(r),
                 names: names(n),

@@ -56,6 +56,17 @@ enum Expect {
         req: Option<u64>,
     },
     Pong,
+    /// A page of the broadcast history (its messages depend on the cases before).
+    History {
+        req: Option<u64>,
+    },
+    /// The guest's name made an account.
+    Registered {
+        req: Option<u64>,
+        name: String,
+    },
+    PasswordChanged(Option<u64>),
+    AccountDeleted(Option<u64>),
     Message {
         from: String,
         text: String,
@@ -92,6 +103,8 @@ fn model(stream: &[u8]) -> Prediction {
     let mut out = Prediction::default();
     let frames = split(stream, MAX_FRAME_LEN);
     let mut name: Option<String> = None;
+    // The password of the account the connection registered, if it did.
+    let mut account: Option<String> = None;
     for payload in frames.frames {
         out.consumed += 4 + payload.len();
         let msg = ClientMsg::decode(payload);
@@ -105,6 +118,7 @@ fn model(stream: &[u8]) -> Prediction {
                 Ok(ClientMsg::Hello {
                     name: wanted,
                     version,
+                    ..
                 }) => {
                     if validate_name(&wanted).is_err() {
                         out.replies
@@ -176,6 +190,51 @@ fn model(stream: &[u8]) -> Prediction {
                 Expect::Error(ErrorCode::NoSuchFile, req)
             }),
             Ok(ClientMsg::Cancel { id, req }) => Some(Expect::CancelAnswer { req, id }),
+            Ok(ClientMsg::History {
+                with: None, req, ..
+            }) => Some(Expect::History { req }),
+            // Private history is an account's; this connection's is only if it registered
+            // (and then it has no private conversation with anyone: an empty page).
+            Ok(ClientMsg::History {
+                with: Some(_), req, ..
+            }) => Some(match account {
+                None => Expect::Error(ErrorCode::NotRegistered, req),
+                Some(_) => Expect::History { req },
+            }),
+            Ok(ClientMsg::Register { password, req }) => Some(if account.is_some() {
+                Expect::Error(ErrorCode::NameTaken, req)
+            } else if !password_fits(&password) {
+                Expect::Error(ErrorCode::InvalidPassword, req)
+            } else {
+                account = Some(password);
+                Expect::Registered {
+                    req,
+                    name: me.clone(),
+                }
+            }),
+            Ok(ClientMsg::ChangePassword {
+                password,
+                new_password,
+                req,
+            }) => Some(match &account {
+                None => Expect::Error(ErrorCode::NotRegistered, req),
+                Some(_) if !password_fits(&new_password) => {
+                    Expect::Error(ErrorCode::InvalidPassword, req)
+                }
+                Some(current) if *current != password => Expect::Error(ErrorCode::AuthFailed, req),
+                Some(_) => {
+                    account = Some(new_password);
+                    Expect::PasswordChanged(req)
+                }
+            }),
+            Ok(ClientMsg::DeleteAccount { password, req }) => Some(match &account {
+                None => Expect::Error(ErrorCode::NotRegistered, req),
+                Some(current) if *current != password => Expect::Error(ErrorCode::AuthFailed, req),
+                Some(_) => {
+                    account = None;
+                    Expect::AccountDeleted(req)
+                }
+            }),
         };
         out.replies.extend(reply);
     }
@@ -201,6 +260,11 @@ fn model(stream: &[u8]) -> Prediction {
         }
     }
     out
+}
+
+/// Whether a new password has an acceptable length.
+fn password_fits(password: &str) -> bool {
+    (wire::MIN_PASSWORD_LEN..=wire::MAX_PASSWORD_LEN).contains(&password.len())
 }
 
 /// The names online while `name` is, in the server's order (by name, ignoring case).
@@ -267,6 +331,8 @@ impl Harness {
         config.hello_rate = 1e12;
         config.hello_burst = u32::MAX;
         config.idle_timeout = Duration::from_secs(24 * 3600);
+        // No history on join: the welcome is followed by nothing the model cannot see.
+        config.history_on_join = 0;
         let (server, watcher) = runtime.block_on(async {
             let server = Server::bind(config).await?.spawn()?;
             let watcher =
@@ -465,11 +531,7 @@ async fn probe(addr: SocketAddr, trust: &client::Trust, text: &str) -> std::io::
 }
 
 fn hello(name: &str) -> Bytes {
-    ClientMsg::Hello {
-        version: wire::PROTOCOL_VERSION,
-        name: name.into(),
-    }
-    .to_frame()
+    ClientMsg::hello(wire::PROTOCOL_VERSION, name).to_frame()
 }
 
 async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<ServerMsg> {
@@ -519,6 +581,12 @@ fn compare(expected: &[Expect], got: &[ServerMsg], shared: &(u64, wire::FileHash
                     }]
         }
         (Expect::Pong, ServerMsg::Pong) => true,
+        (Expect::History { req }, ServerMsg::History { req: r, .. }) => req == r,
+        (Expect::Registered { req, name }, ServerMsg::Registered { req: r, name: n }) => {
+            req == r && name == n
+        }
+        (Expect::PasswordChanged(req), ServerMsg::PasswordChanged { req: r }) => req == r,
+        (Expect::AccountDeleted(req), ServerMsg::AccountDeleted { req: r }) => req == r,
         (
             Expect::Message {
                 from,
@@ -630,10 +698,7 @@ mod tests {
     #[test]
     fn the_model_follows_a_polite_session() {
         let stream = frames(&[
-            ClientMsg::Hello {
-                version: 1,
-                name: "Zed".into(),
-            },
+            ClientMsg::hello(1, "Zed"),
             ClientMsg::SendAll {
                 text: "hi".into(),
                 req: None,
@@ -672,10 +737,7 @@ mod tests {
 
     #[test]
     fn the_model_stops_reading_at_a_bad_length() {
-        let mut stream = frames(&[ClientMsg::Hello {
-            version: 1,
-            name: "a".into(),
-        }]);
+        let mut stream = frames(&[ClientMsg::hello(1, "a")]);
         let hello_len = stream.len();
         stream.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
         let p = model(&stream);

@@ -41,6 +41,7 @@ impl FakeServer {
                         name: name.to_owned(),
                         users: vec![name.to_owned()],
                         server: "fake".into(),
+                        account: false,
                     }
                     .to_frame(),
                 ]
@@ -199,15 +200,9 @@ pub async fn slow_to_answer() -> FakeServer {
                 }
                 .to_frame(),
             ],
-            ClientMsg::Download { file, .. } if file == "slow.bin" => vec![
-                ServerMsg::Message {
-                    from: "bob".into(),
-                    text: "still there?".into(),
-                    private: false,
-                    time: 0,
-                }
-                .to_frame(),
-            ],
+            ClientMsg::Download { file, .. } if file == "slow.bin" => {
+                vec![ServerMsg::message(Some(1), "bob", "still there?", false, 0).to_frame()]
+            }
             _ => Vec::new(),
         })
     })

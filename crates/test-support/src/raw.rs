@@ -145,11 +145,7 @@ impl RawClient {
 
     /// Sends a hello (protocol version 1) as `name`.
     pub async fn hello(&mut self, name: &str) {
-        self.send(&ClientMsg::Hello {
-            version: 1,
-            name: name.into(),
-        })
-        .await;
+        self.send(&ClientMsg::hello(1, name)).await;
     }
 
     /// Sends `msg` in a frame.

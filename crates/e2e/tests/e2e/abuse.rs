@@ -544,11 +544,7 @@ async fn a_slowloris_crowd_is_timed_out_in_bounded_memory_while_users_still_join
 
     // A hundred that never speak, a hundred that dribble a hello a byte at a time (never
     // finishing it in time), a hundred that join and then neither read nor write.
-    let hello = ClientMsg::Hello {
-        version: 1,
-        name: "dribbler".into(),
-    }
-    .to_frame();
+    let hello = ClientMsg::hello(1, "dribbler").to_frame();
     let mut silent = Vec::new();
     let mut dribblers = Vec::new();
     let mut mutes = Vec::new();

@@ -272,11 +272,7 @@ async fn a_place_frees_when_someone_leaves() {
 async fn an_unknown_protocol_version_is_refused() {
     let server = start().await;
     let mut raw = RawClient::connect(&server.addr).await;
-    raw.send(&ClientMsg::Hello {
-        version: 0,
-        name: "old".into(),
-    })
-    .await;
+    raw.send(&ClientMsg::hello(0, "old")).await;
     let msg = raw.recv().await;
     assert!(
         matches!(
@@ -295,11 +291,7 @@ async fn an_unknown_protocol_version_is_refused() {
 async fn a_newer_client_is_answered_in_our_version() {
     let server = start().await;
     let mut raw = RawClient::connect(&server.addr).await;
-    raw.send(&ClientMsg::Hello {
-        version: 99,
-        name: "future".into(),
-    })
-    .await;
+    raw.send(&ClientMsg::hello(99, "future")).await;
     let msg = raw.recv().await;
     assert!(
         matches!(

@@ -29,10 +29,7 @@ async fn joined(addr: &str, name: &str) -> RawClient {
 async fn hellos(raw: &mut RawClient, names: &[&str]) -> Vec<ServerMsg> {
     let mut bytes = Vec::new();
     for name in names {
-        let hello = ClientMsg::Hello {
-            version: 1,
-            name: (*name).into(),
-        };
+        let hello = ClientMsg::hello(1, *name);
         bytes.extend_from_slice(&hello.to_frame());
     }
     raw.send_bytes(&bytes).await;

@@ -26,11 +26,7 @@ impl Attacker {
             stream,
             buf: BytesMut::new(),
         };
-        me.send(&ClientMsg::Hello {
-            version: 1,
-            name: name.into(),
-        })
-        .await;
+        me.send(&ClientMsg::hello(1, name)).await;
         assert!(matches!(me.recv().await, ServerMsg::Welcome { .. }));
         me
     }

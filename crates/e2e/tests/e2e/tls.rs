@@ -192,12 +192,7 @@ async fn silent_sockets_beyond_the_pending_cap_are_refused_and_timed_out() {
 async fn plain_json_gets_nothing_readable_back_and_the_server_lives_on() {
     let server = start_with(|_| {}).await;
     for payload in [
-        ClientMsg::Hello {
-            version: 1,
-            name: "plain".into(),
-        }
-        .to_frame()
-        .to_vec(),
+        ClientMsg::hello(1, "plain").to_frame().to_vec(),
         b"{\"type\":\"hello\",\"version\":1,\"name\":\"plain\"}\n".to_vec(),
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
     ] {

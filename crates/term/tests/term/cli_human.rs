@@ -127,6 +127,7 @@ async fn a_hostile_welcome_name_or_refusal_cannot_reach_the_terminal() {
                 name: EVIL.into(),
                 users: vec![],
                 server: "fake".into(),
+                account: false,
             }
             .to_frame(),
         ]
