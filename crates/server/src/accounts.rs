@@ -78,9 +78,9 @@ impl Passwords {
         std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T
+    async fn run<T>(&self, work: impl FnOnce() -> T + Send + 'static) -> T
     where
-        T: Default,
+        T: Default + Send + 'static,
     {
         // The semaphore is never closed, so a permit always comes.
         let Ok(_permit) = self.permits.acquire().await else {

@@ -245,6 +245,12 @@ impl Server {
         self.shared.catalog.root()
     }
 
+    /// The folder of the server's own state (its database, and its TLS identity unless one
+    /// was given).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.shared.config.data_dir
+    }
+
     /// The downloads in progress and the port pool (for the server window).
     pub fn transfers(&self) -> Arc<Transfers> {
         Arc::clone(&self.shared.transfers)

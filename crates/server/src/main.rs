@@ -17,8 +17,9 @@ struct Args {
     /// Folder whose files are shared (created if missing).
     #[arg(long, default_value = "./files")]
     files: PathBuf,
-    /// Folder of the server's own state (created if missing): without --tls-cert, the
-    /// self-signed TLS identity is generated there on the first start and reused after.
+    /// Folder of the server's own state (created if missing): the database (accounts,
+    /// history, offline messages: messenger.db) and, without --tls-cert, the self-signed TLS
+    /// identity, generated there on the first start and reused after.
     #[arg(long, default_value = "./messenger-data")]
     data_dir: PathBuf,
     /// TLS certificate chain (PEM, leaf first), for a certificate from a CA; with --tls-key.
@@ -100,6 +101,53 @@ struct Args {
     /// Seconds a client may stay silent before it is disconnected (clients ping every 15 s).
     #[arg(long, default_value_t = 60)]
     idle_timeout: u64,
+    /// Admit accounts only: a hello without the password of a registered name is refused
+    /// (`auth_failed`); a new user registers with their first hello.
+    #[arg(long)]
+    require_accounts: bool,
+    /// Latest broadcast messages a client gets, marked as history, right after joining
+    /// (0 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    history_on_join: u64,
+    /// Most private messages kept for one offline account; past it senders get
+    /// `mailbox_full`.
+    #[arg(long, default_value_t = 1000)]
+    max_offline_messages: usize,
+    /// Days messages are kept; older ones are deleted (0: kept until --max-db-size needs
+    /// room).
+    #[arg(long, default_value_t = 0)]
+    history_days: u64,
+    /// Most bytes the database may take on disk (suffixes K, M, G: powers of 1024); the
+    /// oldest messages are deleted to stay under it. At least 1M.
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    max_db_size: u64,
+    /// When a commit reaches the disk: `full` (a message survives a power cut before anyone
+    /// sees it) or `normal` (it survives a crash of the server; faster on slow disks).
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    db_sync: String,
+}
+
+/// A size in bytes, with an optional K, M or G (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        "T" | "TB" | "TIB" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?}: use K, M, G or T")),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (like 500M or 2G)"))?;
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[tokio::main]
@@ -136,12 +184,20 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         rate_limit: args.rate_limit,
         rate_burst: args.rate_burst,
+        require_accounts: args.require_accounts,
+        history_on_join: args.history_on_join as usize,
+        max_offline_messages: args.max_offline_messages,
+        history_retention: (args.history_days > 0)
+            .then(|| Duration::from_secs(args.history_days.saturating_mul(24 * 3600))),
+        max_db_bytes: args.max_db_size,
+        db_full_sync: args.db_sync == "full",
         ..server::Config::default()
     };
     config.validate()?;
     let server = server::Server::bind(config).await?;
     tracing::info!(
         addr = %server.local_addr().context("no local address")?,
+        data = %server.data_dir().display(),
         files = %server.files_dir().display(),
         fingerprint = %server.fingerprint(),
         "listening (TLS 1.3; clients see this fingerprint)"
@@ -172,4 +228,20 @@ async fn stop_on_signal(stop: CancellationToken) {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     stop.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("12345"), Ok(12345));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

@@ -164,6 +164,12 @@ impl RawClient {
         self.stream.flush().await.unwrap();
     }
 
+    /// As [`RawClient::send_bytes`], but an error when the connection is gone.
+    pub async fn try_send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
     /// The next message, or `None` when the server closed the connection.
     pub async fn recv(&mut self) -> Option<ServerMsg> {
         tokio::time::timeout(WAIT, self.recv_or_close())

@@ -57,14 +57,39 @@ impl TestServer {
 
 /// A `messenger-server` process, as [`spawn_server`] started it.
 pub struct ServerProcess {
-    /// The process.
-    pub child: Child,
+    /// The process (killed when this is dropped).
+    pub child: KillOnDrop,
     /// The address it logged.
     pub addr: String,
     /// The fingerprint it logged.
     pub key: Fingerprint,
     /// Its data folder (unless the test gave `--data-dir`), removed with this.
     pub data: Option<tempfile::TempDir>,
+}
+
+/// A child process that is killed when dropped, so that no server outlives its test (holding
+/// the test's output pipe open) when the test ends or fails with it still running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Starts the `messenger-server` binary `exe` (a test has its path from cargo:
@@ -123,7 +148,7 @@ pub fn spawn_server(exe: &str, files: &Path, args: &[&str]) -> ServerProcess {
     };
     std::thread::spawn(move || for _ in stderr.lines() {});
     ServerProcess {
-        child,
+        child: KillOnDrop(child),
         addr,
         key,
         data,

@@ -243,16 +243,6 @@ async fn a_client_asking_for_files_without_reading_holds_one_queue_of_replies_at
     );
 }
 
-/// A server process that is killed however the test ends, so a failing test leaves none behind.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_frames_of_a_hundred_connections_are_held_within_one_budget() {
     let files = tempfile::tempdir().unwrap();
@@ -271,7 +261,6 @@ async fn partial_frames_of_a_hundred_connections_are_held_within_one_budget() {
             "1000",
         ],
     );
-    let child = KillOnDrop(child);
     let before = rss(child.0.id());
     // A hundred connections each announce a 1 MiB frame and send all of it but its last byte.
     let mut frame = (1024u32 * 1024).to_be_bytes().to_vec();

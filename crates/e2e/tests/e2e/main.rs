@@ -5,6 +5,7 @@
 mod common;
 
 mod abuse;
+mod accounts;
 mod binary;
 mod chat;
 mod download;
