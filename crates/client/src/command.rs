@@ -3,7 +3,9 @@
 //! [`Reply`]. [`InFlight`] runs several at once beside the connection's events, so that a slow
 //! answer holds up nothing else.
 
-use crate::{Client, ClientError, DownloadOptions, TransferStatus};
+use crate::{
+    Client, ClientError, DownloadOptions, HistoryPage, HistoryQuery, Password, TransferStatus,
+};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -40,6 +42,19 @@ pub enum Command {
     Cancel(u64),
     /// This connection's downloads, from what the client knows (the server is not asked).
     Transfers,
+    /// A page of stored messages.
+    History(HistoryQuery),
+    /// Make our name an account with this password.
+    Register(Password),
+    /// Change the account's password.
+    ChangePassword {
+        /// The current password.
+        old: Password,
+        /// The new one.
+        new: Password,
+    },
+    /// Delete the account (confirmed with its password).
+    DeleteAccount(Password),
     /// Leave; the server's goodbye arrives as [`crate::Event::Disconnected`].
     Quit,
 }
@@ -58,6 +73,14 @@ pub enum Reply {
     Download(u64),
     /// Every download of the connection.
     Transfers(Vec<TransferStatus>),
+    /// A page of stored messages.
+    History(HistoryPage),
+    /// Our name is an account now.
+    Registered,
+    /// The password was changed.
+    PasswordChanged,
+    /// The account is gone; we are a guest.
+    AccountDeleted,
 }
 
 impl Client {
@@ -79,6 +102,18 @@ impl Client {
             Command::Resume(id) => self.resume(id).map(done),
             Command::Cancel(id) => self.cancel(id).await.map(done),
             Command::Transfers => Ok(Reply::Transfers(self.transfers())),
+            Command::History(query) => self.history(query).await.map(Reply::History),
+            Command::Register(password) => {
+                self.register(&password).await.map(|()| Reply::Registered)
+            }
+            Command::ChangePassword { old, new } => self
+                .change_password(&old, &new)
+                .await
+                .map(|()| Reply::PasswordChanged),
+            Command::DeleteAccount(password) => self
+                .delete_account(&password)
+                .await
+                .map(|()| Reply::AccountDeleted),
             Command::Quit => self.quit().await.map(done),
         }
     }

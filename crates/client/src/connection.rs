@@ -1,6 +1,7 @@
 //! The connection to the server (TLS 1.3 over TCP): a reader task turning frames into
 //! [`Event`]s and answers, and a writer task sending requests and keepalives.
 
+use crate::account::{HistoryPage, HistoryQuery, Login, Password};
 use crate::reader::{Incoming, MALFORMED_OFFER, Pending, kind, lock, next_msg, read_loop};
 use crate::status::TransferStatus;
 use crate::tls::{Tls, connect_tls_from};
@@ -9,13 +10,13 @@ use crate::transfers::Downloads;
 use crate::{ClientError, Event, ServerKey, Trust};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::codec::FramedRead;
-use wire::{ClientMsg, FileEntry, FrameCodec, PROTOCOL_VERSION, ServerMsg};
+use wire::{ClientMsg, FileEntry, FrameCodec, MAX_HISTORY_PAGE, PROTOCOL_VERSION, ServerMsg};
 
 /// How long connecting and each request may take.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +46,8 @@ struct Inner {
     server: SocketAddr,
     server_key: ServerKey,
     users_at_join: Vec<String>,
+    /// Logged in to an account (rather than a guest); changes with register and delete.
+    account: AtomicBool,
 }
 
 /// The stream of [`Event`]s of one connection; ends after [`Event::Disconnected`].
@@ -67,18 +70,19 @@ impl Events {
 
 impl Client {
     /// Connects to `addr` (`host:port`) over TLS 1.3, checks the server's key as `trust`
-    /// says, and joins as `name`. Nothing is sent to a server whose key is not trusted.
+    /// says, and joins as the guest `name`. Nothing is sent to a server whose key is not
+    /// trusted.
     ///
     /// Fails with [`ClientError::ServerKeyChanged`] when the key is not the one trusted for
     /// the server, [`ClientError::NewServerKey`] when it is new and `trust` says to ask, and
     /// [`ClientError::Server`] when the server refuses the name (`name_taken`,
-    /// `invalid_name`) or is full (`server_full`).
+    /// `invalid_name`, `auth_failed` for a registered name) or is full (`server_full`).
     pub async fn connect(
         addr: &str,
         name: &str,
         trust: &Trust,
     ) -> Result<(Client, Events), ClientError> {
-        Self::connect_from(addr, name, None, trust).await
+        Self::connect_as(addr, &Login::guest(name), None, trust).await
     }
 
     /// As [`Client::connect`], from the local address `local` (`None`: the system's choice),
@@ -86,6 +90,19 @@ impl Client {
     pub async fn connect_from(
         addr: &str,
         name: &str,
+        local: Option<IpAddr>,
+        trust: &Trust,
+    ) -> Result<(Client, Events), ClientError> {
+        Self::connect_as(addr, &Login::guest(name), local, trust).await
+    }
+
+    /// As [`Client::connect_from`], joining as `login` says: a guest, an account with its
+    /// password, or a new account. A wrong password (or a registered name without one, or a
+    /// guest on a server that admits none) fails with `auth_failed`, too many of them with
+    /// `rate_limited`, a password of the wrong length with `invalid_password`.
+    pub async fn connect_as(
+        addr: &str,
+        login: &Login,
         local: Option<IpAddr>,
         trust: &Trust,
     ) -> Result<(Client, Events), ClientError> {
@@ -101,7 +118,12 @@ impl Client {
         let (rd, mut wr) = tokio::io::split(stream);
         let mut frames = FramedRead::new(rd, FrameCodec::default());
 
-        let hello = ClientMsg::hello(PROTOCOL_VERSION, name.to_owned());
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: login.name.clone(),
+            password: login.password.as_ref().map(|p| p.expose().to_owned()),
+            register: login.register && login.password.is_some(),
+        };
         write_frame(&mut wr, &hello.to_frame())
             .await
             .map_err(|_| ClientError::Disconnected)?;
@@ -113,8 +135,13 @@ impl Client {
                 "expected a welcome, got `download_ready`".into(),
             ));
         };
-        let (name, users_at_join) = match welcome {
-            ServerMsg::Welcome { name, users, .. } => (name, users),
+        let (name, users_at_join, account) = match welcome {
+            ServerMsg::Welcome {
+                name,
+                users,
+                account,
+                ..
+            } => (name, users, account),
             ServerMsg::Error { code, message, .. } => {
                 return Err(ClientError::Server { code, message });
             }
@@ -153,6 +180,7 @@ impl Client {
             server,
             server_key,
             users_at_join,
+            account: AtomicBool::new(account),
         };
         Ok((
             Client {
@@ -182,6 +210,101 @@ impl Client {
         &self.inner.users_at_join
     }
 
+    /// True when this session is logged in to an account (not a guest).
+    pub fn is_account(&self) -> bool {
+        self.inner.account.load(Ordering::Relaxed)
+    }
+
+    /// Makes our (guest) name an account with `password`; from now on the name is ours alone.
+    /// Fails with `invalid_password` (too short or too long), `name_taken` (an account already).
+    pub async fn register(&self, password: &Password) -> Result<(), ClientError> {
+        let req = self.next_req();
+        let ask = ClientMsg::Register {
+            password: password.expose().to_owned(),
+            req: Some(req),
+        };
+        match self.request(req, ask).await? {
+            ServerMsg::Registered { .. } => {
+                self.inner.account.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Changes the account's password from `old` to `new`. Fails with `auth_failed` (`old` is
+    /// wrong), `not_registered` (a guest), `invalid_password`.
+    pub async fn change_password(&self, old: &Password, new: &Password) -> Result<(), ClientError> {
+        let req = self.next_req();
+        let ask = ClientMsg::ChangePassword {
+            password: old.expose().to_owned(),
+            new_password: new.expose().to_owned(),
+            req: Some(req),
+        };
+        match self.request(req, ask).await? {
+            ServerMsg::PasswordChanged { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes the account (its name is free again; this session stays on as a guest, its
+    /// other sessions are closed). Fails with `auth_failed`, `not_registered`.
+    pub async fn delete_account(&self, password: &Password) -> Result<(), ClientError> {
+        let req = self.next_req();
+        let ask = ClientMsg::DeleteAccount {
+            password: password.expose().to_owned(),
+            req: Some(req),
+        };
+        match self.request(req, ask).await? {
+            ServerMsg::AccountDeleted { .. } => {
+                self.inner.account.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A page of stored messages, oldest first: of the broadcast conversation, or of the
+    /// private one with `query.with` (for an account only: `not_registered` otherwise).
+    pub async fn history(&self, query: HistoryQuery) -> Result<HistoryPage, ClientError> {
+        let req = self.next_req();
+        let ask = ClientMsg::History {
+            with: query.with.clone(),
+            before: query.before,
+            limit: query.limit,
+            req: Some(req),
+        };
+        let (with, messages, more) = match self.request(req, ask).await? {
+            ServerMsg::History {
+                with,
+                messages,
+                more,
+                ..
+            } => (with, messages, more),
+            other => return Err(unexpected(other)),
+        };
+        // What a page may hold, whatever the server says: no more than asked, oldest first,
+        // all below `before`, and a page that says more follow is not empty.
+        let most = query
+            .limit
+            .map_or(MAX_HISTORY_PAGE, |l| (l as usize).min(MAX_HISTORY_PAGE));
+        let ascending = messages.windows(2).all(|w| w[0].id < w[1].id);
+        let below = query
+            .before
+            .is_none_or(|before| messages.iter().all(|m| m.id < before));
+        if messages.len() > most || !ascending || !below || (more && messages.is_empty()) {
+            return Err(ClientError::Protocol(format!(
+                "the server sent a history page of {} messages out of order or beyond what was asked",
+                messages.len()
+            )));
+        }
+        Ok(HistoryPage {
+            with: with.or(query.with),
+            messages,
+            more,
+        })
+    }
+
     /// Sends `text` to every other user. Errors the server reports (e.g. `too_long`) arrive as
     /// [`Event::Error`].
     pub async fn send_all(&self, text: impl Into<String>) -> Result<(), ClientError> {
@@ -193,8 +316,9 @@ impl Client {
         .await
     }
 
-    /// Sends `text` to the user called `to`. Errors (`no_such_user`, `too_long`) arrive as
-    /// [`Event::Error`].
+    /// Sends `text` to the user called `to`. Errors (`no_such_user`, `too_long`,
+    /// `mailbox_full`) arrive as [`Event::Error`]; a message kept for a registered user who is
+    /// offline is told as [`Event::Queued`].
     pub async fn send_private(
         &self,
         to: impl Into<String>,

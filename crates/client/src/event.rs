@@ -24,6 +24,8 @@ pub enum Event {
     },
     /// A chat message.
     Message {
+        /// The server's id of the message (`None` from a server of protocol 2).
+        id: Option<u64>,
         /// Who sent it.
         from: String,
         /// What they wrote.
@@ -32,6 +34,19 @@ pub enum Event {
         private: bool,
         /// When the server received it.
         time: DateTime<Utc>,
+        /// True for the stored messages the server sends right after joining, said before we
+        /// joined (they come before any live one).
+        history: bool,
+        /// True for a private message that waited for our account while it was offline.
+        offline: bool,
+    },
+    /// Our private message to `to`, who is offline, is kept for them: it is delivered when
+    /// they next log in.
+    Queued {
+        /// The recipient.
+        to: String,
+        /// The message's id.
+        id: u64,
     },
     /// The online users (the answer to a request nobody awaited).
     Users(Vec<String>),
@@ -62,8 +77,8 @@ pub enum Event {
     },
 }
 
-/// Converts the server's millisecond timestamps.
-pub(crate) fn time_from_millis(ms: u64) -> DateTime<Utc> {
+/// Converts the server's millisecond timestamps (one out of range becomes the epoch).
+pub fn time_from_millis(ms: u64) -> DateTime<Utc> {
     i64::try_from(ms)
         .ok()
         .and_then(DateTime::from_timestamp_millis)

@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod account;
 mod command;
 mod connection;
 mod error;
@@ -31,10 +32,14 @@ mod transfer;
 mod transfers;
 mod trust;
 
+pub use account::{
+    HistoryPage, HistoryQuery, Login, MAX_HISTORY_PAGE, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN,
+    Password, StoredMessage,
+};
 pub use command::{Command, InFlight, Reply};
 pub use connection::{Client, Events};
 pub use error::ClientError;
-pub use event::{Event, TransferEvent, TransferState};
+pub use event::{Event, TransferEvent, TransferState, time_from_millis};
 pub use part::{Checkpoint, FinishError, PartFile, safe_file_name};
 pub use status::{TransferPhase, TransferStatus};
 pub use tls::{TlsStream, connect_tls};

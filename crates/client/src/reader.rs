@@ -203,17 +203,23 @@ pub(crate) async fn read_loop(
                 time: time_from_millis(time),
             },
             ServerMsg::Message {
+                id,
                 from,
                 text,
                 private,
                 time,
-                ..
+                history,
+                offline,
             } => Event::Message {
+                id,
                 from,
                 text,
                 private,
                 time: time_from_millis(time),
+                history,
+                offline,
             },
+            ServerMsg::MessageQueued { to, id, .. } => Event::Queued { to, id },
             ServerMsg::Users { names, .. } => Event::Users(names),
             ServerMsg::Files { files, .. } => Event::Files(files),
             ServerMsg::Error { code, message, .. } => Event::Error { code, message },
@@ -229,7 +235,6 @@ pub(crate) async fn read_loop(
             | ServerMsg::DownloadQueued { .. }
             | ServerMsg::Cancelled { .. }
             | ServerMsg::History { .. }
-            | ServerMsg::MessageQueued { .. }
             | ServerMsg::Registered { .. }
             | ServerMsg::PasswordChanged { .. }
             | ServerMsg::AccountDeleted { .. } => continue,

@@ -270,3 +270,59 @@ async fn a_reclaimed_transfer_whose_request_again_is_refused_fails_instead_of_wa
     }
     assert_eq!(client.transfers()[0].state, "failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_page_out_of_order_or_beyond_what_was_asked_is_refused() {
+    let stored = |id| wire::StoredMessage {
+        id,
+        from: "liar".into(),
+        to: None,
+        text: format!("m{id}"),
+        time: 0,
+    };
+    let server = FakeServer::start(move || -> Script {
+        Box::new(move |msg| match msg {
+            ClientMsg::History { req, before, .. } => {
+                // Asked for the page before 10, it sends ids from above; asked for the latest,
+                // it sends them newest first; and a page of more than was asked for.
+                let messages = match before {
+                    Some(10) => vec![stored(5), stored(12)],
+                    Some(_) => (1..=5).map(stored).collect(),
+                    None => vec![stored(9), stored(8)],
+                };
+                vec![
+                    ServerMsg::History {
+                        req: *req,
+                        with: None,
+                        messages,
+                        more: true,
+                    }
+                    .to_frame(),
+                ]
+            }
+            _ => vec![],
+        })
+    })
+    .await;
+    let (client, _events) = Client::connect(&server.addr.to_string(), "victim", &server.trust())
+        .await
+        .unwrap();
+    for query in [
+        client::HistoryQuery {
+            before: Some(10),
+            ..Default::default()
+        },
+        client::HistoryQuery::default(),
+        client::HistoryQuery {
+            before: Some(100),
+            limit: Some(2),
+            ..Default::default()
+        },
+    ] {
+        let answer = client.history(query.clone()).await;
+        assert!(
+            matches!(&answer, Err(client::ClientError::Protocol(_))),
+            "{query:?} gave {answer:?}"
+        );
+    }
+}

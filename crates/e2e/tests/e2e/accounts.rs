@@ -749,3 +749,152 @@ async fn every_message_anyone_received_is_in_the_history_after_a_kill_dash_9() {
         lost.first()
     );
 }
+
+/// The client library end to end: it registers, logs in with a password, queues a message for
+/// an offline account and receives it as such, pages history, changes the password and
+/// deletes the account.
+#[tokio::test]
+async fn the_client_library_does_accounts_history_and_offline_messages() {
+    use client::{Client, Event, HistoryQuery, Login, Password};
+    use test_support::wait_for;
+    let server = start_with(cheap).await;
+    let trust = server.trust();
+    let addr = server.addr.clone();
+    let login = |name: &str, password: &str, register: bool| Login {
+        name: name.into(),
+        password: Some(Password::new(password)),
+        register,
+    };
+    // Registered on joining, and after joining as a guest.
+    let (carol, _carol_events) = Client::connect_as(
+        &addr,
+        &login("carol", "carol's password", true),
+        None,
+        &trust,
+    )
+    .await
+    .unwrap();
+    assert!(carol.is_account());
+    let (dave, _dave_events) = Client::connect(&addr, "dave", &trust).await.unwrap();
+    assert!(!dave.is_account());
+    let short = dave.register(&Password::new("short")).await;
+    assert_eq!(
+        short.as_ref().err().and_then(|e| e.code()),
+        Some(ErrorCode::InvalidPassword),
+        "{short:?}"
+    );
+    dave.register(&Password::new("dave's password"))
+        .await
+        .unwrap();
+    assert!(dave.is_account());
+    dave.quit().await.unwrap();
+
+    // Dave is offline: carol's private message is kept for him, and she is told so.
+    let mut carol_events = _carol_events;
+    wait_for(
+        &mut carol_events,
+        |e| matches!(e, Event::Left { name, .. } if name == "dave"),
+    )
+    .await;
+    for i in 0..3 {
+        carol
+            .send_private("dave", format!("while you were out {i}"))
+            .await
+            .unwrap();
+        let queued = wait_for(&mut carol_events, |e| matches!(e, Event::Queued { .. })).await;
+        assert!(
+            matches!(&queued, Event::Queued { to, .. } if to == "dave"),
+            "{queued:?}"
+        );
+    }
+    for i in 0..25 {
+        carol.send_all(format!("broadcast {i}")).await.unwrap();
+    }
+
+    // Dave logs in: the latest broadcasts as history, then what waited for him, in order.
+    let wrong = Client::connect_as(
+        &addr,
+        &login("dave", "not his password", false),
+        None,
+        &trust,
+    )
+    .await
+    .map(|_| ());
+    assert_eq!(
+        wrong.as_ref().err().and_then(|e| e.code()),
+        Some(ErrorCode::AuthFailed),
+        "{wrong:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (dave, mut dave_events) = Client::connect_as(
+        &addr,
+        &login("DAVE", "dave's password", false),
+        None,
+        &trust,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dave.name(), "dave");
+    let mut history = 0;
+    let mut offline = Vec::new();
+    while offline.len() < 3 {
+        match wait_for(&mut dave_events, |e| matches!(e, Event::Message { .. })).await {
+            Event::Message {
+                history: true,
+                private: false,
+                ..
+            } => history += 1,
+            Event::Message {
+                offline: true,
+                private: true,
+                text,
+                from,
+                ..
+            } => {
+                assert_eq!(from, "carol");
+                offline.push(text);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(history, 25);
+    let texts: Vec<String> = (0..3).map(|i| format!("while you were out {i}")).collect();
+    assert_eq!(offline, texts);
+
+    // History pages back through the broadcasts, and the private conversation is dave's.
+    let page = dave
+        .history(HistoryQuery {
+            limit: Some(10),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 10);
+    assert_eq!(page.messages[9].text, "broadcast 24");
+    let older = dave.history(page.older(Some(10)).unwrap()).await.unwrap();
+    assert_eq!(older.messages[9].text, "broadcast 14");
+    let private = dave
+        .history(HistoryQuery {
+            with: Some("carol".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let private: Vec<String> = private.messages.into_iter().map(|m| m.text).collect();
+    assert_eq!(private, texts);
+
+    // The password changes; the account goes, and its name is free for a guest.
+    dave.change_password(
+        &Password::new("dave's password"),
+        &Password::new("a new password"),
+    )
+    .await
+    .unwrap();
+    dave.delete_account(&Password::new("a new password"))
+        .await
+        .unwrap();
+    assert!(!dave.is_account());
+    dave.quit().await.unwrap();
+    let (guest, _) = Client::connect(&addr, "dave", &trust).await.unwrap();
+    assert!(!guest.is_account());
+}
