@@ -1,7 +1,7 @@
 //! What a line typed at the terminal means: the client library's [`Command`], or one of the
 //! few things only the terminal does.
 
-use client::{Command, DownloadOptions};
+use client::{Command, DownloadOptions, HistoryQuery, MAX_HISTORY_PAGE};
 
 /// One line of input, understood.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,20 @@ pub enum Input {
     Help,
     /// An empty line.
     Nothing,
+    /// An account command: its passwords are asked for (without echo at a terminal), never
+    /// typed on the command's line.
+    Account(AccountAction),
+}
+
+/// What an account command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountAction {
+    /// `/register`: make our name an account.
+    Register,
+    /// `/passwd`: change the account's password.
+    Passwd,
+    /// `/unregister`: delete the account.
+    Unregister,
 }
 
 /// A line that is not a valid command.
@@ -37,6 +51,12 @@ Commands:
   /resume ID           continue transfer ID
   /cancel ID           cancel transfer ID (its partial file is removed)
   /transfers           list your transfers
+  /history [NAME] [N] [--before ID]
+                       the last N (default 20, at most 200) messages said to everyone, or
+                       of your private conversation with NAME; --before pages further back
+  /register            make your name an account (asks for a password)
+  /passwd              change your account's password
+  /unregister          delete your account (asks for its password)
   /help                show this help
   /quit                leave (end of input does the same)";
 
@@ -72,6 +92,17 @@ pub fn parse(line: &str, download: &DownloadOptions) -> Result<Input, CommandErr
         "resume" | "continue" => Command::Resume(parse_id(args, "/resume ID")?),
         "cancel" => Command::Cancel(parse_id(args, "/cancel ID")?),
         "transfers" => Command::Transfers,
+        "history" => parse_history(args)?,
+        "register" | "passwd" | "password" | "unregister" if !args.is_empty() => {
+            // A password typed on the line would be in the editor's history (and on the
+            // screen): it is refused, never sent.
+            return Err(CommandError::Usage(
+                "/register, /passwd or /unregister alone: the password is asked for",
+            ));
+        }
+        "register" => return Ok(Input::Account(AccountAction::Register)),
+        "passwd" | "password" => return Ok(Input::Account(AccountAction::Passwd)),
+        "unregister" => return Ok(Input::Account(AccountAction::Unregister)),
         "users" => Command::Users,
         "files" => Command::Files,
         "quit" | "exit" => Command::Quit,
@@ -79,6 +110,39 @@ pub fn parse(line: &str, download: &DownloadOptions) -> Result<Input, CommandErr
         _ => return Err(CommandError::Unknown(format!("/{word}"))),
     };
     Ok(Input::Run(command))
+}
+
+/// Messages `/history` shows when not told how many.
+pub const HISTORY_DEFAULT: u32 = 20;
+
+fn parse_history(args: &str) -> Result<Command, CommandError> {
+    const USAGE: &str = "/history [NAME] [N] [--before ID] (N from 1 to 200)";
+    let mut words: Vec<&str> = args.split_whitespace().collect();
+    let mut before = None;
+    if let Some(at) = words.iter().position(|w| *w == "--before") {
+        let id = words.get(at + 1).and_then(|id| id.parse().ok());
+        before = Some(id.ok_or(CommandError::Usage(USAGE))?);
+        words.drain(at..at + 2);
+    }
+    let count = |word: &str| -> Result<u32, CommandError> {
+        word.parse()
+            .ok()
+            .filter(|n| (1..=MAX_HISTORY_PAGE as u32).contains(n))
+            .ok_or(CommandError::Usage(USAGE))
+    };
+    // A lone number is a count (a user named with digits only: `/history 42 20`).
+    let (with, limit) = match words.as_slice() {
+        [] => (None, HISTORY_DEFAULT),
+        [one] if one.bytes().all(|b| b.is_ascii_digit()) => (None, count(one)?),
+        [name] => (Some((*name).to_owned()), HISTORY_DEFAULT),
+        [name, n] => (Some((*name).to_owned()), count(n)?),
+        _ => return Err(CommandError::Usage(USAGE)),
+    };
+    Ok(Command::History(HistoryQuery {
+        with,
+        before,
+        limit: Some(limit),
+    }))
 }
 
 fn parse_id(args: &str, usage: &'static str) -> Result<u64, CommandError> {
@@ -179,6 +243,53 @@ mod tests {
         assert_eq!(parse("/cancel 3"), run(Command::Cancel(3)));
         assert!(matches!(parse("/pause x"), Err(CommandError::Usage(_))));
         assert_eq!(parse("/transfers"), run(Command::Transfers));
+    }
+
+    #[test]
+    fn history_takes_a_name_a_count_and_a_starting_point() {
+        let history = |with: Option<&str>, limit, before| {
+            run(Command::History(HistoryQuery {
+                with: with.map(str::to_owned),
+                before,
+                limit: Some(limit),
+            }))
+        };
+        assert_eq!(parse("/history"), history(None, 20, None));
+        assert_eq!(parse("/history 50"), history(None, 50, None));
+        assert_eq!(parse("/history bob"), history(Some("bob"), 20, None));
+        assert_eq!(parse("/history bob 5"), history(Some("bob"), 5, None));
+        assert_eq!(parse("/history 42 5"), history(Some("42"), 5, None));
+        assert_eq!(
+            parse("/history bob 5 --before 900"),
+            history(Some("bob"), 5, Some(900))
+        );
+        for bad in [
+            "/history 0",
+            "/history 201",
+            "/history bob x",
+            "/history --before",
+            "/history a b c",
+        ] {
+            assert!(matches!(parse(bad), Err(CommandError::Usage(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn account_commands_take_no_password_on_their_line() {
+        assert_eq!(
+            parse("/register"),
+            Ok(Input::Account(AccountAction::Register))
+        );
+        // A password typed on the line is refused, never sent.
+        assert!(matches!(
+            parse("/register hunter2hunter2"),
+            Err(CommandError::Usage(_))
+        ));
+        assert_eq!(parse("/passwd"), Ok(Input::Account(AccountAction::Passwd)));
+        assert_eq!(
+            parse("/unregister"),
+            Ok(Input::Account(AccountAction::Unregister))
+        );
     }
 
     #[test]

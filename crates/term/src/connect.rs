@@ -1,7 +1,9 @@
 //! Connecting from the terminal: the trust the flags ask for, the question a person at the
 //! terminal is asked about a new server key, and what a script is told about it.
 
-use client::{Client, ClientError, Events, Fingerprint, KeyStatus, NewKey, ServerKey, Trust};
+use client::{
+    Client, ClientError, Events, Fingerprint, KeyStatus, Login, NewKey, ServerKey, Trust,
+};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -49,17 +51,18 @@ impl TrustArgs {
         }
     }
 
-    /// Connects to `server` as `name`. When `ask`, a new key is shown to the person at the
-    /// terminal, who says whether to trust it; otherwise (scripts) it is trusted on first use.
+    /// Connects to `server` as `login` says. When `ask`, a new key is shown to the person at
+    /// the terminal, who says whether to trust it; otherwise (scripts) it is trusted on first
+    /// use.
     pub async fn connect(
         &self,
         server: &str,
-        name: &str,
+        login: &Login,
         ask: bool,
     ) -> Result<(Client, Events), Failure> {
         let new_key = if ask { NewKey::Ask } else { NewKey::Accept };
         let mut trust = self.trust(new_key);
-        match Client::connect(server, name, &trust).await {
+        match Client::connect_as(server, login, None, &trust).await {
             Err(ClientError::NewServerKey {
                 server: key_of,
                 fingerprint,
@@ -69,7 +72,7 @@ impl TrustArgs {
                 }
                 // Asking took a while: the server is asked again, and must show the same key.
                 trust.new_key = NewKey::Approved(fingerprint);
-                Client::connect(server, name, &trust)
+                Client::connect_as(server, login, None, &trust)
                     .await
                     .map_err(Failure::Client)
             }

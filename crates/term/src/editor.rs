@@ -34,6 +34,9 @@ struct State {
     status: BTreeMap<u64, String>,
     /// How many status rows the last redraw drew (the cursor sits on the prompt row below).
     drawn_rows: usize,
+    /// Reading a password: this prompt is shown instead of the usual one, what is typed is
+    /// not shown, and the line never goes into the history.
+    secret: Option<&'static str>,
 }
 
 /// Prints lines above the prompt. Cheap to clone.
@@ -54,6 +57,21 @@ impl EditorPrinter {
             redraw(&mut state, &mut out);
         }
         let _ = out.flush();
+    }
+
+    /// Reads the next line as a password: `prompt` is shown, the keys typed are not, and the
+    /// line is kept out of the history.
+    pub fn ask_secret(&self, prompt: &'static str) {
+        let mut state = lock(&self.state);
+        state.secret = Some(prompt);
+        state.line.clear();
+        state.cursor = 0;
+        state.browsing = None;
+        if !state.closed {
+            let mut out = std::io::stdout().lock();
+            redraw(&mut state, &mut out);
+            let _ = out.flush();
+        }
     }
 
     /// Shows (or with `None` removes) the status line `key` above the prompt.
@@ -111,6 +129,10 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
                         clear_area(&mut st, &mut out);
                         let _ = queue!(out, Print(PROMPT), Print(line), Print("\r\n"));
                     }
+                    Action::Secret(prompt, _) => {
+                        clear_area(&mut st, &mut out);
+                        let _ = queue!(out, Print(prompt), Print("\r\n"));
+                    }
                     Action::Close => {
                         st.closed = true;
                         clear_area(&mut st, &mut out);
@@ -124,7 +146,7 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
                 action
             };
             match submitted {
-                Action::Submit(line) => {
+                Action::Submit(line) | Action::Secret(_, line) => {
                     if tx.blocking_send(line).is_err() {
                         break;
                     }
@@ -141,6 +163,8 @@ pub fn start(tx: mpsc::Sender<String>) -> Option<EditorPrinter> {
 enum Action {
     Edited,
     Submit(String),
+    /// A password typed at this prompt.
+    Secret(&'static str, String),
     Close,
 }
 
@@ -190,6 +214,7 @@ fn edit(st: &mut State, key: KeyEvent) -> Action {
         KeyCode::Right => st.cursor = (st.cursor + 1).min(st.line.len()),
         KeyCode::Home => st.cursor = 0,
         KeyCode::End => st.cursor = st.line.len(),
+        KeyCode::Up | KeyCode::Down if st.secret.is_some() => {}
         KeyCode::Up => {
             let at = st.browsing.unwrap_or(st.history.len());
             if at > 0 {
@@ -214,6 +239,9 @@ fn edit(st: &mut State, key: KeyEvent) -> Action {
             let line: String = st.line.drain(..).collect();
             st.cursor = 0;
             st.browsing = None;
+            if let Some(prompt) = st.secret.take() {
+                return Action::Secret(prompt, line);
+            }
             if !line.trim().is_empty() && st.history.last() != Some(&line) {
                 if st.history.len() == HISTORY {
                     st.history.remove(0);
@@ -250,6 +278,11 @@ fn redraw(st: &mut State, out: &mut impl Write) {
         let _ = queue!(out, Print(fit::fit(line, width - 1)), Print("\r\n"));
     }
     st.drawn_rows = st.status.len();
+    if let Some(prompt) = st.secret {
+        // Nothing of a password is drawn, not even its length.
+        let _ = queue!(out, Print(prompt));
+        return;
+    }
     let room = width - fit::width(PROMPT) - 1;
     let (start, end, back) = fit::window(&st.line, st.cursor, room);
     let visible: String = st.line[start..end].iter().collect();
@@ -312,6 +345,30 @@ mod tests {
         assert_eq!(st.line.iter().collect::<String>(), "first");
         edit(&mut st, key(KeyCode::Down));
         assert_eq!(submit(&mut st).as_deref(), Some("second"));
+    }
+
+    #[test]
+    fn a_secret_line_is_not_drawn_and_stays_out_of_the_history() {
+        let mut st = State {
+            secret: Some("Password: "),
+            ..State::default()
+        };
+        type_text(&mut st, "hunter2hunter2");
+        let mut drawn = Vec::new();
+        redraw(&mut st, &mut drawn);
+        let drawn = String::from_utf8_lossy(&drawn);
+        assert!(
+            drawn.contains("Password: ") && !drawn.contains("hunter2"),
+            "{drawn}"
+        );
+        match edit(&mut st, key(KeyCode::Enter)) {
+            Action::Secret("Password: ", line) => assert_eq!(line, "hunter2hunter2"),
+            _ => panic!("not read as a secret"),
+        }
+        assert!(st.history.is_empty() && st.secret.is_none());
+        // The next line is an ordinary one again.
+        type_text(&mut st, "hello");
+        assert_eq!(submit(&mut st).as_deref(), Some("hello"));
     }
 
     #[test]

@@ -11,9 +11,12 @@ use std::process::ExitCode;
 
 /// Downloads `file` and exits: 0 only when it is complete and verified. A new server key is
 /// trusted on first use without asking: `get` runs in scripts.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     server: &str,
     name: &str,
+    login: &crate::account::LoginArgs,
+    ask: bool,
     trust: &TrustArgs,
     file: &str,
     output: Option<&Path>,
@@ -26,7 +29,13 @@ pub async fn run(
     };
     // With --json, the connection and the transfer's events are told as the chat's are.
     let mut json = json.then(|| Json::new(Printer::Stdout));
-    let (client, mut events) = match trust.connect(server, name, false).await {
+    let login = match crate::login_of(name, login, ask).await {
+        Ok(login) => login,
+        Err(sentence) => return fail(display::visible(&sentence).into_owned()),
+    };
+    // A new server key is trusted without asking; a password may be asked for.
+    let connected = crate::connect_asking(server, trust, login, false, ask).await;
+    let (client, mut events) = match connected.map(|(c, e, _)| (c, e)) {
         Ok(connected) => connected,
         Err(Failure::Client(err)) => {
             if let Some(out) = json.as_mut()

@@ -6,9 +6,11 @@
 //! the terminal an escape sequence.
 
 use crate::input::Printer;
-use crate::output::Output;
+use crate::output::{AccountChange, Output, Said};
 use chrono::{DateTime, Local, Utc};
-use client::{FileEntry, ServerKey, TransferEvent, TransferPhase, TransferState, TransferStatus};
+use client::{
+    FileEntry, HistoryPage, ServerKey, TransferEvent, TransferPhase, TransferState, TransferStatus,
+};
 use display::{human_size, visible as v};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -95,6 +97,17 @@ impl Human {
         self.paint(DIM, &format!("[{local}]"))
     }
 
+    /// A stored message's time: with its date unless it is today's.
+    fn dated(&self, time: &DateTime<Utc>) -> String {
+        let local = time.with_timezone(&Local);
+        let format = if local.date_naive() == Local::now().date_naive() {
+            "%H:%M:%S"
+        } else {
+            "%Y-%m-%d %H:%M"
+        };
+        self.paint(DIM, &format!("[{}]", local.format(format)))
+    }
+
     fn paint(&self, style: &str, text: &str) -> String {
         if self.color {
             format!("{style}{text}{RESET}")
@@ -110,9 +123,10 @@ impl Output for Human {
         crate::connect::tell_person(server, key);
     }
 
-    fn connected(&mut self, name: &str, server: &str, users: &[String]) {
+    fn connected(&mut self, name: &str, server: &str, users: &[String], account: bool) {
+        let guest = if account { "" } else { " (a guest)" };
         let line = format!(
-            "{} connected to {server} as {}; {} online. Type /help for commands.",
+            "{} connected to {server} as {}{guest}; {} online. Type /help for commands.",
             self.paint(GREEN, "*"),
             self.paint(BOLD, &v(name)),
             users.len()
@@ -143,22 +157,100 @@ impl Output for Human {
         self.printer.line(line);
     }
 
-    fn message(&mut self, from: &str, text: &str, private: bool, time: &DateTime<Utc>) {
-        let line = if private {
-            format!(
-                "{} {} {}",
-                self.stamp(time),
-                self.paint(MAGENTA, &format!("[private] {}:", v(from))),
-                v(text)
-            )
+    fn message(&mut self, said: &Said<'_>) {
+        let (from, text) = (v(said.from), v(said.text));
+        // Stored messages carry their date, live ones only the time.
+        let stamp = if said.history || said.offline || said.to.is_some() {
+            self.dated(&said.time)
         } else {
-            format!(
-                "{} {} {}",
-                self.stamp(time),
-                self.paint(CYAN, &format!("{}:", v(from))),
-                v(text)
-            )
+            self.stamp(&said.time)
         };
+        let line = match said.to {
+            Some(to) => format!(
+                "{stamp} {} {text}",
+                self.paint(MAGENTA, &format!("{from} -> {}:", v(to)))
+            ),
+            None if said.private => {
+                let tag = if said.offline {
+                    "[private, while you were away]"
+                } else {
+                    "[private]"
+                };
+                format!(
+                    "{stamp} {} {text}",
+                    self.paint(MAGENTA, &format!("{tag} {from}:"))
+                )
+            }
+            None => format!("{stamp} {} {text}", self.paint(CYAN, &format!("{from}:"))),
+        };
+        self.printer.line(line);
+    }
+
+    fn queued(&mut self, to: &str, _id: u64) {
+        let line = format!(
+            "{} {} is offline; your message is kept and delivered when they log in",
+            self.paint(GREEN, "*"),
+            v(to)
+        );
+        self.printer.line(self.paint(DIM, &line));
+    }
+
+    fn history(&mut self, page: &HistoryPage) {
+        let whose = match &page.with {
+            Some(with) => format!("your conversation with {}", v(with)),
+            None => "messages to everyone".to_owned(),
+        };
+        let header = match page.messages.len() {
+            0 => format!("{} no stored {whose}", self.paint(GREEN, "*")),
+            n => format!(
+                "{} {n} stored {whose}, oldest first:",
+                self.paint(GREEN, "*")
+            ),
+        };
+        self.printer.line(header);
+        for m in &page.messages {
+            let said = Said {
+                id: Some(m.id),
+                from: &m.from,
+                to: m.to.as_deref(),
+                text: &m.text,
+                private: m.to.is_some(),
+                time: client::time_from_millis(m.time),
+                history: true,
+                offline: false,
+            };
+            self.message(&said);
+        }
+        if let (true, Some(first)) = (page.more, page.messages.first()) {
+            let with = page
+                .with
+                .as_deref()
+                .map(|w| format!(" {}", v(w)))
+                .unwrap_or_default();
+            let line = format!(
+                "{} older ones: /history{with} {} --before {}",
+                self.paint(GREEN, "*"),
+                page.messages.len(),
+                first.id
+            );
+            self.printer.line(self.paint(DIM, &line));
+        }
+    }
+
+    fn account(&mut self, change: AccountChange, name: &str) {
+        let text = match change {
+            AccountChange::Registered => format!(
+                "{} is your account now: only its password logs in with it (give it with \
+                 --password-file or $MESSENGER_PASSWORD, or type it when asked)",
+                v(name)
+            ),
+            AccountChange::PasswordChanged => "your password was changed".to_owned(),
+            AccountChange::Deleted => format!(
+                "the account {} is deleted; you are online as a guest",
+                v(name)
+            ),
+        };
+        let line = format!("{} {text}", self.paint(GREEN, "*"));
         self.printer.line(line);
     }
 
@@ -316,6 +408,13 @@ impl Output for Human {
     fn info(&mut self, text: &str) {
         for line in text.lines() {
             self.printer.line(line.to_owned());
+        }
+    }
+
+    fn ask_secret(&mut self, prompt: &'static str) {
+        if !self.printer.ask_secret(prompt) {
+            // No line editor: the next line of input answers; say which is wanted.
+            eprintln!("messenger: {}", prompt.trim_end());
         }
     }
 }

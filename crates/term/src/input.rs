@@ -60,6 +60,18 @@ impl Printer {
         }
     }
 
+    /// Reads the next line as a password at the line editor (`prompt` shown, the keys not).
+    /// False when there is no editor (the next line of input is read as it comes).
+    pub fn ask_secret(&mut self, prompt: &'static str) -> bool {
+        match self {
+            Printer::Stdout => false,
+            Printer::Editor(printer) => {
+                printer.ask_secret(prompt);
+                true
+            }
+        }
+    }
+
     /// Shows a live status line (`Some`) or removes it (`None`). Returns false when there is no
     /// place for live lines (output is not a terminal).
     pub fn status(&mut self, key: u64, line: Option<String>) -> bool {

@@ -3,10 +3,11 @@
 //! README's table of events documents (a test below holds the two together).
 
 use crate::input::Printer;
-use crate::output::Output;
+use crate::output::{AccountChange, Output, Said};
 use chrono::{DateTime, SecondsFormat, Utc};
 use client::{
-    CloseReason, FileEntry, ServerKey, TransferEvent, TransferPhase, TransferState, TransferStatus,
+    CloseReason, FileEntry, HistoryPage, ServerKey, TransferEvent, TransferPhase, TransferState,
+    TransferStatus,
 };
 use serde::Serialize;
 use std::borrow::Cow;
@@ -24,6 +25,7 @@ pub enum JsonEvent<'a> {
         name: &'a str,
         server: &'a str,
         users: &'a [String],
+        account: bool,
     },
     Joined {
         name: &'a str,
@@ -39,7 +41,24 @@ pub enum JsonEvent<'a> {
         text: &'a str,
         private: bool,
         time: String,
+        id: Option<u64>,
+        history: bool,
+        offline: bool,
     },
+    Queued {
+        to: &'a str,
+        id: u64,
+    },
+    History {
+        with: Option<&'a str>,
+        messages: Vec<StoredJson<'a>>,
+        more: bool,
+    },
+    Registered {
+        name: &'a str,
+    },
+    PasswordChanged,
+    AccountDeleted,
     Users {
         names: &'a [String],
     },
@@ -107,6 +126,17 @@ pub enum TransferJson<'a> {
         error: &'a str,
     },
     Cancelled,
+}
+
+/// One message of a `history` event.
+#[derive(Debug, Serialize)]
+pub struct StoredJson<'a> {
+    id: u64,
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    text: &'a str,
+    time: String,
 }
 
 /// One transfer in the answer to `/transfers`.
@@ -231,11 +261,12 @@ impl Output for Json {
         self.emit(&JsonEvent::server_key(key));
     }
 
-    fn connected(&mut self, name: &str, server: &str, users: &[String]) {
+    fn connected(&mut self, name: &str, server: &str, users: &[String], account: bool) {
         self.emit(&JsonEvent::Connected {
             name,
             server,
             users,
+            account,
         });
     }
 
@@ -254,12 +285,46 @@ impl Output for Json {
         });
     }
 
-    fn message(&mut self, from: &str, text: &str, private: bool, time: &DateTime<Utc>) {
+    fn message(&mut self, said: &Said<'_>) {
         self.emit(&JsonEvent::Message {
-            from,
-            text,
-            private,
-            time: rfc3339(time),
+            from: said.from,
+            text: said.text,
+            private: said.private,
+            time: rfc3339(&said.time),
+            id: said.id,
+            history: said.history,
+            offline: said.offline,
+        });
+    }
+
+    fn queued(&mut self, to: &str, id: u64) {
+        self.emit(&JsonEvent::Queued { to, id });
+    }
+
+    fn history(&mut self, page: &HistoryPage) {
+        let messages = page
+            .messages
+            .iter()
+            .map(|m| StoredJson {
+                id: m.id,
+                from: &m.from,
+                to: m.to.as_deref(),
+                text: &m.text,
+                time: rfc3339(&client::time_from_millis(m.time)),
+            })
+            .collect();
+        self.emit(&JsonEvent::History {
+            with: page.with.as_deref(),
+            messages,
+            more: page.more,
+        });
+    }
+
+    fn account(&mut self, change: AccountChange, name: &str) {
+        self.emit(&match change {
+            AccountChange::Registered => JsonEvent::Registered { name },
+            AccountChange::PasswordChanged => JsonEvent::PasswordChanged,
+            AccountChange::Deleted => JsonEvent::AccountDeleted,
         });
     }
 
@@ -294,6 +359,9 @@ impl Output for Json {
     fn info(&mut self, text: &str) {
         eprintln!("{text}");
     }
+
+    /// A script answers with the next line; stdout stays pure JSON.
+    fn ask_secret(&mut self, _prompt: &'static str) {}
 }
 
 #[cfg(test)]
@@ -317,6 +385,7 @@ mod tests {
                 name: "a",
                 server: "s",
                 users: &users,
+                account: false,
             },
             JsonEvent::Joined {
                 name: "a",
@@ -332,7 +401,25 @@ mod tests {
                 text: "hi",
                 private: false,
                 time: "t".into(),
+                id: Some(1),
+                history: false,
+                offline: false,
             },
+            JsonEvent::Queued { to: "a", id: 1 },
+            JsonEvent::History {
+                with: Some("a"),
+                messages: vec![StoredJson {
+                    id: 1,
+                    from: "a",
+                    to: Some("b"),
+                    text: "hi",
+                    time: "t".into(),
+                }],
+                more: false,
+            },
+            JsonEvent::Registered { name: "a" },
+            JsonEvent::PasswordChanged,
+            JsonEvent::AccountDeleted,
             JsonEvent::Users { names: &users },
             JsonEvent::Files { files: &files },
             JsonEvent::Error {
@@ -448,11 +535,12 @@ mod tests {
             name: "robot",
             server: "127.0.0.1:50000",
             users: &users,
+            account: false,
         }
         .line();
         assert_eq!(
             line,
-            r#"{"event":"connected","name":"robot","server":"127.0.0.1:50000","users":["alice","robot"]}"#
+            r#"{"event":"connected","name":"robot","server":"127.0.0.1:50000","users":["alice","robot"],"account":false}"#
         );
         let line = JsonEvent::Disconnected {
             reason: "quit",

@@ -1,5 +1,6 @@
 //! `messenger`: the terminal chat client.
 
+mod account;
 mod command;
 mod connect;
 mod editor;
@@ -10,13 +11,16 @@ mod input;
 mod json;
 mod output;
 
+use account::{LoginArgs, Questions, Step};
 use clap::Parser;
-use client::{Client, ClientError, Command, Event, InFlight, Reply, TransferPhase};
+use client::{
+    Client, ClientError, Command, ErrorCode, Event, InFlight, Login, Password, Reply, TransferPhase,
+};
 use command::{CommandError, Input};
 use connect::{Failure, TrustArgs};
 use human::Human;
 use json::Json;
-use output::Output;
+use output::{AccountChange, Output};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +32,9 @@ use std::time::Duration;
 /// on first use, as ssh does: a person at a terminal is shown its key's fingerprint and asked,
 /// a script (--json, or input that is not a terminal, or `get`) trusts it and says so; the key
 /// is recorded in known_servers, and a server whose key changed is always refused.
+///
+/// A registered name needs its password: from --password-file, $MESSENGER_PASSWORD, or typed
+/// (without echo) when asked; never on the command line. --register makes the name an account.
 ///
 /// With --json, every event is one JSON object per line on stdout (for scripts).
 /// Exit status: 0 after /quit or end of input (once running downloads have finished), 1 when
@@ -58,6 +65,8 @@ struct Args {
     stall_timeout: u64,
     #[command(flatten)]
     trust: TrustArgs,
+    #[command(flatten)]
+    login: LoginArgs,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -82,9 +91,12 @@ async fn main() -> ExitCode {
     let terminal = TerminalGuard::save();
     let code = match &args.command {
         Some(Sub::Get { file, output }) => {
+            let ask = !args.json && std::io::stdin().is_terminal();
             get::run(
                 &args.server,
                 &args.name,
+                &args.login,
+                ask,
                 &args.trust,
                 file,
                 output.as_deref(),
@@ -99,25 +111,107 @@ async fn main() -> ExitCode {
     code
 }
 
-async fn run(args: Args) -> ExitCode {
-    // A person at the terminal is asked about a new server key; a script is not.
-    let ask = !args.json && std::io::stdin().is_terminal();
-    let (client, mut events) = match args.trust.connect(&args.server, &args.name, ask).await {
-        Ok(connected) => connected,
-        Err(Failure::Declined) => {
-            eprintln!("messenger: the server's key was not trusted; not connected");
-            return ExitCode::FAILURE;
+/// Who to log in as: the flags' name, with the password the flags or the environment give
+/// (asked for twice at a terminal for `--register` without one).
+async fn login_of(name: &str, flags: &LoginArgs, ask: bool) -> Result<Login, String> {
+    let mut password = flags.given()?;
+    if flags.register() && password.is_none() {
+        if !ask {
+            return Err(format!(
+                "--register needs a password: --password-file FILE or ${}",
+                account::PASSWORD_ENV
+            ));
         }
-        Err(Failure::Client(err)) => {
-            if args.json
-                && let Some(code) = err.code()
-            {
-                Json::new(input::Printer::Stdout).error(code.as_str(), &err.to_string());
-            }
-            eprintln!("messenger: {}", sentence(&err, &args));
+        let first = prompt(format!("New password for {}: ", display::visible(name))).await;
+        let again = prompt("New password again: ".into()).await;
+        match (first, again) {
+            (Some(first), Some(again)) if first == again => password = Some(first),
+            (Some(_), Some(_)) => return Err("the two passwords differ; not connected".into()),
+            _ => return Err("no password was given; not connected".into()),
+        }
+    }
+    Ok(Login {
+        name: name.to_owned(),
+        register: flags.register() && password.is_some(),
+        password,
+    })
+}
+
+/// Asks the person at the terminal for a password, without echo.
+async fn prompt(text: String) -> Option<Password> {
+    tokio::task::spawn_blocking(move || account::prompt_blocking(&text))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Connects as `login`, asking the person at the terminal about a new server key when
+/// `ask_key`; when `ask_password` and the name turns out to be an account, asks for its
+/// password and tries again.
+pub async fn connect_asking(
+    server: &str,
+    trust: &TrustArgs,
+    mut login: Login,
+    ask_key: bool,
+    ask_password: bool,
+) -> Result<(Client, client::Events, Login), Failure> {
+    let ask = ask_key;
+    match trust.connect(server, &login, ask).await {
+        Ok((client, events)) => Ok((client, events, login)),
+        Err(Failure::Client(err))
+            if ask_password
+                && login.password.is_none()
+                && err.code() == Some(ErrorCode::AuthFailed) =>
+        {
+            let asked = format!(
+                "{} needs a password here. Password: ",
+                display::visible(&login.name)
+            );
+            let Some(password) = prompt(asked).await else {
+                return Err(Failure::Client(err));
+            };
+            login.password = Some(password);
+            let (client, events) = trust.connect(server, &login, ask).await?;
+            Ok((client, events, login))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
+    // A person at the terminal is asked about a new server key, and for a password; a script
+    // is not.
+    let ask = !args.json && std::io::stdin().is_terminal();
+    let login = match login_of(&args.name, &args.login, ask).await {
+        Ok(login) => login,
+        Err(sentence) => {
+            eprintln!("messenger: {}", display::visible(&sentence));
             return ExitCode::FAILURE;
         }
     };
+    let (client, mut events, login) =
+        match connect_asking(&args.server, &args.trust, login, ask, ask).await {
+            Ok(connected) => connected,
+            Err(Failure::Declined) => {
+                eprintln!("messenger: the server's key was not trusted; not connected");
+                return ExitCode::FAILURE;
+            }
+            Err(Failure::Client(err)) => {
+                if args.json
+                    && let Some(code) = err.code()
+                {
+                    Json::new(input::Printer::Stdout).error(code.as_str(), &err.to_string());
+                }
+                eprintln!("messenger: {}", sentence(&err, &args));
+                return ExitCode::FAILURE;
+            }
+        };
+    // The account's password, to answer what `/passwd` and `/unregister` would ask.
+    let mut known = login.password;
+    // The questions of an account command under way: the next lines answer them.
+    let mut asking: Option<Questions> = None;
+    // What `known` becomes when the account command under way succeeds.
+    let mut becomes: Option<Password> = None;
     let color =
         !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let download = download_options(&args);
@@ -128,7 +222,12 @@ async fn run(args: Args) -> ExitCode {
         Box::new(Human::new(color, printer))
     };
     out.server_key(&args.server, client.server_key());
-    out.connected(client.name(), &args.server, client.users_at_join());
+    out.connected(
+        client.name(),
+        &args.server,
+        client.users_at_join(),
+        client.is_account(),
+    );
 
     // Once we said goodbye, the server's bye should follow at once; do not wait forever for it.
     let mut quit_deadline: Option<tokio::time::Instant> = None;
@@ -179,8 +278,27 @@ async fn run(args: Args) -> ExitCode {
                 Some(event) => out.event(&event),
                 None => return ExitCode::FAILURE,
             },
-            reply = inflight.next() => show_reply(reply, out.as_mut()),
+            reply = inflight.next() => {
+                match &reply {
+                    Ok(Reply::Registered | Reply::PasswordChanged) => known = becomes.take(),
+                    Ok(Reply::AccountDeleted) => known = None,
+                    _ => {}
+                }
+                show_reply(reply, client.name(), out.as_mut());
+            }
             line = lines.recv(), if !quitting && !draining => {
+                if let Some(questions) = asking.as_mut() {
+                    // The answer to a password question: never parsed as a command.
+                    let step = match line {
+                        Some(line) => questions.answer(&line),
+                        None => {
+                            draining = true;
+                            Step::Stop("input ended; nothing was changed")
+                        }
+                    };
+                    asking = take_step(step, asking, &client, &mut inflight, &mut becomes, out.as_mut());
+                    continue;
+                }
                 let input = match line {
                     Some(line) => command::parse(&line, &download),
                     None => {
@@ -197,6 +315,19 @@ async fn run(args: Args) -> ExitCode {
                         }
                     },
                     Ok(Input::Run(command)) => inflight.push(&client, command),
+                    Ok(Input::Account(action)) => {
+                        let interactive = !args.json && std::io::stdin().is_terminal();
+                        let (questions, step) =
+                            Questions::start(action, known.clone(), interactive);
+                        asking = take_step(
+                            step,
+                            Some(questions),
+                            &client,
+                            &mut inflight,
+                            &mut becomes,
+                            out.as_mut(),
+                        );
+                    }
                     Ok(Input::Help) => out.info(command::HELP),
                     Ok(Input::Nothing) => {}
                     Err(CommandError::Unknown(word)) => out.error(
@@ -208,6 +339,32 @@ async fn run(args: Args) -> ExitCode {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Acts on one step of an account command's questions; returns the questions still open.
+fn take_step(
+    step: Step,
+    questions: Option<Questions>,
+    client: &Client,
+    inflight: &mut InFlight,
+    becomes: &mut Option<Password>,
+    out: &mut dyn Output,
+) -> Option<Questions> {
+    match step {
+        Step::Ask(prompt) => {
+            out.ask_secret(prompt);
+            questions
+        }
+        Step::Run(command, after) => {
+            *becomes = after;
+            inflight.push(client, command);
+            None
+        }
+        Step::Stop(why) => {
+            out.error("bad_arguments", why);
+            None
         }
     }
 }
@@ -238,11 +395,15 @@ fn download_options(args: &Args) -> client::DownloadOptions {
 }
 
 /// Shows what a command gave back: a listing, or why it failed.
-fn show_reply(reply: Result<Reply, ClientError>, out: &mut dyn Output) {
+fn show_reply(reply: Result<Reply, ClientError>, name: &str, out: &mut dyn Output) {
     match reply {
         Ok(Reply::Users(names)) => out.users(&names),
         Ok(Reply::Files(files)) => out.files(&files),
         Ok(Reply::Transfers(all)) => out.transfers(&all),
+        Ok(Reply::History(page)) => out.history(&page),
+        Ok(Reply::Registered) => out.account(AccountChange::Registered, name),
+        Ok(Reply::PasswordChanged) => out.account(AccountChange::PasswordChanged, name),
+        Ok(Reply::AccountDeleted) => out.account(AccountChange::Deleted, name),
         // Sent, or started: what follows arrives as events.
         Ok(Reply::Done | Reply::Download(_)) => {}
         Err(err) => {

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounts;
 mod cli_human;
 mod cli_json;
 mod cli_slow_answers;

@@ -46,9 +46,21 @@ impl Cli {
 
     /// The client joining `addr` as `name`, trusting `key` if given (else as `extra` says).
     pub fn spawn_to(addr: &str, key: Option<&Fingerprint>, name: &str, extra: &[&str]) -> Self {
+        Self::spawn_env(addr, key, name, extra, &[])
+    }
+
+    /// As [`Cli::spawn_to`], with more environment variables.
+    pub fn spawn_env(
+        addr: &str,
+        key: Option<&Fingerprint>,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = messenger(key)
             .args(["--server", addr, "--name", name, "--json"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
