@@ -3,7 +3,8 @@
 
 use crate::net::{Net, Update};
 use client::{
-    Command, DownloadOptions, Event, FileEntry, Fingerprint, TransferPhase, TransferState,
+    Command, DownloadOptions, Event, FileEntry, Fingerprint, HistoryPage, HistoryQuery, Login,
+    MIN_PASSWORD_LEN, Password, TransferPhase, TransferState,
 };
 use display::{human_size, visible as v};
 use egui::{Color32, RichText};
@@ -31,6 +32,8 @@ pub struct Line {
     pub text: String,
     /// Ours, theirs or a notice.
     pub kind: LineKind,
+    /// The server's id of the message (none for notices, and for our own lines as typed).
+    pub id: Option<u64>,
 }
 
 /// Whose line it is.
@@ -44,10 +47,32 @@ pub enum LineKind {
     Notice,
 }
 
-#[derive(Debug, Default)]
+/// Messages fetched at a time when a conversation is scrolled to its top.
+pub const OLDER_PAGE: u32 = 50;
+
+#[derive(Debug)]
 struct Thread {
     lines: Vec<Line>,
     unread: usize,
+    /// Older messages may be stored on the server.
+    more: bool,
+    /// A page of older ones was asked for and has not come yet.
+    loading: bool,
+    /// The ids of the messages shown: a message that comes both in a page and live is shown
+    /// once.
+    ids: std::collections::HashSet<u64>,
+}
+
+impl Default for Thread {
+    fn default() -> Self {
+        Self {
+            lines: Vec::new(),
+            unread: 0,
+            more: true,
+            loading: false,
+            ids: std::collections::HashSet::new(),
+        }
+    }
 }
 
 /// A download as the transfers panel shows it.
@@ -90,6 +115,18 @@ pub struct ClientApp {
     pub addr: String,
     /// Name on the connect screen (remembered between runs).
     pub name: String,
+    /// Password on the connect screen: for a registered name, or to register one (never
+    /// remembered, and forgotten once connected).
+    pub password: String,
+    /// The last connect asked to register (kept for the retry after a new key is trusted).
+    registering: bool,
+    /// Logged in to an account.
+    account: bool,
+    /// The conversation's scroll position was at its top last frame.
+    was_at_top: bool,
+    /// Where to put the conversation's scroll position next frame (after older lines came in
+    /// above what was shown).
+    scroll_to: Option<f32>,
     /// Where downloads go.
     pub download_dir: PathBuf,
     screen: Screen,
@@ -118,6 +155,11 @@ impl ClientApp {
             net,
             addr,
             name,
+            password: String::new(),
+            registering: false,
+            account: false,
+            was_at_top: false,
+            scroll_to: None,
             download_dir,
             screen: Screen::Connect,
             connecting: false,
@@ -144,6 +186,11 @@ impl ClientApp {
     /// True once connected.
     pub fn is_connected(&self) -> bool {
         matches!(self.screen, Screen::Chat)
+    }
+
+    /// True when logged in to a registered account (not a guest).
+    pub fn is_account(&self) -> bool {
+        self.account
     }
 
     /// The lines of a conversation.
@@ -198,11 +245,17 @@ impl ClientApp {
     /// Applies one update from the network (what [`ClientApp::poll_network`] does with each).
     pub fn apply(&mut self, update: Update) {
         match update {
-            Update::Connected { name, users } => {
+            Update::Connected {
+                name,
+                users,
+                account,
+            } => {
                 self.connecting = false;
                 self.connect_error = None;
+                self.password.clear();
                 self.me = name;
                 self.online = users;
+                self.account = account;
                 self.screen = Screen::Chat;
                 self.net.send(Command::Files);
             }
@@ -219,7 +272,28 @@ impl ClientApp {
             }
             Update::Users(users) => self.online = users,
             Update::Files(files) => self.files = files,
-            Update::Error(why) => self.status = Some(why),
+            Update::History(page) => self.older_lines(page),
+            Update::Account(change) => {
+                self.status = Some(
+                    match change {
+                        Some(true) => "your name is an account now",
+                        Some(false) => "the account is deleted; you are a guest",
+                        None => "your password was changed",
+                    }
+                    .into(),
+                );
+                if let Some(account) = change {
+                    self.account = account;
+                }
+            }
+            Update::Error(why) => {
+                // A page that was asked for will not come: stop asking for that conversation.
+                for thread in self.threads.values_mut().filter(|t| t.loading) {
+                    thread.loading = false;
+                    thread.more = false;
+                }
+                self.status = Some(why);
+            }
             Update::Event(event) => self.event(event),
         }
     }
@@ -243,10 +317,12 @@ impl ClientApp {
                 self.notice((self.time_format)(time), format!("{} left{why}", v(&name)));
             }
             Event::Message {
+                id,
                 from,
                 text,
                 private,
                 time,
+                ..
             } => {
                 let conversation = if private {
                     Conversation::With(from.clone())
@@ -258,8 +334,20 @@ impl ClientApp {
                     from,
                     text,
                     kind: LineKind::Theirs,
+                    id,
                 };
                 self.push(conversation, line);
+            }
+            Event::Queued { to, .. } => {
+                let time = (self.time_format)(chrono::Utc::now());
+                let line = Line {
+                    time,
+                    from: String::new(),
+                    text: format!("{to} is offline: the message is delivered when they log in"),
+                    kind: LineKind::Notice,
+                    id: None,
+                };
+                self.push(Conversation::With(to), line);
             }
             Event::Users(users) => self.online = users,
             Event::Files(files) => self.files = files,
@@ -361,12 +449,84 @@ impl ClientApp {
         }
     }
 
+    /// Puts a page of stored messages above what its conversation shows (those it shows
+    /// already are skipped).
+    fn older_lines(&mut self, page: HistoryPage) {
+        let conversation = page
+            .with
+            .clone()
+            .map_or(Conversation::Everyone, Conversation::With);
+        let me = self.me.clone();
+        let format = self.time_format;
+        let thread = self.threads.entry(conversation.clone()).or_default();
+        thread.loading = false;
+        thread.more = page.more;
+        let oldest = thread.lines.iter().filter_map(|l| l.id).min();
+        let older: Vec<Line> = page
+            .messages
+            .into_iter()
+            .filter(|m| oldest.is_none_or(|oldest| m.id < oldest) && thread.ids.insert(m.id))
+            .map(|m| Line {
+                time: format(client::time_from_millis(m.time)),
+                kind: if m.from == me {
+                    LineKind::Mine
+                } else {
+                    LineKind::Theirs
+                },
+                from: m.from,
+                text: m.text,
+                id: Some(m.id),
+            })
+            .collect();
+        let added = older.len();
+        thread.lines.splice(0..0, older);
+        if conversation == self.selected && added > 0 {
+            // Keep in view what was shown: the new lines are above it.
+            self.scroll_to = Some(added as f32 * LINE_HEIGHT);
+        }
+    }
+
+    /// Asks for the page of messages before the oldest one `conversation` shows, unless one
+    /// is on its way or there are no more.
+    fn load_older(&mut self, conversation: &Conversation) {
+        let account = self.account;
+        let Some(thread) = self.threads.get_mut(conversation) else {
+            return;
+        };
+        if !thread.more || thread.loading {
+            return;
+        }
+        let with = match conversation {
+            Conversation::Everyone => None,
+            // Only an account's private conversations are stored for it.
+            Conversation::With(_) if !account => {
+                thread.more = false;
+                return;
+            }
+            Conversation::With(name) => Some(name.clone()),
+        };
+        let before = thread.lines.iter().filter_map(|l| l.id).min();
+        let said = thread.lines.iter().any(|l| l.kind != LineKind::Notice);
+        if before.is_none() && said {
+            // Lines without ids (ours, as typed) cannot be placed among stored ones.
+            thread.more = false;
+            return;
+        }
+        thread.loading = true;
+        self.net.send(Command::History(HistoryQuery {
+            with,
+            before,
+            limit: Some(OLDER_PAGE),
+        }));
+    }
+
     fn notice(&mut self, time: String, text: String) {
         let line = Line {
             time,
             from: String::new(),
             text,
             kind: LineKind::Notice,
+            id: None,
         };
         self.push(Conversation::Everyone, line);
     }
@@ -374,6 +534,11 @@ impl ClientApp {
     fn push(&mut self, conversation: Conversation, line: Line) {
         let reading = conversation == self.selected;
         let thread = self.threads.entry(conversation).or_default();
+        if let Some(id) = line.id
+            && !thread.ids.insert(id)
+        {
+            return; // shown already, from a page of history
+        }
         thread.lines.push(line);
         if !reading {
             thread.unread += 1;
@@ -404,6 +569,7 @@ impl ClientApp {
             from: self.me.clone(),
             text,
             kind: LineKind::Mine,
+            id: None,
         };
         self.push(self.selected.clone(), line);
     }
@@ -437,13 +603,40 @@ impl ClientApp {
                         .text_edit_singleline(&mut self.name)
                         .labelled_by(label.id);
                     ui.end_row();
-                    let enter = name.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    let label = ui.label("Password");
+                    let password = ui
+                        .add(
+                            egui::TextEdit::singleline(&mut self.password)
+                                .password(true)
+                                .hint_text("for a registered name"),
+                        )
+                        .labelled_by(label.id);
+                    ui.end_row();
+                    let enter = (name.lost_focus() || password.lost_focus())
+                        && ui.input(|i| i.key_pressed(egui::Key::Enter));
                     ui.label("");
                     let idle = !self.connecting && self.new_key.is_none();
-                    let button = ui.add_enabled(idle, egui::Button::new("Connect"));
-                    if (button.clicked() || enter) && idle {
-                        self.connect(None);
-                    }
+                    ui.horizontal(|ui| {
+                        let button = ui.add_enabled(idle, egui::Button::new("Connect"));
+                        if (button.clicked() || enter) && idle {
+                            self.registering = false;
+                            self.connect(None);
+                        }
+                        let register = ui
+                            .add_enabled(idle, egui::Button::new("Register"))
+                            .on_hover_text("make the name an account with the password");
+                        if register.clicked() && idle {
+                            if self.password.len() < MIN_PASSWORD_LEN {
+                                self.connect_error = Some(format!(
+                                    "to register, choose a password of at least \
+                                     {MIN_PASSWORD_LEN} characters"
+                                ));
+                            } else {
+                                self.registering = true;
+                                self.connect(None);
+                            }
+                        }
+                    });
                     ui.end_row();
                 });
             if self.connecting {
@@ -483,11 +676,14 @@ impl ClientApp {
     fn connect(&mut self, approved: Option<Fingerprint>) {
         self.connecting = true;
         self.connect_error = None;
-        self.net.connect(
-            self.addr.trim().to_owned(),
-            self.name.trim().to_owned(),
-            approved,
-        );
+        let password = (!self.password.is_empty()).then(|| Password::new(self.password.clone()));
+        let login = Login {
+            name: self.name.trim().to_owned(),
+            register: self.registering && password.is_some(),
+            password,
+        };
+        self.net
+            .connect(self.addr.trim().to_owned(), login, approved);
     }
 
     fn chat_screen(&mut self, ui: &mut egui::Ui) {
@@ -560,38 +756,49 @@ impl ClientApp {
     }
 
     fn messages(&mut self, ui: &mut egui::Ui) {
-        let lines = self.lines(&self.selected).to_vec();
-        egui::ScrollArea::vertical()
+        let selected = self.selected.clone();
+        let lines = self.lines(&selected).to_vec();
+        let mut area = egui::ScrollArea::vertical()
             .stick_to_bottom(true)
-            .auto_shrink(false)
-            .show(ui, |ui| {
-                for line in lines {
-                    ui.horizontal_wrapped(|ui| {
-                        ui.label(RichText::new(&line.time).weak().monospace());
-                        match line.kind {
-                            LineKind::Notice => {
-                                ui.label(RichText::new(v(&line.text)).italics().weak());
-                            }
-                            LineKind::Mine => {
-                                ui.label(
-                                    RichText::new(format!("{}:", v(&line.from)))
-                                        .strong()
-                                        .color(Color32::from_rgb(90, 160, 90)),
-                                );
-                                ui.label(v(&line.text));
-                            }
-                            LineKind::Theirs => {
-                                ui.label(
-                                    RichText::new(format!("{}:", v(&line.from)))
-                                        .strong()
-                                        .color(Color32::from_rgb(80, 140, 220)),
-                                );
-                                ui.label(v(&line.text));
-                            }
+            .auto_shrink(false);
+        if let Some(y) = self.scroll_to.take() {
+            area = area.vertical_scroll_offset(y);
+        }
+        let output = area.show(ui, |ui| {
+            for line in lines {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new(&line.time).weak().monospace());
+                    match line.kind {
+                        LineKind::Notice => {
+                            ui.label(RichText::new(v(&line.text)).italics().weak());
                         }
-                    });
-                }
-            });
+                        LineKind::Mine => {
+                            ui.label(
+                                RichText::new(format!("{}:", v(&line.from)))
+                                    .strong()
+                                    .color(Color32::from_rgb(90, 160, 90)),
+                            );
+                            ui.label(v(&line.text));
+                        }
+                        LineKind::Theirs => {
+                            ui.label(
+                                RichText::new(format!("{}:", v(&line.from)))
+                                    .strong()
+                                    .color(Color32::from_rgb(80, 140, 220)),
+                            );
+                            ui.label(v(&line.text));
+                        }
+                    }
+                });
+            }
+        });
+        // Scrolled up to the top (or everything fits): older messages are fetched.
+        let at_top = output.state.clamped_offset().y <= 0.5;
+        let fits = output.content_size.y <= output.inner_rect.height();
+        if (at_top && !self.was_at_top) || fits {
+            self.load_older(&selected);
+        }
+        self.was_at_top = at_top;
     }
 
     fn composer(&mut self, ui: &mut egui::Ui) {
@@ -738,6 +945,9 @@ impl ClientApp {
         }
     }
 }
+
+/// About the height of one line of a conversation, in points.
+const LINE_HEIGHT: f32 = 18.0;
 
 fn local(time: chrono::DateTime<chrono::Utc>) -> String {
     time.with_timezone(&chrono::Local)

@@ -7,5 +7,5 @@ mod app;
 pub mod net;
 mod server_app;
 
-pub use app::{ClientApp, Conversation, Line, LineKind, TransferView};
+pub use app::{ClientApp, Conversation, Line, LineKind, OLDER_PAGE, TransferView};
 pub use server_app::{LogBuffer, ServerApp};

@@ -3,7 +3,8 @@
 //! and the task asks egui for a repaint whenever something arrives.
 
 use client::{
-    Client, ClientError, Command, Event, FileEntry, Fingerprint, InFlight, NewKey, Reply, Trust,
+    Client, ClientError, Command, Event, FileEntry, Fingerprint, HistoryPage, InFlight, Login,
+    NewKey, Reply, Trust,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -12,12 +13,12 @@ use tokio::sync::mpsc;
 /// client library's, which every front end shares).
 #[derive(Debug, Clone, PartialEq)]
 enum Request {
-    /// Connect to `addr` as `name`.
+    /// Connect to `addr` as `login` says.
     Connect {
         /// `host:port`.
         addr: String,
-        /// User name.
-        name: String,
+        /// The name, and the password of an account.
+        login: Login,
         /// A new server key the user chose to trust, after [`Update::NewServerKey`]; the
         /// server must present it again.
         approved: Option<Fingerprint>,
@@ -35,6 +36,8 @@ pub enum Update {
         name: String,
         /// Who was online when we joined.
         users: Vec<String>,
+        /// Logged in to an account (not a guest).
+        account: bool,
     },
     /// Connecting failed; one sentence for the connect screen (a changed server key names
     /// both fingerprints).
@@ -53,6 +56,11 @@ pub enum Update {
     Users(Vec<String>),
     /// The shared files.
     Files(Vec<FileEntry>),
+    /// A page of stored messages, as asked for.
+    History(HistoryPage),
+    /// The account changed as asked: `Some(true)` registered, `Some(false)` deleted, `None`
+    /// its password changed.
+    Account(Option<bool>),
     /// A command failed; one sentence for the status bar.
     Error(String),
 }
@@ -91,12 +99,12 @@ impl Net {
         Self { requests, updates }
     }
 
-    /// Connects to `addr` as `name`; `approved` is a new server key the user chose to trust,
-    /// after [`Update::NewServerKey`] (the server must present it again).
-    pub fn connect(&self, addr: String, name: String, approved: Option<Fingerprint>) {
+    /// Connects to `addr` as `login` says; `approved` is a new server key the user chose to
+    /// trust, after [`Update::NewServerKey`] (the server must present it again).
+    pub fn connect(&self, addr: String, login: Login, approved: Option<Fingerprint>) {
         let _ = self.requests.send(Request::Connect {
             addr,
-            name,
+            login,
             approved,
         });
     }
@@ -140,8 +148,8 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, ui: Sender, trust: 
         tokio::select! {
             request = requests.recv() => match request {
                 None => return,
-                Some(Request::Connect { addr, name, approved }) => {
-                    if let Some(connected) = connect(&addr, &name, approved, &ui, &trust).await {
+                Some(Request::Connect { addr, login, approved }) => {
+                    if let Some(connected) = connect(&addr, &login, approved, &ui, &trust).await {
                         session = Some(connected);
                     }
                 }
@@ -153,6 +161,10 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, ui: Sender, trust: 
             reply = inflight.next() => match reply {
                 Ok(Reply::Users(users)) => ui.send(Update::Users(users)).await,
                 Ok(Reply::Files(files)) => ui.send(Update::Files(files)).await,
+                Ok(Reply::History(page)) => ui.send(Update::History(page)).await,
+                Ok(Reply::Registered) => ui.send(Update::Account(Some(true))).await,
+                Ok(Reply::AccountDeleted) => ui.send(Update::Account(Some(false))).await,
+                Ok(Reply::PasswordChanged) => ui.send(Update::Account(None)).await,
                 // Sent or started; the transfers panel follows the events.
                 Ok(Reply::Done | Reply::Download(_) | Reply::Transfers(_)) => {}
                 Err(err) => ui.send(Update::Error(err.to_string())).await,
@@ -174,7 +186,7 @@ async fn run(mut requests: mpsc::UnboundedReceiver<Request>, ui: Sender, trust: 
 /// Connects as the UI asked, and tells it how that went.
 async fn connect(
     addr: &str,
-    name: &str,
+    login: &Login,
     approved: Option<Fingerprint>,
     ui: &Sender,
     trust: &Trust,
@@ -183,11 +195,12 @@ async fn connect(
         new_key: approved.map_or(NewKey::Ask, NewKey::Approved),
         ..trust.clone()
     };
-    match Client::connect(addr, name, &trust).await {
+    match Client::connect_as(addr, login, None, &trust).await {
         Ok((client, events)) => {
             ui.send(Update::Connected {
                 name: client.name().to_owned(),
                 users: client.users_at_join().to_vec(),
+                account: client.is_account(),
             })
             .await;
             Some((client, events))

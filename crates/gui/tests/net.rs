@@ -49,7 +49,7 @@ fn a_slow_answer_holds_up_neither_chat_nor_a_pause() {
     let server = rt.block_on(fake_server::slow_to_answer());
     let dest = tempfile::tempdir().unwrap();
     let mut net = Net::start_with(rt.handle(), Arc::new(|| {}), Trust::pinned(server.key));
-    net.connect(server.addr.to_string(), "alice".into(), None);
+    net.connect(server.addr.to_string(), client::Login::guest("alice"), None);
     wait_for(&mut net, "connected", |u| {
         matches!(u, Update::Connected { .. })
     });

@@ -29,6 +29,22 @@ fn start_server(rt: &tokio::runtime::Runtime, files: &std::path::Path) -> Server
     })
 }
 
+/// A server whose passwords are cheap to hash, after `tweak`.
+fn start_server_with(
+    rt: &tokio::runtime::Runtime,
+    files: &std::path::Path,
+    tweak: impl FnOnce(&mut Config),
+) -> ServerHandle {
+    let mut config = Config::local(files, 2);
+    config.password_cost = server::accounts::Cost {
+        memory_kib: 64,
+        passes: 1,
+        lanes: 1,
+    };
+    tweak(&mut config);
+    rt.block_on(async { Server::bind(config).await.unwrap().spawn().unwrap() })
+}
+
 /// Trust in `server`'s key and no other.
 fn pinned(server: &ServerHandle) -> Trust {
     Trust::pinned(server.fingerprint())
@@ -450,6 +466,7 @@ fn a_running_transfer_shows_its_throughput_chart_with_rtt_and_loss() {
     window.state_mut().apply(gui::net::Update::Connected {
         name: "me".into(),
         users: vec!["me".into()],
+        account: false,
     });
     let transfer = |state| {
         gui::net::Update::Event(Event::Transfer(client::TransferEvent {
@@ -525,4 +542,147 @@ fn pause_and_continue_buttons_control_a_running_transfer() {
         app.transfers().values().any(|t| t.state == "done")
     });
     rt.block_on(server.stop());
+}
+
+#[test]
+fn a_name_is_registered_from_the_connect_screen_and_then_needs_its_password() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let server = start_server_with(&rt, files.path(), |_| {});
+    let addr = server.addr().to_string();
+
+    // Too short a password is refused in place, before anything is sent.
+    let mut window = client_window(&rt, &addr, files.path(), pinned(&server));
+    type_into(&mut window, "Name", "erin");
+    type_into(&mut window, "Password", "short");
+    window.get_by_label("Register").click();
+    window.run_steps(2);
+    assert!(
+        window
+            .state()
+            .connect_error()
+            .is_some_and(|e| e.contains("at least 8")),
+        "{:?}",
+        window.state().connect_error()
+    );
+    type_into(&mut window, "Password", " but longer now");
+    window.get_by_label("Register").click();
+    run_until(
+        &mut window,
+        "registered and connected",
+        ClientApp::is_connected,
+    );
+    assert!(window.state().is_account());
+    // The password is not kept once connected.
+    assert!(window.state().password.is_empty());
+    window.get_by_label("Log out").click();
+    run_until(&mut window, "logged out", |app| !app.is_connected());
+
+    // Without the password the name is refused, in place; with it, it is erin's again.
+    let mut window = client_window(&rt, &addr, files.path(), pinned(&server));
+    connect_error_for(&mut window, "erin");
+    assert!(
+        window
+            .state()
+            .connect_error()
+            .unwrap()
+            .contains("wrong name or password")
+    );
+    window.get_by_label_contains("wrong name or password");
+    type_into(&mut window, "Password", "short but longer now");
+    window.get_by_label("Connect").click();
+    run_until(&mut window, "logged in", ClientApp::is_connected);
+    assert!(window.state().is_account());
+}
+
+fn connect_error_for(window: &mut Harness<'_, ClientApp>, name: &str) {
+    type_into(window, "Name", name);
+    window.get_by_label("Connect").click();
+    run_until(window, "the refusal shows", |app| {
+        app.connect_error().is_some()
+    });
+}
+
+fn ids_shown(app: &ClientApp) -> Vec<u64> {
+    app.lines(&Conversation::Everyone)
+        .iter()
+        .filter_map(|l| l.id)
+        .collect()
+}
+
+#[test]
+fn older_messages_load_when_the_conversation_is_scrolled_to_its_top() {
+    let rt = runtime();
+    let files = tempfile::tempdir().unwrap();
+    let server = start_server_with(&rt, files.path(), |c| {
+        c.history_on_join = 10;
+        c.rate_burst = 1000;
+    });
+    let addr = server.addr().to_string();
+    let trust = pinned(&server);
+    let (talker, _events) = rt
+        .block_on(Client::connect(&addr, "talker", &trust))
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..200 {
+            talker.send_all(format!("message {i}")).await.unwrap();
+        }
+        // Everything is stored once the talker hears its own listing answered.
+        talker.users().await.unwrap();
+    });
+
+    let mut window = client_window(&rt, &addr, files.path(), pinned(&server));
+    connect_as(&mut window, "reader");
+    // Ten come on joining; they fit in the window, so a page of older ones follows, and then
+    // the conversation is taller than the window and nothing more is fetched by itself.
+    let first = 10 + gui::OLDER_PAGE as usize;
+    run_until(&mut window, "a page of older messages", |app| {
+        ids_shown(app).len() >= first
+    });
+    window.run_steps(20);
+    let shown = ids_shown(window.state());
+    assert_eq!(shown.len(), first, "fetched without scrolling");
+    assert!(
+        shown.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {shown:?}"
+    );
+    let last = window
+        .state()
+        .lines(&Conversation::Everyone)
+        .last()
+        .cloned();
+    assert_eq!(last.map(|l| l.text), Some("message 199".to_string()));
+
+    // Scrolling up to the top fetches the next page, in place above the others.
+    let centre = window.get_by_label_contains("message 199").rect().center();
+    for _ in 0..4 {
+        window.hover_at(centre);
+        window.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(0.0, 100.0),
+            modifiers: egui::Modifiers::NONE,
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+        });
+        window.run_steps(3);
+    }
+    run_until(&mut window, "the next page", |app| {
+        ids_shown(app).len() >= first + gui::OLDER_PAGE as usize
+    });
+    let shown = ids_shown(window.state());
+    assert!(
+        shown.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {shown:?}"
+    );
+    let texts: Vec<String> = window
+        .state()
+        .lines(&Conversation::Everyone)
+        .iter()
+        .filter(|l| l.id.is_some())
+        .map(|l| l.text.clone())
+        .collect();
+    let expected: Vec<String> = (200 - texts.len()..200)
+        .map(|i| format!("message {i}"))
+        .collect();
+    assert_eq!(texts, expected, "a gap or a duplicate");
 }
