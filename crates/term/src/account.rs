@@ -123,12 +123,18 @@ pub struct Questions {
 }
 
 impl Questions {
-    /// Starts `action`: what to ask first, or (everything known) what to run.
+    /// Starts `action`: what to ask first, or (everything known) what to run. A person is
+    /// always asked for the current password, as passwd(1) does (whoever sits at an unlocked
+    /// terminal cannot change or delete the account); a script's known one is used.
     pub fn start(
         action: AccountAction,
         known: Option<Password>,
         interactive: bool,
     ) -> (Self, Step) {
+        let known = match action {
+            AccountAction::Passwd | AccountAction::Unregister if interactive => None,
+            _ => known,
+        };
         let mut questions = Self {
             action,
             known,
@@ -266,6 +272,11 @@ mod tests {
             step,
             Step::Run(Command::DeleteAccount(pw("from file")), None)
         );
+        // A person is asked for the current password all the same.
+        let (_, step) = Questions::start(AccountAction::Passwd, Some(pw("from file")), true);
+        assert_eq!(step, Step::Ask("Current password: "));
+        let (_, step) = Questions::start(AccountAction::Unregister, Some(pw("typed")), true);
+        assert_eq!(step, Step::Ask("Password: "));
         let (_, step) = Questions::start(AccountAction::Register, Some(pw("from file")), true);
         assert_eq!(
             step,
