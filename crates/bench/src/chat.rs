@@ -9,6 +9,7 @@
 //! clients share the machine with the server and a heavier receiver would measure itself.
 
 mod irc;
+pub mod logins;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
@@ -122,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             rate: args.rate,
             private_rate: args.private_rate,
             deadline,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         tasks.push(tokio::spawn(load.send(link, Arc::clone(&tally))));
     }
@@ -244,7 +246,7 @@ impl Seen {
 }
 
 /// The `p` quantile of sorted microseconds, in milliseconds.
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u32], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).max(0.0) as usize;
     f64::from(sorted.get(i).copied().unwrap_or(0)) / 1000.0
 }
@@ -381,7 +383,8 @@ async fn join_one(
             (Link::Lib(client), reader)
         }
         Peer::Messenger => {
-            let Member { wr, rx } = join_messenger(addr, trust, &name(i)).await?;
+            let hello = ClientMsg::hello(PROTOCOL_VERSION, name(i));
+            let Member { wr, rx } = join_messenger(addr, trust, &hello).await?;
             let reader = tokio::spawn(async move {
                 let mut seen = Seen::default();
                 receive_messenger(rx, |text, private| seen.record(&tally, text, private)).await;
@@ -436,16 +439,15 @@ struct Peek<'a> {
     private: bool,
 }
 
-/// Connects over TLS (trusting the server as `trust` says), says hello as `name` and waits
-/// for the welcome.
+/// Connects over TLS (trusting the server as `trust` says), says `hello` and waits for the
+/// welcome.
 async fn join_messenger(
     addr: &str,
     trust: &Trust,
-    name: &str,
+    hello: &ClientMsg,
 ) -> anyhow::Result<Member<WriteHalf<client::TlsStream>, Frames>> {
     let (stream, _) = client::connect_tls(addr, trust).await?;
     let (rd, mut wr) = tokio::io::split(stream);
-    let hello = ClientMsg::hello(PROTOCOL_VERSION, name.to_owned());
     wr.write_all(&hello.to_frame()).await?;
     wr.flush().await?;
     let mut frames = Frames {
@@ -483,6 +485,8 @@ struct Load {
     rate: f64,
     private_rate: f64,
     deadline: Instant,
+    /// Stops the sending early when set (for loads whose end is not known in advance).
+    stop: Arc<AtomicBool>,
 }
 
 impl Load {
@@ -503,7 +507,7 @@ impl Load {
                 _ = all.tick(), if self.rate > 0.0 => false,
                 _ = private.tick(), if self.private_rate > 0.0 => true,
             };
-            if Instant::now() >= self.deadline {
+            if Instant::now() >= self.deadline || self.stop.load(Ordering::Relaxed) {
                 break;
             }
             let to = to_one.then(|| {

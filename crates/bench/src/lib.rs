@@ -8,8 +8,10 @@
 pub mod chat;
 pub mod cpu;
 pub mod download;
+pub mod history;
 pub mod hoard;
 pub mod ports;
+pub mod store;
 
 use clap::Parser;
 use download::Contender;
@@ -30,6 +32,16 @@ enum Cli {
     /// hold ports with paused flows and fill the queue (not part of `all`: it waits out
     /// `--max-pause`).
     Ports(ports::Args),
+    /// A login storm: 1,000 registered accounts log in at once (Argon2id each) while 100
+    /// guests chat; how long the logins took and the chat's latency before and during.
+    Logins(chat::logins::Args),
+    /// The store's write throughput: concurrent tasks storing messages through the server's
+    /// writer thread into a database on disk; messages/s and write latency.
+    Store(store::Args),
+    /// History pages from a database of 10 million messages (built first, or reused with
+    /// `--keep`); latency of the latest, deep and private pages (not part of `all`: it
+    /// writes about 2 GB).
+    History(history::Args),
     /// Everything, with the default settings (the default).
     All,
 }
@@ -52,6 +64,9 @@ pub fn main_with(extra: &dyn Fn() -> Vec<Box<dyn Contender>>) -> anyhow::Result<
         Cli::Chat(args) => tokio::runtime::Runtime::new()?.block_on(chat::run(args)),
         Cli::Hoard(args) => tokio::runtime::Runtime::new()?.block_on(hoard::run(args)),
         Cli::Ports(args) => tokio::runtime::Runtime::new()?.block_on(ports::run(args)),
+        Cli::Logins(args) => tokio::runtime::Runtime::new()?.block_on(chat::logins::run(args)),
+        Cli::Store(args) => tokio::runtime::Runtime::new()?.block_on(store::run(args)),
+        Cli::History(args) => tokio::runtime::Runtime::new()?.block_on(history::run(args)),
         Cli::All => all(extra),
     }
 }

@@ -1,0 +1,279 @@
+//! A login storm: many registered accounts log in at once (each costs the server an Argon2id
+//! check, slow on purpose) while a crowd already online chats at a steady rate. Reports how
+//! long the logins took and the crowd's delivery latency before and during the storm.
+
+use super::{
+    Link, Load, Member, Peer, Server, Tally, join_messenger, percentile, receive_messenger,
+};
+use anyhow::Context;
+use client::Trust;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+use wire::{ClientMsg, PROTOCOL_VERSION};
+
+/// Options of the login benchmark.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Accounts registered first, then logging in all at once.
+    #[arg(long, default_value_t = 1000)]
+    accounts: usize,
+    /// Guests online and chatting meanwhile.
+    #[arg(long, default_value_t = 100)]
+    online: usize,
+    /// Of those, how many send.
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Messages per second each sender sends to everyone.
+    #[arg(long, default_value_t = 60.0)]
+    rate: f64,
+    /// Private messages per second each sender sends to one guest picked at random.
+    #[arg(long, default_value_t = 10.0)]
+    private_rate: f64,
+    /// Seconds of chat measured before the storm.
+    #[arg(long, default_value_t = 3)]
+    baseline: u64,
+    /// Registrations at the same time (each is an Argon2id hash too).
+    #[arg(long, default_value_t = 50)]
+    register_concurrency: usize,
+    /// Logged-in accounts stay online (and receive the chat) until the end, rather than
+    /// quitting after their welcome.
+    #[arg(long)]
+    stay: bool,
+}
+
+/// Runs the benchmark and prints its tables (markdown) on stdout.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let server = Server::start(Peer::Messenger, args.accounts + args.online)?;
+    let (addr, trust) = (server.addr.clone(), server.trust.clone());
+
+    eprintln!("registering {} accounts", args.accounts);
+    let registering = Instant::now();
+    register_all(&addr, &trust, &args).await?;
+    let register_secs = registering.elapsed().as_secs_f64();
+
+    eprintln!("joining {} guests", args.online);
+    let tally = Arc::new(Tally {
+        epoch: Instant::now(),
+        measuring: AtomicBool::new(true),
+    });
+    let mut links = Vec::with_capacity(args.online);
+    let mut readers = Vec::with_capacity(args.online);
+    for i in 0..args.online {
+        let hello = ClientMsg::hello(PROTOCOL_VERSION, super::name(i));
+        let Member { wr, rx } = join_messenger(&addr, &trust, &hello).await?;
+        let tally = Arc::clone(&tally);
+        readers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            receive_messenger(rx, |text, _| seen.extend(Delivery::of(&tally, text))).await;
+            seen
+        }));
+        links.push(Link::Messenger(wr));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    let idle = links.split_off(args.senders.min(links.len()));
+    for (me, link) in links.into_iter().enumerate() {
+        let load = Load {
+            me,
+            clients: args.online,
+            rate: args.rate,
+            private_rate: args.private_rate,
+            deadline: Instant::now() + Duration::from_secs(24 * 3600),
+            stop: Arc::clone(&stop),
+        };
+        senders.push(tokio::spawn(load.send(link, Arc::clone(&tally))));
+    }
+
+    let chat_from = tally.now_us();
+    tokio::time::sleep(Duration::from_secs(args.baseline)).await;
+    eprintln!("{} accounts logging in at once", args.accounts);
+    let storm_from = tally.now_us();
+    let logins: Vec<JoinHandle<anyhow::Result<Login>>> = (0..args.accounts)
+        .map(|i| {
+            let (addr, trust, stay) = (addr.clone(), trust.clone(), args.stay);
+            tokio::spawn(async move { log_in(&addr, &trust, i, stay).await })
+        })
+        .collect();
+    let mut took = Vec::with_capacity(args.accounts);
+    let mut failed = 0;
+    let mut kept = Vec::new();
+    for login in logins {
+        match login.await? {
+            Ok(login) => {
+                took.push(login.took_us);
+                kept.extend(login.online);
+            }
+            Err(err) => {
+                failed += 1;
+                if failed <= 3 {
+                    eprintln!("a login failed: {err:#}");
+                }
+            }
+        }
+    }
+    let storm_to = tally.now_us();
+    // A second more of chat after the storm, so the last messages sent in it are delivered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = 0;
+    let mut links = idle;
+    for sender in senders {
+        let (link, all, private) = sender.await?;
+        sent += all + private;
+        links.push(link);
+    }
+    tokio::time::sleep(super::DRAIN).await;
+    for link in &mut links {
+        link.quit().await;
+    }
+    let mut seen = Vec::new();
+    for reader in readers {
+        if let Ok(Ok(part)) = tokio::time::timeout(Duration::from_secs(10), reader).await {
+            seen.extend(part);
+        }
+    }
+    drop(kept);
+    took.sort_unstable();
+    let storm_secs = (storm_to - storm_from) as f64 / 1e6;
+    println!(
+        "| accounts | registered in | logged in at once in | login p50 ms | login p99 ms | login max ms | failed |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.1} s | {:.1} s | {:.0} | {:.0} | {:.0} | {} |",
+        args.accounts,
+        register_secs,
+        storm_secs,
+        percentile(&took, 0.5),
+        percentile(&took, 0.99),
+        percentile(&took, 1.0),
+        failed,
+    );
+    println!();
+    println!(
+        "Chat meanwhile: {} guests online, {} x {}/s (+ {}/s private); {} messages sent, {} deliveries.",
+        args.online,
+        args.senders,
+        args.rate,
+        args.private_rate,
+        sent,
+        seen.len()
+    );
+    println!();
+    println!("| chat, messages sent | seconds | deliveries/s | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for (what, from, to) in [
+        ("before the storm", chat_from, storm_from),
+        ("during the storm", storm_from, storm_to),
+    ] {
+        let mut latencies: Vec<u32> = seen
+            .iter()
+            .filter(|d| (from..to).contains(&d.sent_us))
+            .map(|d| d.latency_us)
+            .collect();
+        latencies.sort_unstable();
+        let secs = (to - from).max(1) as f64 / 1e6;
+        println!(
+            "| {what} | {secs:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            latencies.len() as f64 / secs,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
+        );
+    }
+    Ok(())
+}
+
+/// One chat message received: when it was sent and how long it took, in microseconds.
+struct Delivery {
+    sent_us: u64,
+    latency_us: u32,
+}
+
+impl Delivery {
+    /// The delivery of a message whose text starts with its sender's timestamp.
+    fn of(tally: &Tally, text: &str) -> Option<Delivery> {
+        let sent_us = text.split(' ').next()?.parse::<u64>().ok()?;
+        let latency = tally.now_us().saturating_sub(sent_us);
+        Some(Delivery {
+            sent_us,
+            latency_us: u32::try_from(latency).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// Account `i`'s name and password.
+fn account(i: usize) -> (String, String) {
+    (format!("acct{i}"), format!("password of account {i}"))
+}
+
+fn hello(i: usize, register: bool) -> ClientMsg {
+    let (name, password) = account(i);
+    ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        name,
+        password: Some(password),
+        register,
+    }
+}
+
+/// Registers every account (a hello with `register`), `register_concurrency` at a time; each
+/// quits once welcomed.
+async fn register_all(addr: &str, trust: &Trust, args: &Args) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<JoinHandle<anyhow::Result<()>>> = (0..args.register_concurrency.max(1))
+        .map(|_| {
+            let (next, addr, trust, accounts) = (
+                Arc::clone(&next),
+                addr.to_owned(),
+                trust.clone(),
+                args.accounts,
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= accounts {
+                        return Ok(());
+                    }
+                    let Member { mut wr, .. } = join_messenger(&addr, &trust, &hello(i, true))
+                        .await
+                        .with_context(|| format!("account {i} could not register"))?;
+                    wr.write_all(&ClientMsg::Quit.to_frame()).await?;
+                    wr.flush().await?;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(())
+}
+
+/// A login done: how long it took, and the connection if it stays online.
+struct Login {
+    took_us: u32,
+    online: Option<(Link, JoinHandle<()>)>,
+}
+
+/// Logs account `i` in with its password; quits at once unless it `stay`s (reading what it
+/// is sent, unmeasured).
+async fn log_in(addr: &str, trust: &Trust, i: usize, stay: bool) -> anyhow::Result<Login> {
+    let started = Instant::now();
+    let Member { wr, rx } = join_messenger(addr, trust, &hello(i, false))
+        .await
+        .with_context(|| format!("account {i} could not log in"))?;
+    let took_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+    let mut link = Link::Messenger(wr);
+    let online = if stay {
+        let reader = tokio::spawn(receive_messenger(rx, |_, _| {}));
+        Some((link, reader))
+    } else {
+        link.quit().await;
+        None
+    };
+    Ok(Login { took_us, online })
+}
