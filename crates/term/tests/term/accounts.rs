@@ -165,3 +165,52 @@ async fn a_guest_registers_with_a_password_given_on_the_next_line_and_register_n
     let no_password = Cli::spawn_env(&server.addr, Some(&key), "dave", &["--register"], &[]);
     assert_eq!(no_password.exit_code().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_get_logs_in_to_a_registered_name_with_its_password() {
+    let server = server().await;
+    std::fs::write(server.files.path().join("one.bin"), [9u8; 4321]).unwrap();
+    let (frank, _events) = Client::connect_as(
+        &server.addr,
+        &client::Login {
+            name: "frank".into(),
+            password: Some(client::Password::new("frank's password")),
+            register: true,
+        },
+        None,
+        &server.trust(),
+    )
+    .await
+    .unwrap();
+    frank.quit().await.unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let get = |password: Option<&str>| {
+        let mut cmd = crate::common::messenger(Some(&server.key()));
+        cmd.args([
+            "--server",
+            &server.addr,
+            "--name",
+            "frank",
+            "--download-dir",
+        ])
+        .arg(dest.path())
+        .args(["get", "one.bin"])
+        .stdin(std::process::Stdio::null());
+        if let Some(password) = password {
+            cmd.env("MESSENGER_PASSWORD", password);
+        }
+        cmd
+    };
+    // Without the password (and nobody to ask), the name is refused.
+    let output = get(None).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("wrong name or password"), "{stderr}");
+    let output = get(Some("frank's password")).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read(dest.path().join("one.bin")).unwrap(),
+        [9u8; 4321]
+    );
+}
