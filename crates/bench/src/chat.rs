@@ -552,10 +552,15 @@ impl Drop for Server {
 impl Server {
     /// Starts the server on a free port, with limits raised for the load.
     fn start(peer: Peer, clients: usize) -> anyhow::Result<Server> {
+        Self::start_in(peer, clients, tempfile::tempdir()?)
+    }
+
+    /// [`Server::start`] in `dir`, which may hold a messenger data folder made beforehand
+    /// (see [`data_dir`]).
+    fn start_in(peer: Peer, clients: usize, dir: tempfile::TempDir) -> anyhow::Result<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let dir = tempfile::tempdir()?;
         let (child, trust) = match peer {
             Peer::Messenger => start_messenger(port, clients, dir.path())?,
             Peer::Ngircd => (
@@ -581,6 +586,11 @@ impl Server {
     }
 }
 
+/// The messenger's data folder (its identity and database) in a server's `dir`.
+fn data_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("data")
+}
+
 /// Starts `messenger-server` (built beside this binary), sharing a folder in `dir`, with a
 /// self-signed identity made beforehand in `dir` so that its key is known to the clients.
 fn start_messenger(
@@ -588,7 +598,7 @@ fn start_messenger(
     clients: usize,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Child, Trust)> {
-    let data = dir.join("data");
+    let data = data_dir(dir);
     let files = dir.join("files");
     let identity = server::Identity::load(&server::TlsIdentity::SelfSigned, &data)?;
     let exe = std::env::current_exe()?.with_file_name("messenger-server");
@@ -623,6 +633,8 @@ fn start_messenger(
             "--hello-rate",
             "1000000",
             "--hello-burst",
+            "1000000",
+            "--registrations-per-hour",
             "1000000",
             // The crowd does not ping.
             "--idle-timeout",

@@ -96,6 +96,7 @@ async fn make_accounts(store: &Store, n: usize) -> anyhow::Result<Arc<Vec<Party>
             name: name.clone(),
             password: "$argon2id$v=19$m=19456,t=2,p=1$bench$bench".into(),
             time: now_millis(),
+            max_accounts: usize::MAX,
         };
         let Written::Account(id) = store.write(write).await? else {
             anyhow::bail!("no account made");
