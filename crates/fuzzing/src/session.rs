@@ -330,6 +330,7 @@ impl Harness {
         config.max_clients_per_address = config.max_clients;
         config.hello_rate = 1e12;
         config.hello_burst = u32::MAX;
+        config.registrations_per_hour = u32::MAX;
         config.idle_timeout = Duration::from_secs(24 * 3600);
         // No history on join: the welcome is followed by nothing the model cannot see.
         config.history_on_join = 0;

@@ -226,6 +226,45 @@ impl LoginGuard {
     }
 }
 
+/// The window in which an address's new accounts are counted (`--registrations-per-hour`).
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+
+/// New accounts per source address, so that one address cannot fill the server's accounts
+/// (`--max-accounts`) and lock everybody else out of registering.
+#[derive(Debug, Default)]
+pub struct RegistrationGuard {
+    /// Per address: registrations in its current window, and when the window began.
+    inner: Mutex<HashMap<AddressKey, (u32, Instant)>>,
+}
+
+impl RegistrationGuard {
+    /// Takes one of the `limit` registrations `address` has per window, or says how long
+    /// until it has one again.
+    pub fn take(&self, address: AddressKey, now: Instant, limit: u32) -> Result<(), Duration> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.len() >= MAX_REMEMBERED && !inner.contains_key(&address) {
+            inner.retain(|_, (_, start)| now.duration_since(*start) < REGISTRATION_WINDOW);
+            if inner.len() >= MAX_REMEMBERED {
+                // Still full of recent windows: the oldest half goes.
+                let mut starts: Vec<Instant> = inner.values().map(|(_, start)| *start).collect();
+                let mid = starts.len() / 2;
+                let (_, cut, _) = starts.select_nth_unstable(mid);
+                let cut = *cut;
+                inner.retain(|_, (_, start)| *start > cut);
+            }
+        }
+        let (count, start) = inner.entry(address).or_insert((0, now));
+        if now.duration_since(*start) >= REGISTRATION_WINDOW {
+            (*count, *start) = (0, now);
+        }
+        if *count >= limit {
+            return Err(REGISTRATION_WINDOW - now.duration_since(*start));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +327,24 @@ mod tests {
         assert_eq!(guard.wait("alice", there, t0), None);
         let later = t0 + MAX_ADDRESS_WAIT;
         assert_eq!(guard.wait("bob", here, later), None);
+    }
+
+    #[test]
+    fn an_address_makes_a_few_accounts_an_hour() {
+        let guard = RegistrationGuard::default();
+        let here = AddressKey::of("127.0.0.1:1".parse().unwrap());
+        let there = AddressKey::of("127.0.0.2:1".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(guard.take(here, t0, 10), Ok(()));
+        }
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(
+            guard.take(here, later, 10),
+            Err(REGISTRATION_WINDOW - Duration::from_secs(60))
+        );
+        assert_eq!(guard.take(there, later, 10), Ok(()));
+        assert_eq!(guard.take(here, t0 + REGISTRATION_WINDOW, 10), Ok(()));
     }
 
     #[test]

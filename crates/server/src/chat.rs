@@ -379,7 +379,7 @@ pub(crate) async fn register(
     if let Err(refusal) = login::check_password(&password) {
         return refused(req, refusal);
     }
-    match login::create(shared, &me.name, password).await {
+    match login::create(shared, &me.name, password, me.address).await {
         Ok(id) => {
             me.account = Some(LoggedIn {
                 id,

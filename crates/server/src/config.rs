@@ -118,6 +118,10 @@ pub struct Config {
     pub history_on_join: usize,
     /// Most private messages kept for one offline account; more get `mailbox_full`.
     pub max_offline_messages: usize,
+    /// Most accounts the server keeps; past it registering gets `server_full`.
+    pub max_accounts: usize,
+    /// New accounts one source address may make in an hour; more get `rate_limited`.
+    pub registrations_per_hour: u32,
     /// Messages older than this are deleted (`None`: kept until the size bound needs room).
     pub history_retention: Option<Duration>,
     /// Most bytes the database may use; the oldest messages are deleted to stay under it.
@@ -184,6 +188,8 @@ impl Default for Config {
             require_accounts: false,
             history_on_join: 50,
             max_offline_messages: 1000,
+            max_accounts: 100_000,
+            registrations_per_hour: 10,
             history_retention: None,
             max_db_bytes: 1 << 30,
             db_full_sync: true,

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) passwords: accounts::Passwords,
     /// Failed logins per name and address.
     pub(crate) logins: accounts::LoginGuard,
+    /// New accounts per address.
+    pub(crate) registrations: accounts::RegistrationGuard,
     /// The temporary folder of a [`Database::Temporary`], removed with the server.
     _temporary: Option<TempFolder>,
 }
@@ -208,6 +210,7 @@ impl Server {
             store,
             passwords,
             logins: accounts::LoginGuard::default(),
+            registrations: accounts::RegistrationGuard::default(),
             _temporary: temporary,
             addresses: Arc::new(limit::Addresses::new(
                 config.max_pending_per_address,

@@ -121,7 +121,7 @@ pub(crate) async fn authenticate(
                     format!("the name {name:?} is already taken"),
                 ));
             }
-            let id = create(shared, name, password).await?;
+            let id = create(shared, name, password, address).await?;
             Ok(Some(LoggedIn {
                 id,
                 name: name.to_owned(),
@@ -138,12 +138,26 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// Registers `name` with `password` (its length checked already).
+/// Registers `name` with `password` (its length checked already), for a client at `address`.
 pub(crate) async fn create(
     shared: &Shared,
     name: &str,
     password: String,
+    address: AddressKey,
 ) -> Result<AccountId, Refusal> {
+    if let Err(wait) = shared.registrations.take(
+        address,
+        std::time::Instant::now(),
+        shared.config.registrations_per_hour,
+    ) {
+        return Err((
+            ErrorCode::RateLimited,
+            format!(
+                "too many new accounts from your address; try again in {} minutes",
+                wait.as_secs().div_ceil(60).max(1)
+            ),
+        ));
+    }
     let hash = shared
         .passwords
         .hash(Secret(password))
@@ -153,6 +167,7 @@ pub(crate) async fn create(
         name: name.to_owned(),
         password: hash,
         time: now_millis(),
+        max_accounts: shared.config.max_accounts,
     };
     match shared.store.write(write).await {
         Ok(Written::Account(id)) => Ok(id),
@@ -160,6 +175,13 @@ pub(crate) async fn create(
         Err(crate::store::StoreError::Exists) => Err((
             ErrorCode::NameTaken,
             format!("the name {name:?} is registered already"),
+        )),
+        Err(crate::store::StoreError::TooManyAccounts) => Err((
+            ErrorCode::ServerFull,
+            format!(
+                "this server keeps {} accounts, its most; ask its operator",
+                shared.config.max_accounts
+            ),
         )),
         Err(err) => Err(internal(err)),
     }

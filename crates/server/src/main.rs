@@ -113,6 +113,13 @@ struct Args {
     /// `mailbox_full`.
     #[arg(long, default_value_t = 1000)]
     max_offline_messages: usize,
+    /// Most accounts the server keeps; past it registering gets `server_full`.
+    #[arg(long, default_value_t = 100_000)]
+    max_accounts: usize,
+    /// New accounts one source address (IPv4 address, IPv6 /64) may make in an hour; more get
+    /// `rate_limited`.
+    #[arg(long, default_value_t = 10)]
+    registrations_per_hour: u32,
     /// Days messages are kept; older ones are deleted (0: kept until --max-db-size needs
     /// room).
     #[arg(long, default_value_t = 0)]
@@ -187,6 +194,8 @@ async fn main() -> anyhow::Result<()> {
         require_accounts: args.require_accounts,
         history_on_join: args.history_on_join as usize,
         max_offline_messages: args.max_offline_messages,
+        max_accounts: args.max_accounts,
+        registrations_per_hour: args.registrations_per_hour,
         history_retention: (args.history_days > 0)
             .then(|| Duration::from_secs(args.history_days.saturating_mul(24 * 3600))),
         max_db_bytes: args.max_db_size,

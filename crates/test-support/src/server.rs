@@ -38,6 +38,7 @@ pub async fn serve(files: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) ->
     config.max_clients_per_address = config.max_clients;
     config.hello_rate = 1e6;
     config.hello_burst = 1_000_000;
+    config.registrations_per_hour = u32::MAX;
     tweak(&mut config);
     let handle = Server::bind(config).await.unwrap().spawn().unwrap();
     let addr = handle.addr().to_string();
@@ -117,6 +118,7 @@ pub fn spawn_server(exe: &str, files: &Path, args: &[&str]) -> ServerProcess {
         ("--max-clients-per-address", "100000"),
         ("--hello-rate", "1000000"),
         ("--hello-burst", "1000000"),
+        ("--registrations-per-hour", "1000000"),
     ] {
         if !args.contains(&flag) {
             cmd.args([flag, value]);

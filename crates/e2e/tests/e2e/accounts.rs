@@ -898,3 +898,67 @@ async fn the_client_library_does_accounts_history_and_offline_messages() {
     let (guest, _) = Client::connect(&addr, "dave", &trust).await.unwrap();
     assert!(!guest.is_account());
 }
+
+/// One address registering names by the thousand would fill the server's accounts and lock
+/// everyone else out of registering: each address makes a few an hour, and the server keeps
+/// `--max-accounts` in all.
+#[tokio::test]
+async fn new_accounts_are_bounded_per_address_and_in_all() {
+    let server = start_with(|c| {
+        cheap(c);
+        c.registrations_per_hour = 3;
+        c.max_accounts = 5;
+    })
+    .await;
+    let register_from = |local: &'static str, name: String| {
+        let addr = server.addr.clone();
+        async move {
+            let mut raw = RawClient::connect_from(&addr, local).await;
+            raw.send(&ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name,
+                password: Some("a good password".into()),
+                register: true,
+            })
+            .await;
+            raw.recv().await.expect("an answer to the hello")
+        }
+    };
+    for i in 0..3 {
+        let msg = register_from("127.0.0.1", format!("spam{i}")).await;
+        assert!(
+            matches!(msg, ServerMsg::Welcome { account: true, .. }),
+            "{msg:?}"
+        );
+    }
+    // The fourth from the same address waits, and so does a guest's `register` from it.
+    let msg = register_from("127.0.0.1", "spam3".into()).await;
+    assert_eq!(code_of(&msg), Some(ErrorCode::RateLimited), "{msg:?}");
+    let mut guest = joined(&server.addr, "guest", None, false).await;
+    guest
+        .send(&ClientMsg::Register {
+            password: "a good password".into(),
+            req: Some(1),
+        })
+        .await;
+    assert_eq!(
+        code_of(&answer(&mut guest).await),
+        Some(ErrorCode::RateLimited)
+    );
+    // Another address may; past five accounts in all, nobody may.
+    for i in 0..2 {
+        let msg = register_from("127.0.0.2", format!("other{i}")).await;
+        assert!(
+            matches!(msg, ServerMsg::Welcome { account: true, .. }),
+            "{msg:?}"
+        );
+    }
+    let msg = register_from("127.0.0.3", "late".into()).await;
+    assert_eq!(code_of(&msg), Some(ErrorCode::ServerFull), "{msg:?}");
+    // Those who have accounts still log in.
+    let (_, welcome) = hello(&server.addr, "spam0", Some("a good password"), false).await;
+    assert!(
+        matches!(welcome, ServerMsg::Welcome { account: true, .. }),
+        "{welcome:?}"
+    );
+}

@@ -85,7 +85,8 @@ pub enum Write {
         limit: usize,
     },
     /// Register `name` with the password hash `password`: answered with
-    /// [`Written::Account`], or [`StoreError::Exists`].
+    /// [`Written::Account`], or [`StoreError::Exists`], or [`StoreError::TooManyAccounts`]
+    /// when `max_accounts` exist already.
     CreateAccount {
         /// The name as shown.
         name: String,
@@ -93,6 +94,8 @@ pub enum Write {
         password: String,
         /// When, in milliseconds since the Unix epoch.
         time: u64,
+        /// Most accounts the database may hold.
+        max_accounts: usize,
     },
     /// Replace the password hash of `account`.
     SetPassword {
@@ -177,6 +180,9 @@ pub enum StoreError {
     /// The recipient's waiting messages are at their bound.
     #[error("the recipient has too many messages waiting")]
     MailboxFull,
+    /// As many accounts exist as the server keeps.
+    #[error("the server holds as many accounts as it keeps")]
+    TooManyAccounts,
     /// The writer thread is gone (the server is stopping).
     #[error("the database is closed")]
     Closed,

@@ -160,7 +160,14 @@ fn apply_one(tx: &Transaction<'_>, write: &Write, max_bytes: u64) -> Result<Writ
             name,
             password,
             time,
+            max_accounts,
         } => {
+            let accounts: i64 = tx
+                .prepare_cached("SELECT count(*) FROM accounts")?
+                .query_row([], |row| row.get(0))?;
+            if accounts as u64 >= *max_accounts as u64 {
+                return Err(StoreError::TooManyAccounts);
+            }
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO accounts (key, name, password, created) VALUES (?1, ?2, ?3, ?4)
@@ -481,6 +488,7 @@ mod tests {
             name: name.into(),
             password: "$argon2id$x".into(),
             time: 1,
+            max_accounts: usize::MAX,
         };
         let Ok(Written::Account(id)) = apply(writer, write) else {
             panic!("not created")
@@ -519,6 +527,7 @@ mod tests {
         let (mut writer, readers) = open_in(dir.path(), u64::MAX);
         let alice = account(&mut writer, "Alice");
         let again = Write::CreateAccount {
+            max_accounts: usize::MAX,
             name: "alice".into(),
             password: "x".into(),
             time: 2,
