@@ -242,7 +242,14 @@ struct Job {
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     reader: Arc<dyn Reader>,
+    /// Reads under way at most ([`MAX_READS`]): each holds a blocking thread and a database
+    /// connection with its page cache, so a crowd asking for history at once waits its turn
+    /// rather than take hundreds of both.
+    reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most reads running at once.
+pub const MAX_READS: usize = 8;
 
 /// The answer to a write, once its transaction has committed.
 pub type Pending = oneshot::Receiver<Result<Written, StoreError>>;
@@ -254,7 +261,11 @@ impl Store {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || write_loop(backend, rx))?;
-        Ok(Self { jobs, reader })
+        Ok(Self {
+            jobs,
+            reader,
+            reads: Arc::new(tokio::sync::Semaphore::new(MAX_READS)),
+        })
     }
 
     /// Opens (or makes) the SQLite database of `options` and starts its writer thread.
@@ -286,6 +297,8 @@ impl Store {
         &self,
         read: impl FnOnce(&dyn Reader) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // The semaphore is never closed.
+        let _turn = self.reads.acquire().await.map_err(|_| StoreError::Closed)?;
         let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || read(reader.as_ref()))
             .await
