@@ -665,4 +665,41 @@ mod tests {
         writer.apply(&[&by_age]).unwrap();
         assert_eq!(readers.stats().unwrap().0, 0);
     }
+
+    /// A crowd of history requests at once: no more than MAX_READS of them hold a blocking
+    /// thread (and a connection) at a time; the rest wait their turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crowd_of_reads_runs_a_few_at_a_time() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, readers) = open_in(dir.path(), u64::MAX);
+        let store = crate::store::Store::start(Box::new(writer), Arc::new(readers)).unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut crowd = Vec::new();
+        for _ in 0..4 * crate::store::MAX_READS {
+            let (store, running, most) = (store.clone(), running.clone(), most.clone());
+            crowd.push(tokio::spawn(async move {
+                store
+                    .read(move |r| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        let page = r.latest_broadcast(10);
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        page
+                    })
+                    .await
+            }));
+        }
+        for read in crowd {
+            read.await.unwrap().unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (2..=crate::store::MAX_READS).contains(&most),
+            "{most} reads ran at once"
+        );
+    }
 }
