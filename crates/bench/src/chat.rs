@@ -51,6 +51,10 @@ pub struct Args {
     /// install ngircd`) with every client in one channel.
     #[arg(long, value_enum, default_value_t = Peer::Messenger)]
     server: Peer,
+    /// A flag added to messenger-server's command line (repeat for more), such as
+    /// `--server-arg=--db-sync=normal`: for comparing its settings.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 /// Which server the load goes to.
@@ -77,7 +81,7 @@ const DRAIN: Duration = Duration::from_secs(1);
 
 /// Runs the benchmark and prints its tables (markdown) on stdout.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let server = Server::start(args.server, args.clients)?;
+    let server = Server::start(args.server, args.clients, &args.server_args)?;
     let pid = server.child.id();
     let (rss_before, _) = usage(pid)?;
     let tally = Arc::new(Tally {
@@ -551,18 +555,23 @@ impl Drop for Server {
 
 impl Server {
     /// Starts the server on a free port, with limits raised for the load.
-    fn start(peer: Peer, clients: usize) -> anyhow::Result<Server> {
-        Self::start_in(peer, clients, tempfile::tempdir()?)
+    fn start(peer: Peer, clients: usize, extra: &[String]) -> anyhow::Result<Server> {
+        Self::start_in(peer, clients, tempfile::tempdir()?, extra)
     }
 
     /// [`Server::start`] in `dir`, which may hold a messenger data folder made beforehand
-    /// (see [`data_dir`]).
-    fn start_in(peer: Peer, clients: usize, dir: tempfile::TempDir) -> anyhow::Result<Server> {
+    /// (see [`data_dir`]); `extra` goes on messenger-server's command line.
+    fn start_in(
+        peer: Peer,
+        clients: usize,
+        dir: tempfile::TempDir,
+        extra: &[String],
+    ) -> anyhow::Result<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let (child, trust) = match peer {
-            Peer::Messenger => start_messenger(port, clients, dir.path())?,
+            Peer::Messenger => start_messenger(port, clients, dir.path(), extra)?,
             Peer::Ngircd => (
                 irc::start_server(port, dir.path())?,
                 Trust::pinned(wire::Fingerprint::of_public_key(b"")),
@@ -597,6 +606,7 @@ fn start_messenger(
     port: u16,
     clients: usize,
     dir: &std::path::Path,
+    extra: &[String],
 ) -> anyhow::Result<(Child, Trust)> {
     let data = data_dir(dir);
     let files = dir.join("files");
@@ -650,6 +660,7 @@ fn start_messenger(
         ])
         .arg("--files")
         .arg(files)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()?;

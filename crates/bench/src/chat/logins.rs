@@ -40,6 +40,9 @@ pub struct Args {
     /// quitting after their welcome.
     #[arg(long)]
     stay: bool,
+    /// A flag added to messenger-server's command line (repeat for more).
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 /// Runs the benchmark and prints its tables (markdown) on stdout.
@@ -49,7 +52,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let registering = Instant::now();
     register_all(dir.path(), args.accounts).await?;
     let register_secs = registering.elapsed().as_secs_f64();
-    let server = Server::start_in(Peer::Messenger, args.accounts + args.online, dir)?;
+    let server = Server::start_in(
+        Peer::Messenger,
+        args.accounts + args.online,
+        dir,
+        &args.server_args,
+    )?;
     let (addr, trust) = (server.addr.clone(), server.trust.clone());
 
     eprintln!("joining {} guests", args.online);
