@@ -33,14 +33,15 @@ enum Cli {
     /// `--max-pause`).
     Ports(ports::Args),
     /// A login storm: 1,000 registered accounts log in at once (Argon2id each) while 100
-    /// guests chat; how long the logins took and the chat's latency before and during.
+    /// guests chat; how long the logins took and the chat's latency before and during (not
+    /// part of `all`: it takes over a minute).
     Logins(chat::logins::Args),
     /// The store's write throughput: concurrent tasks storing messages through the server's
-    /// writer thread into a database on disk; messages/s and write latency.
+    /// writer thread into a database on disk; messages/s and write latency (not part of `all`).
     Store(store::Args),
     /// History pages from a database of 10 million messages (built first, or reused with
     /// `--keep`); latency of the latest, deep and private pages (not part of `all`: it
-    /// writes about 2 GB).
+    /// writes about 1.2 GB).
     History(history::Args),
     /// Everything, with the default settings (the default).
     All,
