@@ -21,8 +21,9 @@ use wire::{
     name_key,
 };
 
-/// Deliveries one session may have waiting for their commits; a client that sends faster
-/// waits (held back by TCP) until the first of them is out.
+/// Deliveries one session may have waiting for their commits at most; a client that sends
+/// faster waits (held back by TCP) until the first of them is out. A session's own queue
+/// bounds it further (see [`Pipeline::new`]).
 const PIPELINE_DEPTH: usize = 64;
 
 /// The deliveries of one session's messages, run in order once each is committed.
@@ -38,8 +39,13 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new() -> Self {
-        let (tx, mut rx) = mpsc::channel::<BoxFuture<'static, ()>>(PIPELINE_DEPTH);
+    /// A pipeline for a session whose queue holds `queue_limit` frames. Each step may answer
+    /// (an error, `message_queued`), and the answers of the steps waiting come out together
+    /// once their commit is done: so at most a quarter of the queue's frames wait, and a
+    /// client that pipelines its requests is not evicted for the burst of its own answers.
+    pub(crate) fn new(queue_limit: usize) -> Self {
+        let depth = (queue_limit / 4).clamp(1, PIPELINE_DEPTH);
+        let (tx, mut rx) = mpsc::channel::<BoxFuture<'static, ()>>(depth);
         let waiting = Arc::new(AtomicUsize::new(0));
         let done = Arc::clone(&waiting);
         let task = tokio::spawn(async move {

@@ -115,7 +115,7 @@ pub(crate) async fn run(
         outbox: outbox.clone(),
         account,
     };
-    let pipe = Pipeline::new();
+    let pipe = Pipeline::new(shared.config.queue_limit);
     let reason = read_loop(&mut frames, &shared, &mut me, &pipe).await;
     // Messages already stored still go out before the user is gone.
     pipe.finish().await;
