@@ -141,6 +141,29 @@ const FORGET: Duration = Duration::from_secs(3600);
 /// Most names, and most addresses, whose failures are remembered; past it the stalest go.
 pub const MAX_REMEMBERED: usize = 100_000;
 
+/// Keeps `map` under [`MAX_REMEMBERED`] entries before `key` is added: entries whose time
+/// (`time_of`) is `stale` old go first, and if the map is still full of recent ones, the
+/// oldest half goes.
+fn make_room<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, V>,
+    key: &K,
+    now: Instant,
+    stale: Duration,
+    time_of: impl Fn(&V) -> Instant,
+) {
+    if map.len() < MAX_REMEMBERED || map.contains_key(key) {
+        return;
+    }
+    map.retain(|_, v| now.duration_since(time_of(v)) < stale);
+    if map.len() >= MAX_REMEMBERED {
+        let mut times: Vec<Instant> = map.values().map(&time_of).collect();
+        let mid = times.len() / 2;
+        let (_, cut, _) = times.select_nth_unstable(mid);
+        let cut = *cut;
+        map.retain(|_, v| time_of(v) > cut);
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Strikes {
     fails: u32,
@@ -160,18 +183,7 @@ impl<K: std::hash::Hash + Eq + Clone> Ledger<K> {
     }
 
     fn fail(&mut self, key: K, now: Instant, cap: Duration) {
-        if self.entries.len() >= MAX_REMEMBERED && !self.entries.contains_key(&key) {
-            self.entries
-                .retain(|_, s| now.duration_since(s.last) < FORGET);
-            if self.entries.len() >= MAX_REMEMBERED {
-                // Still full of recent failures: the oldest half goes.
-                let mut lasts: Vec<Instant> = self.entries.values().map(|s| s.last).collect();
-                let mid = lasts.len() / 2;
-                let (_, cut, _) = lasts.select_nth_unstable(mid);
-                let cut = *cut;
-                self.entries.retain(|_, s| s.last > cut);
-            }
-        }
+        make_room(&mut self.entries, &key, now, FORGET, |s| s.last);
         let strikes = self.entries.entry(key).or_insert(Strikes {
             fails: 0,
             last: now,
@@ -242,17 +254,13 @@ impl RegistrationGuard {
     /// until it has one again.
     pub fn take(&self, address: AddressKey, now: Instant, limit: u32) -> Result<(), Duration> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.len() >= MAX_REMEMBERED && !inner.contains_key(&address) {
-            inner.retain(|_, (_, start)| now.duration_since(*start) < REGISTRATION_WINDOW);
-            if inner.len() >= MAX_REMEMBERED {
-                // Still full of recent windows: the oldest half goes.
-                let mut starts: Vec<Instant> = inner.values().map(|(_, start)| *start).collect();
-                let mid = starts.len() / 2;
-                let (_, cut, _) = starts.select_nth_unstable(mid);
-                let cut = *cut;
-                inner.retain(|_, (_, start)| *start > cut);
-            }
-        }
+        make_room(
+            &mut inner,
+            &address,
+            now,
+            REGISTRATION_WINDOW,
+            |(_, start)| *start,
+        );
         let (count, start) = inner.entry(address).or_insert((0, now));
         if now.duration_since(*start) >= REGISTRATION_WINDOW {
             (*count, *start) = (0, now);
