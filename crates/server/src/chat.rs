@@ -67,9 +67,7 @@ impl Pipeline {
     pub(crate) async fn reply(&self, shared: &Arc<Shared>, me: &Me, msg: ServerMsg) {
         // Only this session pushes, so none is added between the check and the reply.
         if self.waiting.load(Ordering::Acquire) == 0 {
-            shared
-                .registry
-                .reply(&me.outbox, &me.name, me.session, &msg);
+            answer(shared, &me.outbox, &me.name, me.session, &msg).await;
             return;
         }
         let (shared, outbox, name, session) = (
@@ -79,7 +77,7 @@ impl Pipeline {
             me.session,
         );
         self.push(Box::pin(async move {
-            shared.registry.reply(&outbox, &name, session, &msg);
+            answer(&shared, &outbox, &name, session, &msg).await;
         }))
         .await;
     }
@@ -89,6 +87,17 @@ impl Pipeline {
         drop(self.tx);
         let _ = self.task.await;
     }
+}
+
+/// Answers the session's own request: waits for room in its queue (so a client that sends
+/// faster than it reads is held back, not evicted for the answers it asked for), for at most
+/// the idle timeout, after which a client that takes nothing is evicted as a slow consumer.
+async fn answer(shared: &Shared, outbox: &Outbox, name: &str, session: u64, msg: &ServerMsg) {
+    let stall = shared.config.idle_timeout;
+    shared
+        .registry
+        .reply(outbox, name, session, msg, stall)
+        .await;
 }
 
 /// The session a request comes from.
@@ -185,7 +194,7 @@ pub(crate) async fn send_all(
             }
             Err(err) => {
                 let msg = not_stored(req, &err);
-                shared.registry.reply(&outbox, &name, session, &msg);
+                answer(&shared, &outbox, &name, session, &msg).await;
             }
         }
     }))
@@ -254,11 +263,10 @@ pub(crate) async fn send_private(
         me.session,
     );
     pipe.push(Box::pin(async move {
-        let reply = |msg: ServerMsg| shared.registry.reply(&outbox, &name, session, &msg);
         let id = match committed(pending).await {
             Ok(id) => id,
             Err(StoreError::MailboxFull) => {
-                return reply(ServerMsg::error(
+                let full = ServerMsg::error(
                     req,
                     ErrorCode::MailboxFull,
                     format!(
@@ -266,16 +274,21 @@ pub(crate) async fn send_private(
                          this one was not stored",
                         recipient.name, shared.config.max_offline_messages
                     ),
-                ));
+                );
+                return answer(&shared, &outbox, &name, session, &full).await;
             }
-            Err(err) => return reply(not_stored(req, &err)),
+            Err(err) => {
+                let msg = not_stored(req, &err);
+                return answer(&shared, &outbox, &name, session, &msg).await;
+            }
         };
         if hold.is_some() {
-            reply(ServerMsg::MessageQueued {
+            let queued = ServerMsg::MessageQueued {
                 req,
                 to: recipient.name.clone(),
                 id,
-            });
+            };
+            answer(&shared, &outbox, &name, session, &queued).await;
             // They may have logged in while it was being stored: then it is theirs now.
             if let (Some(account), Some(online)) =
                 (recipient.account, shared.registry.lookup(&recipient.name))
@@ -289,25 +302,26 @@ pub(crate) async fn send_private(
             return;
         }
         let frame = ServerMsg::message(Some(id), &name, &text, true, time).to_frame();
-        match shared.registry.send_to(session, &recipient.name, frame) {
-            Ok(()) => {}
-            Err(ErrorCode::RateLimited) => reply(ServerMsg::error(
+        let refusal = match shared.registry.send_to(session, &recipient.name, frame) {
+            Ok(()) => return,
+            Err(ErrorCode::RateLimited) => ServerMsg::error(
                 req,
                 ErrorCode::RateLimited,
                 format!(
                     "slow down: too many messages wait for {:?} to read them; try again shortly",
                     recipient.name
                 ),
-            )),
-            Err(code) => reply(ServerMsg::error(
+            ),
+            Err(code) => ServerMsg::error(
                 req,
                 code,
                 format!(
                     "{:?} went offline before the message reached them (it is in your history)",
                     recipient.name
                 ),
-            )),
-        }
+            ),
+        };
+        answer(&shared, &outbox, &name, session, &refusal).await;
     }))
     .await;
     None

@@ -12,6 +12,7 @@ use crate::store::AccountId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use wire::{ErrorCode, ServerMsg, StoredMessage, lookalike_key, name_key};
@@ -60,6 +61,8 @@ struct Occupancy {
     private_bytes: usize,
     /// Frames and bytes of private messages waiting, per sending session.
     senders: HashMap<u64, (usize, usize)>,
+    /// An answer waits for room ([`Outbox::wait_room`]): the writer wakes it as it takes one.
+    room_wanted: bool,
 }
 
 impl Occupancy {
@@ -106,6 +109,8 @@ impl Occupancy {
 pub struct Outbox {
     tx: mpsc::Sender<Queued>,
     held: Arc<Mutex<Occupancy>>,
+    /// Woken when a frame is taken while an answer waits for room.
+    room: Arc<Notify>,
     limits: QueueLimits,
     closed: CancellationToken,
     reason: Arc<OnceLock<CloseReason>>,
@@ -116,6 +121,7 @@ pub struct Outbox {
 pub struct OutboxReceiver {
     rx: mpsc::Receiver<Queued>,
     held: Arc<Mutex<Occupancy>>,
+    room: Arc<Notify>,
 }
 
 /// Outcome of trying to queue a frame for a client.
@@ -140,14 +146,16 @@ impl Outbox {
         // The channel never holds more than `limits.frames`: room is checked before sending.
         let (tx, rx) = mpsc::channel(limits.frames.max(1));
         let held = Arc::new(Mutex::new(Occupancy::default()));
+        let room = Arc::new(Notify::new());
         let outbox = Self {
             tx,
             held: Arc::clone(&held),
+            room: Arc::clone(&room),
             limits,
             closed: CancellationToken::new(),
             reason: Arc::new(OnceLock::new()),
         };
-        (outbox, OutboxReceiver { rx, held })
+        (outbox, OutboxReceiver { rx, held, room })
     }
 
     fn deliver(&self, frame: Bytes) -> Delivery {
@@ -202,6 +210,32 @@ impl Outbox {
         lock_held(&self.held).fits(len, self.limits)
     }
 
+    /// Waits until a frame of `len` bytes fits in the queue, for at most `stall`; false if it
+    /// did not fit in time or the connection closed meanwhile. For the answers to a client's
+    /// own requests: a client that sends faster than it reads its answers is held back (its
+    /// requests wait in TCP) rather than evicted for the burst of answers it asked for.
+    pub async fn wait_room(&self, len: usize, stall: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + stall;
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a frame taken right after it still wakes us.
+            notified.as_mut().enable();
+            {
+                let mut held = lock_held(&self.held);
+                if held.fits(len, self.limits) {
+                    return true;
+                }
+                held.room_wanted = true;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = self.closed.cancelled() => return false,
+                () = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+
     /// Frames and bytes waiting in the queue now.
     pub fn queued(&self) -> (usize, usize) {
         let held = lock_held(&self.held);
@@ -245,7 +279,12 @@ impl Outbox {
 
 impl OutboxReceiver {
     fn taken(&self, queued: Queued) -> Bytes {
-        lock_held(&self.held).remove(queued.frame.len(), queued.from);
+        let mut held = lock_held(&self.held);
+        held.remove(queued.frame.len(), queued.from);
+        if std::mem::take(&mut held.room_wanted) {
+            drop(held);
+            self.room.notify_waiters();
+        }
         queued.frame
     }
 
@@ -615,10 +654,25 @@ impl Registry {
         delivered
     }
 
-    /// Queues a reply for the user of `session` itself; a client that cannot take even its own
-    /// replies is evicted like any slow consumer.
-    pub fn reply(&self, outbox: &Outbox, name: &str, session: u64, msg: &ServerMsg) {
-        if outbox.deliver(msg.to_frame()) == Delivery::Full {
+    /// Queues a reply for the user of `session` itself, waiting for room in its queue for at
+    /// most `stall` (so the session reads no further request meanwhile); a client that takes
+    /// nothing from its queue for that long is evicted like any slow consumer.
+    pub async fn reply(
+        &self,
+        outbox: &Outbox,
+        name: &str,
+        session: u64,
+        msg: &ServerMsg,
+        stall: Duration,
+    ) {
+        let frame = msg.to_frame();
+        if !outbox.wait_room(frame.len(), stall).await {
+            if !outbox.is_closed() {
+                self.evict(vec![(name.to_owned(), session)]);
+            }
+            return;
+        }
+        if outbox.deliver(frame) == Delivery::Full {
             self.evict(vec![(name.to_owned(), session)]);
         }
     }

@@ -186,16 +186,17 @@ async fn a_client_asking_for_files_without_reading_holds_one_queue_of_replies_at
         asks.extend_from_slice(&ask.to_frame());
     }
     hoarder.send_bytes(&asks).await;
-    // While it does not read, what waits for it never passes the byte cap (until it is
-    // disconnected as a slow consumer, its queue full of refusals).
+    // While it does not read, what waits for it never passes the byte cap: once its queue is
+    // full, the server reads no more of its requests until there is room again.
     let mut most = 0;
     let mut last = (0, 0);
     let mut still = 0;
     while still < 10 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let Some(now) = server.handle.queued_for("hoarder") else {
-            break;
-        };
+        let now = server
+            .handle
+            .queued_for("hoarder")
+            .expect("the hoarder was evicted for the answers it asked for");
         assert!(now.1 <= queue_bytes, "{} bytes queued", now.1);
         most = most.max(now.1);
         still = if now == last && now.0 > 0 {
@@ -205,42 +206,98 @@ async fn a_client_asking_for_files_without_reading_holds_one_queue_of_replies_at
         };
         last = now;
     }
-    // Once it reads: a queue's worth of pages (and what the socket buffers held), then `busy`
-    // (unless its queue filled with those refusals and it was disconnected as a slow
-    // consumer: a slow consumer gets only the `bye`).
+    // Once it reads, it gets an answer to every request: the server held its requests back
+    // while its queue was full (refusing with `busy` the pages that found no room), and did
+    // not evict it for the answers it asked for.
     let (mut pages, mut busy) = (0, 0);
     while pages + busy < 400 {
-        let Some(msg) = hoarder.recv().await else {
-            break; // disconnected as a slow consumer after all
-        };
-        match msg {
-            ServerMsg::Welcome { .. } => {}
-            ServerMsg::Bye { reason, .. } => assert_eq!(reason, "slow_consumer"),
-            ServerMsg::Files { files, next, .. } => {
+        match hoarder.recv().await {
+            Some(ServerMsg::Files { files, next, .. }) => {
                 assert_eq!(files.len(), 1000);
                 assert!(next.is_some());
                 pages += 1;
             }
-            msg if is_error(&msg, ErrorCode::Busy) => busy += 1,
-            other => panic!("{other:?}"),
+            Some(msg) if is_error(&msg, ErrorCode::Busy) => busy += 1,
+            other => panic!("after {pages} pages and {busy} busy: {other:?}"),
         }
     }
     eprintln!("hoarder: {pages} pages and {busy} busy; at most {most} bytes queued");
-    // The pages built fit in the byte cap (a page of 1000 entries is 38 KB, so about 27 of
-    // them), plus what left the queue: the writer's batch, TLS's buffer and the kernel's send
-    // buffer, which on loopback starts near its maximum (tcp_wmem) once the TLS handshake has
-    // been acknowledged. Without the cap, the queue's 100 frames alone would hold 100 pages on
-    // top of those.
-    let send_buffer = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|t| t.split_whitespace().nth(2)?.parse::<usize>().ok())
-        .unwrap_or(4 * 1024 * 1024);
-    let page = 38 * 1024;
-    let bound = (queue_bytes + send_buffer + 256 * 1024) / page;
+    assert!(most > 0, "nothing was ever queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_faster_than_it_reads_its_answers_is_held_back_not_evicted() {
+    // Every request past the first is refused (`rate_limited`), so each one has an answer.
+    let server = start_with(|c| {
+        c.rate_limit = 0.001;
+        c.rate_burst = 1;
+    })
+    .await;
+    let mut hasty = RawClient::connect_small_buffer(&server.addr).await;
+    hasty.hello("hasty").await;
+    assert!(matches!(
+        hasty.recv().await,
+        Some(ServerMsg::Welcome { .. })
+    ));
+    // Ten megabytes of answers: far more than its queue (100 frames) and the socket buffers
+    // between (the kernel's send buffer on loopback, up to tcp_wmem's 4 MiB) can hold.
+    let asks = 60_000u64;
+    let frames: Vec<u8> = (1..=asks)
+        .flat_map(|i| {
+            ClientMsg::SendAll {
+                text: "hi".into(),
+                req: Some(i),
+            }
+            .to_frame()
+        })
+        .collect();
+    let (mut rd, mut wr) = tokio::io::split(hasty.stream);
+    // Written from another task: once the server holds its reading back, this write waits.
+    let writer = tokio::spawn(async move {
+        wr.write_all(&frames).await.unwrap();
+        wr.flush().await.unwrap();
+        wr
+    });
+    // It reads nothing until its queue has been full for a while.
+    wait_until("hasty's queue fills or hasty is evicted", || {
+        server.handle.queued_for("hasty").is_none_or(|q| q.0 >= 100)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        pages < bound.min(100 + send_buffer / (2 * page)),
-        "{pages} pages built for a client that does not read (at most {bound})"
+        server.handle.queued_for("hasty").is_some(),
+        "hasty was evicted for the answers it asked for"
     );
+    // Then it reads: every answer, in order, and no `bye`.
+    let mut codec = wire::FrameCodec::default();
+    let mut buf = bytes::BytesMut::new();
+    let mut refused = Vec::new();
+    let read_all = async {
+        while refused.len() < asks as usize - 1 {
+            if let Some(frame) = codec.decode(&mut buf).unwrap() {
+                match ServerMsg::decode(&frame).unwrap() {
+                    ServerMsg::Error {
+                        code: ErrorCode::RateLimited,
+                        req,
+                        ..
+                    } => refused.push(req),
+                    other => panic!("after {} answers: {other:?}", refused.len()),
+                }
+                continue;
+            }
+            let read = rd.read_buf(&mut buf).await.unwrap();
+            assert!(read > 0, "closed after {} answers", refused.len());
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_all)
+        .await
+        .expect("the answers stopped coming");
+    let wanted: Vec<Option<u64>> = (2..=asks).map(Some).collect();
+    assert!(refused == wanted, "answers out of order or missing");
+    let wr = writer.await.unwrap();
+    hasty.stream = rd.unsplit(wr);
+    hasty.send(&ClientMsg::Ping).await;
+    assert_eq!(hasty.recv().await, Some(ServerMsg::Pong));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
