@@ -96,20 +96,38 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let chat_from = tally.now_us();
     tokio::time::sleep(Duration::from_secs(args.baseline)).await;
     eprintln!("{} accounts logging in at once", args.accounts);
+    // The logging-in clients run on a runtime (a thread) of their own, at the lowest priority:
+    // they stand for a thousand other machines, and their TLS handshakes, a thousand at once,
+    // would otherwise queue on the threads that time the chat or take the server's CPU, and
+    // the stall measured would be the load generator's, not the server's. (They still send
+    // their thousand ClientHellos at once: generating one is cheap.)
+    let storm = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("storm")
+        .on_thread_start(|| {
+            if nice_failed(rustix::process::setpriority_process(None, 19)) {
+                eprintln!("could not lower the storm thread's priority; measuring anyway");
+            }
+        })
+        .enable_all()
+        .build()?;
     let storm_from = tally.now_us();
     let logins: Vec<JoinHandle<anyhow::Result<Login>>> = (0..args.accounts)
         .map(|i| {
             let (addr, trust, stay) = (addr.clone(), trust.clone(), args.stay);
-            tokio::spawn(async move { log_in(&addr, &trust, i, stay).await })
+            let epoch = tally.epoch;
+            storm.spawn(async move { log_in(&addr, &trust, i, stay, epoch).await })
         })
         .collect();
     let mut took = Vec::with_capacity(args.accounts);
+    let mut welcomed_at = Vec::with_capacity(args.accounts);
     let mut failed = 0;
     let mut kept = Vec::new();
     for login in logins {
         match login.await? {
             Ok(login) => {
                 took.push(login.took_us);
+                welcomed_at.push(login.done_us);
                 kept.extend(login.online);
             }
             Err(err) => {
@@ -142,6 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     drop(kept);
+    storm.shutdown_background();
     took.sort_unstable();
     let storm_secs = (storm_to - storm_from) as f64 / 1e6;
     println!(
@@ -190,7 +209,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             percentile(&latencies, 1.0),
         );
     }
+    print_timeline(&seen, &welcomed_at, storm_from, storm_to);
     Ok(())
+}
+
+/// True (after the first failure only, so it is said once) when `setpriority` failed.
+fn nice_failed(result: rustix::io::Result<()>) -> bool {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    result.is_err() && !SAID.swap(true, Ordering::Relaxed)
+}
+
+/// The chat's latency during the storm second by second (by when a message was sent), beside
+/// how many logins were welcomed in that second: where the tail falls, not only how long it is.
+fn print_timeline(seen: &[Delivery], welcomed_at: &[u64], from: u64, to: u64) {
+    let seconds = usize::try_from((to.saturating_sub(from)).div_ceil(1_000_000)).unwrap_or(0);
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); seconds];
+    for d in seen.iter().filter(|d| (from..to).contains(&d.sent_us)) {
+        let at = usize::try_from((d.sent_us - from) / 1_000_000).unwrap_or(usize::MAX);
+        if let Some(bucket) = buckets.get_mut(at) {
+            bucket.push(d.latency_us);
+        }
+    }
+    let mut welcomed = vec![0usize; seconds];
+    for &at in welcomed_at.iter().filter(|&&at| at >= from) {
+        let at = usize::try_from((at - from) / 1_000_000).unwrap_or(usize::MAX);
+        if let Some(count) = welcomed.get_mut(at) {
+            *count += 1;
+        }
+    }
+    println!();
+    println!("| second of the storm | logins welcomed | deliveries | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for (second, (mut latencies, welcomed)) in buckets.into_iter().zip(welcomed).enumerate() {
+        latencies.sort_unstable();
+        println!(
+            "| {second} | {welcomed} | {} | {:.2} | {:.2} | {:.2} |",
+            latencies.len(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
+        );
+    }
 }
 
 /// One chat message received: when it was sent and how long it took, in microseconds.
@@ -269,20 +328,29 @@ async fn register_all(dir: &std::path::Path, accounts: usize) -> anyhow::Result<
     Ok(())
 }
 
-/// A login done: how long it took, and the connection if it stays online.
+/// A login done: how long it took, when (microseconds from the chat's epoch), and the
+/// connection if it stays online.
 struct Login {
     took_us: u32,
+    done_us: u64,
     online: Option<(Link, JoinHandle<()>)>,
 }
 
 /// Logs account `i` in with its password; quits at once unless it `stay`s (reading what it
 /// is sent, unmeasured).
-async fn log_in(addr: &str, trust: &Trust, i: usize, stay: bool) -> anyhow::Result<Login> {
+async fn log_in(
+    addr: &str,
+    trust: &Trust,
+    i: usize,
+    stay: bool,
+    epoch: Instant,
+) -> anyhow::Result<Login> {
     let started = Instant::now();
     let Member { wr, rx } = join_messenger(addr, trust, &hello(i))
         .await
         .with_context(|| format!("account {i} could not log in"))?;
     let took_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+    let done_us = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut link = Link::Messenger(wr);
     let online = if stay {
         let reader = tokio::spawn(receive_messenger(rx, |_, _| {}));
@@ -291,5 +359,9 @@ async fn log_in(addr: &str, trust: &Trust, i: usize, stay: bool) -> anyhow::Resu
         link.quit().await;
         None
     };
-    Ok(Login { took_us, online })
+    Ok(Login {
+        took_us,
+        done_us,
+        online,
+    })
 }
