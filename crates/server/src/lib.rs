@@ -20,6 +20,7 @@ mod inbound;
 mod limit;
 mod login;
 mod notices;
+mod pace;
 mod registry;
 mod session;
 pub mod store;
@@ -61,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) inbound: inbound::Budget,
     /// Completes the TLS handshake of each new connection.
     pub(crate) tls: tokio_rustls::TlsAcceptor,
+    /// How many handshakes compute at once, so that a burst of them does not stall the chat.
+    pub(crate) handshakes: pace::Pacer,
     /// The fingerprint of the server's key.
     pub(crate) fingerprint: wire::Fingerprint,
     /// The database.
@@ -226,6 +229,7 @@ impl Server {
             hashes: HashCache::new(config.hash_hook.clone()),
             transfers,
             tls: tokio_rustls::TlsAcceptor::from(tls),
+            handshakes: pace::Pacer::new(pace::Pacer::default_permits()),
             fingerprint: identity.fingerprint(),
             config,
             shutdown: CancellationToken::new(),

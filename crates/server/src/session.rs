@@ -66,7 +66,10 @@ pub(crate) async fn run(
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
 
     let handshake = tokio::select! {
-        done = timeout(shared.config.handshake_timeout, shared.tls.accept(stream)) => done,
+        done = timeout(
+            shared.config.handshake_timeout,
+            shared.handshakes.pace(shared.tls.accept(stream)),
+        ) => done,
         () = shared.shutdown.cancelled() => return,
     };
     let stream = match handshake {
