@@ -32,6 +32,20 @@ pub struct Args {
     /// (otherwise a temporary folder under /tmp, removed after).
     #[arg(long, value_name = "PATH")]
     keep: Option<PathBuf>,
+    /// Empty the kernel's page cache before every page read (root only: writes
+    /// /proc/sys/vm/drop_caches), so each page comes from the disk, as on a server whose old
+    /// history left memory long ago. Give fewer `--queries` with it: each drop takes a moment.
+    #[arg(long)]
+    cold: bool,
+}
+
+/// Asks the kernel to drop its page cache, so the next reads of the database at `path` come
+/// from the disk. The kernel drops clean pages only, so the database (just built, perhaps) is
+/// written out first.
+fn drop_page_cache(path: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(path)?.sync_all()?;
+    std::fs::write("/proc/sys/vm/drop_caches", "1\n")
+        .context("--cold needs root, to write /proc/sys/vm/drop_caches")
 }
 
 /// Runs the benchmark and prints its table (markdown) on stdout.
@@ -77,8 +91,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The store as the server makes it: reads on tokio's blocking threads.
     let store = Store::start(Box::new(writer), std::sync::Arc::new(readers))?;
     println!(
-        "Database: {stored} messages, {:.0} MiB; pages of at most {MAX_HISTORY_PAGE}.",
-        bytes as f64 / 1_048_576.0
+        "Database: {stored} messages, {:.0} MiB; pages of at most {MAX_HISTORY_PAGE}{}.",
+        bytes as f64 / 1_048_576.0,
+        if args.cold {
+            "; the page cache dropped before each read"
+        } else {
+            ""
+        }
     );
     println!();
     println!("| query | pages | messages per page | p50 ms | p99 ms | max ms |");
@@ -89,6 +108,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut messages = 0;
         for _ in 0..args.queries {
             let query = kind.query(&mut rng, stored);
+            if args.cold {
+                drop_page_cache(&path)?;
+            }
             let started = Instant::now();
             let got = store.read(move |r| r.history(&query)).await?;
             latencies.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));

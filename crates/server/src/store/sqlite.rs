@@ -394,15 +394,21 @@ impl Reader for Readers {
                     .collect::<Result<Vec<_>, _>>()?,
                 Some((account, with_key)) => conn
                     .prepare_cached(
-                        "SELECT id, from_name, to_name, text, time FROM (
-                             SELECT * FROM (SELECT * FROM messages
+                        // The ids first, from the two indexes alone (they hold the id), and
+                        // only the page's rows then: one row read per message shown, not two
+                        // (each side may give a whole page), which is what a page costs when
+                        // the conversation is spread over a database read from disk.
+                        "SELECT id, from_name, to_name, text, time FROM messages
+                         WHERE id IN (SELECT id FROM (
+                             SELECT id FROM (SELECT id FROM messages
                                  WHERE from_account = ?1 AND to_key = ?2 AND id < ?3
                                  ORDER BY id DESC LIMIT ?4)
                              UNION ALL
-                             SELECT * FROM (SELECT * FROM messages
+                             SELECT id FROM (SELECT id FROM messages
                                  WHERE to_account = ?1 AND from_key = ?2 AND id < ?3
                                  ORDER BY id DESC LIMIT ?4)
-                         ) ORDER BY id DESC LIMIT ?4",
+                         ) ORDER BY id DESC LIMIT ?4)
+                         ORDER BY id DESC",
                     )?
                     .query_map(params![account, with_key, before, want], row_message)?
                     .collect::<Result<Vec<_>, _>>()?,
@@ -597,6 +603,18 @@ mod tests {
         let ours = page(Some((alice.account.unwrap(), "bob".into())), None, 100);
         let texts: Vec<_> = ours.messages.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, (0..10).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        // Pages of both directions at once, merged in order, each one before the last.
+        let conversation = Some((alice.account.unwrap(), "bob".to_owned()));
+        let newest = page(conversation.clone(), None, 3);
+        let texts: Vec<_> = newest.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!((texts, newest.more), (vec!["p7", "p8", "p9"], true));
+        let before = Some(newest.messages[0].id);
+        let next = page(conversation.clone(), before, 3);
+        let texts: Vec<_> = next.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!((texts, next.more), (vec!["p4", "p5", "p6"], true));
+        let last = page(conversation, Some(next.messages[0].id - 1), 4);
+        let texts: Vec<_> = last.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!((texts, last.more), (vec!["p0", "p1", "p2", "p3"], false));
         // Carol wrote to bob, never to alice: her conversation with alice is empty.
         assert!(
             page(Some((carol.account.unwrap(), "alice".into())), None, 100)
