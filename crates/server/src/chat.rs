@@ -91,7 +91,8 @@ impl Pipeline {
 
 /// Answers the session's own request: waits for room in its queue (so a client that sends
 /// faster than it reads is held back, not evicted for the answers it asked for), for at most
-/// the idle timeout, after which a client that takes nothing is evicted as a slow consumer.
+/// the idle timeout, after which a client whose queue still has no room is evicted as a slow
+/// consumer.
 async fn answer(shared: &Shared, outbox: &Outbox, name: &str, session: u64, msg: &ServerMsg) {
     let stall = shared.config.idle_timeout;
     shared

@@ -655,8 +655,8 @@ impl Registry {
     }
 
     /// Queues a reply for the user of `session` itself, waiting for room in its queue for at
-    /// most `stall` (so the session reads no further request meanwhile); a client that takes
-    /// nothing from its queue for that long is evicted like any slow consumer.
+    /// most `stall` (so the session reads no further request meanwhile); a client whose queue
+    /// finds no room for it that long is evicted like any slow consumer.
     pub async fn reply(
         &self,
         outbox: &Outbox,

@@ -60,6 +60,21 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX messages_received;",
 ];
 
+/// A page of a private conversation: `?1` the account reading, `?2` the other party's key,
+/// `?3` the id it comes before, `?4` the most messages. Each side is read from its covering
+/// index alone, in order (a test checks SQLite's plan).
+const PRIVATE_PAGE: &str = "SELECT id, from_name, to_name, text, time FROM (
+        SELECT * FROM (
+            SELECT id, from_name, to_name, text, time FROM messages
+            WHERE from_account = ?1 AND to_key = ?2 AND id < ?3
+            ORDER BY id DESC LIMIT ?4)
+        UNION ALL
+        SELECT * FROM (
+            SELECT id, from_name, to_name, text, time FROM messages
+            WHERE to_account = ?1 AND from_key = ?2 AND id < ?3
+            ORDER BY id DESC LIMIT ?4)
+    ) ORDER BY id DESC LIMIT ?4";
+
 /// How a database is opened.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -410,20 +425,7 @@ impl Reader for Readers {
                     .query_map(params![before, want], row_message)?
                     .collect::<Result<Vec<_>, _>>()?,
                 Some((account, with_key)) => conn
-                    .prepare_cached(
-                        // Each side read from its covering index alone, in order.
-                        "SELECT id, from_name, to_name, text, time FROM (
-                             SELECT * FROM (
-                                 SELECT id, from_name, to_name, text, time FROM messages
-                                 WHERE from_account = ?1 AND to_key = ?2 AND id < ?3
-                                 ORDER BY id DESC LIMIT ?4)
-                             UNION ALL
-                             SELECT * FROM (
-                                 SELECT id, from_name, to_name, text, time FROM messages
-                                 WHERE to_account = ?1 AND from_key = ?2 AND id < ?3
-                                 ORDER BY id DESC LIMIT ?4)
-                         ) ORDER BY id DESC LIMIT ?4",
-                    )?
+                    .prepare_cached(PRIVATE_PAGE)?
                     .query_map(params![account, with_key, before, want], row_message)?
                     .collect::<Result<Vec<_>, _>>()?,
             };
@@ -577,6 +579,25 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+        // Both sides of a page come from an index alone, never from the table's rows.
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {PRIVATE_PAGE}"))
+            .unwrap()
+            .query_map(params![1, "bob", i64::MAX, 201], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let searches: Vec<_> = plan.iter().filter(|d| d.starts_with("SEARCH")).collect();
+        assert_eq!(searches.len(), 2, "{plan:?}");
+        for (search, index) in searches
+            .iter()
+            .zip(["messages_sent_page", "messages_received_page"])
+        {
+            assert!(
+                search.contains(&format!("COVERING INDEX {index}")),
+                "{plan:?}"
+            );
+        }
     }
 
     #[test]
