@@ -15,7 +15,16 @@ fn is_error(msg: &ServerMsg, wanted: ErrorCode) -> bool {
 
 /// A raw client joined as `name`, its welcome read.
 async fn joined(addr: &str, name: &str) -> RawClient {
-    let mut raw = RawClient::connect(addr).await;
+    welcomed(RawClient::connect(addr).await, name).await
+}
+
+/// As [`joined`], with a tiny receive buffer ([`RawClient::connect_small_buffer`]).
+async fn joined_small_buffer(addr: &str, name: &str) -> RawClient {
+    welcomed(RawClient::connect_small_buffer(addr).await, name).await
+}
+
+/// `raw` after its hello as `name` and the welcome it got.
+async fn welcomed(mut raw: RawClient, name: &str) -> RawClient {
     raw.hello(name).await;
     let welcome = raw.recv().await;
     assert!(
@@ -74,12 +83,7 @@ async fn a_private_flood_from_forty_connections_never_evicts_a_reader_that_keeps
     .await;
     // The reader reads all the time, as fast as its (small) socket buffer lets it: like a
     // user on a real link, it cannot take megabytes at once.
-    let mut reader = RawClient::connect_small_buffer(&server.addr).await;
-    reader.hello("reader").await;
-    assert!(matches!(
-        reader.recv().await,
-        Some(ServerMsg::Welcome { .. })
-    ));
+    let mut reader = joined_small_buffer(&server.addr, "reader").await;
     let mut flooders = Vec::new();
     for i in 0..40 {
         flooders.push(joined(&server.addr, &format!("flood{i}")).await);
@@ -167,14 +171,9 @@ async fn a_client_asking_for_files_without_reading_holds_one_queue_of_replies_at
     for i in 0..2000 {
         std::fs::write(server.files.path().join(format!("file-{i:05}.bin")), b"x").unwrap();
     }
-    let mut hoarder = RawClient::connect_small_buffer(&server.addr).await;
-    hoarder.hello("hoarder").await;
     // Online before it asks (the TLS handshake and the hello take a moment on a busy machine):
     // from here on it does not read.
-    assert!(matches!(
-        hoarder.recv().await,
-        Some(ServerMsg::Welcome { .. })
-    ));
+    let mut hoarder = joined_small_buffer(&server.addr, "hoarder").await;
     let mut asks = Vec::new();
     // Far more than the socket buffers hold: 400 pages of 38 KB.
     for i in 0..400 {
@@ -233,12 +232,7 @@ async fn a_client_sending_faster_than_it_reads_its_answers_is_held_back_not_evic
         c.rate_burst = 1;
     })
     .await;
-    let mut hasty = RawClient::connect_small_buffer(&server.addr).await;
-    hasty.hello("hasty").await;
-    assert!(matches!(
-        hasty.recv().await,
-        Some(ServerMsg::Welcome { .. })
-    ));
+    let mut hasty = joined_small_buffer(&server.addr, "hasty").await;
     // Ten megabytes of answers: far more than its queue (100 frames) and the socket buffers
     // between (the kernel's send buffer on loopback, up to tcp_wmem's 4 MiB) can hold.
     let asks = 60_000u64;
